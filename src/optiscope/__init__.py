@@ -1,0 +1,52 @@
+"""optiscope: measure why training a neural network is hard, and say what to try.
+
+The public API is what ``__all__`` lists; everything else lives in private modules.
+"""
+
+from optiscope._curvature import (
+    CriticalPoint,
+    critical_point,
+    hessian_diagonal,
+    hessian_eigenvalues,
+    hessian_trace,
+    spectral_density,
+)
+from optiscope._errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
+from optiscope._linalg import (
+    DenseOperator,
+    EigenResult,
+    LinearOperator,
+    SpectralDensity,
+    TraceEstimate,
+    hutchinson_trace,
+    hutchpp_trace,
+    lanczos,
+)
+from optiscope._problem import GGNOperator, HessianOperator, Problem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CriticalPoint",
+    "DenseOperator",
+    "EigenResult",
+    "GGNOperator",
+    "HessianOperator",
+    "LinearOperator",
+    "NonFiniteError",
+    "OptiscopeError",
+    "Problem",
+    "ProblemError",
+    "SpectralDensity",
+    "TraceEstimate",
+    "TrainingModeError",
+    "__version__",
+    "critical_point",
+    "hessian_diagonal",
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "hutchinson_trace",
+    "hutchpp_trace",
+    "lanczos",
+    "spectral_density",
+]

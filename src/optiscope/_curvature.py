@@ -1,0 +1,268 @@
+"""Curvature of a Problem at its point: eigenvalues, trace, spectral density, critical-point type.
+
+Each function accepts a :class:`~optiscope.Problem`, a :class:`~optiscope.LinearOperator` or a
+dense symmetric tensor, so the same code path is tested against exact matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optiscope._linalg.hutchpp import TraceEstimate, hutchinson_trace, hutchpp_trace
+from optiscope._linalg.lanczos import EigenResult, lanczos
+from optiscope._linalg.operators import LinearOperator, as_operator
+from optiscope._linalg.slq import SpectralDensity, slq_density
+from optiscope._problem import Problem
+
+_TRACE_METHODS = ("auto", "hutch++", "hutchinson", "exact")
+
+
+def _operator(target: Problem | LinearOperator | Tensor, matrix: str = "hessian") -> LinearOperator:
+    if isinstance(target, Problem):
+        if matrix == "hessian":
+            return target.hessian_operator()
+        if matrix == "ggn":
+            return target.ggn_operator()
+        raise ValueError(f"matrix must be 'hessian' or 'ggn', got {matrix!r}")
+    return as_operator(target)
+
+
+def hessian_eigenvalues(
+    target: Problem | LinearOperator | Tensor,
+    k: int = 1,
+    which: str = "largest",
+    *,
+    tol: float = 1e-6,
+    max_steps: int | None = None,
+    seed: int | None = 0,
+    matrix: str = "hessian",
+) -> EigenResult:
+    """Extreme eigenvalues of the Hessian (or ``matrix="ggn"``) by Lanczos.
+
+    ``which`` is ``"largest"`` (largest first), ``"smallest"`` (most negative first) or
+    ``"both"``. Converged when each wanted eigenvalue's error bound, from its residual norm, is at
+    most ``tol`` times the largest Ritz value's magnitude. The result carries ``values``,
+    ``vectors`` (columns), ``residuals``, ``errors``, ``converged`` and ``hvps``.
+    """
+    return lanczos(_operator(target, matrix), k, which, tol=tol, max_steps=max_steps, seed=seed)
+
+
+def hessian_diagonal(problem: Problem) -> Tensor:
+    """The exact Hessian diagonal of a feed-forward network, by one second-order backward pass.
+
+    Supported: ``nn.Sequential`` stacks of linear, convolution, pooling and elementwise activation
+    layers with cross-entropy or squared-error loss (see the reliability notes in the docs).
+    Raises :class:`~optiscope.ProblemError` naming the unsupported part otherwise.
+    """
+    from optiscope._errors import ProblemError
+    from optiscope._hessdiag import UnsupportedModelError, exact_hessian_diagonal
+
+    point = problem.split(problem.point)
+    batches, weights = [], []
+    for w, inputs, targets in problem.batches():
+        batches.append((inputs, targets))
+        weights.append(w)
+    selected = [(n, point[n]) for n in problem.names]
+    try:
+        # The pass reads the modules' own weights: show it the point, then restore them.
+        with _swapped(problem.model, point):
+            diags = exact_hessian_diagonal(
+                problem.model, problem.loss_fn, batches, weights, selected
+            )
+    except UnsupportedModelError as err:
+        raise ProblemError(str(err)) from err
+    return problem.flatten(diags)
+
+
+class _swapped:
+    """Temporarily point the model's parameters at the analysis point (restored on exit)."""
+
+    def __init__(self, model: torch.nn.Module, values: dict[str, Tensor]) -> None:
+        self.model, self.values, self.saved = model, values, {}
+
+    def __enter__(self):
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if name in self.values:
+                    self.saved[name] = p.detach().clone()
+                    p.copy_(self.values[name])
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if name in self.saved:
+                    p.copy_(self.saved[name])
+        return False
+
+
+def hessian_trace(
+    target: Problem | LinearOperator | Tensor,
+    budget: int = 99,
+    *,
+    method: str = "auto",
+    seed: int | None = 0,
+) -> TraceEstimate:
+    """The Hessian trace: exact where the model allows it, else Hutch++ with ``budget`` products.
+
+    ``method``: ``"auto"`` (exact diagonal for supported feed-forward networks, else Hutch++),
+    ``"hutch++"`` (Meyer et al. 2021), ``"hutchinson"`` (Hutchinson 1989) or ``"exact"``.
+    Returns ``.value``, ``.std_error`` (zero when exact) and ``.hvps``.
+    """
+    if method not in _TRACE_METHODS:
+        raise ValueError(f"method must be one of {_TRACE_METHODS}, got {method!r}")
+    if isinstance(target, Problem) and method in ("auto", "exact"):
+        from optiscope._hessdiag import supports
+
+        reason = supports(target.model, target.loss_fn)
+        if reason is None:
+            diag = hessian_diagonal(target)
+            return TraceEstimate(float(diag.double().sum()), 0.0, 0, "exact-diagonal")
+        if method == "exact" and target.num_params > 5000:
+            from optiscope._errors import ProblemError
+
+            raise ProblemError(
+                f"no exact trace for this model: {reason}; and {target.num_params} parameters "
+                "are too many for n products. Use method='hutch++'"
+            )
+    op = _operator(target)
+    if method == "exact":
+        return hutchinson_trace(op, max(op.shape[0], 2), seed=seed)
+    if method == "hutchinson":
+        return hutchinson_trace(op, budget, seed=seed)
+    return hutchpp_trace(op, budget, seed=seed)
+
+
+def spectral_density(
+    target: Problem | LinearOperator | Tensor,
+    steps: int = 100,
+    probes: int = 1,
+    *,
+    seed: int | None = 0,
+    grid_size: int = 1000,
+    sigma: float | None = None,
+    matrix: str = "hessian",
+) -> SpectralDensity:
+    """The Hessian's spectral density by stochastic Lanczos quadrature (Ubaru et al. 2017).
+
+    ``probes`` Rademacher start vectors, ``steps`` Lanczos steps each; the quadrature nodes and
+    weights are smoothed with a Gaussian of width ``sigma`` (default 1% of the spectral spread).
+    """
+    return slq_density(
+        _operator(target, matrix),
+        steps,
+        probes,
+        seed=seed,
+        grid_size=grid_size,
+        sigma=sigma,
+    )
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """What kind of point this is, and the numbers behind the verdict.
+
+    ``kind`` is ``"minimum"``, ``"saddle"``, ``"maximum"`` or ``"not a critical point"``;
+    ``curvature`` describes the Hessian whatever the gradient: ``"positive definite"``,
+    ``"positive semi-definite"``, ``"indefinite"``, ``"negative semi-definite"`` or
+    ``"negative definite"``; ``index`` is the estimated fraction of negative eigenvalues.
+    """
+
+    kind: str
+    curvature: str
+    loss: float
+    gradient_norm: float
+    lambda_max: float
+    lambda_min: float
+    index: float
+    hvps: int
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _curvature_type(lmax: float, lmin: float, zero: float) -> str:
+    if lmin > zero:
+        return "positive definite"
+    if lmin >= -zero and lmax > zero:
+        return "positive semi-definite"
+    if lmax < -zero:
+        return "negative definite"
+    if lmax <= zero and lmin < -zero:
+        return "negative semi-definite"
+    if lmin < -zero:
+        return "indefinite"
+    return "zero"
+
+
+def critical_point(
+    problem: Problem,
+    *,
+    grad_tol: float = 1e-3,
+    eig_tol: float = 1e-3,
+    index_steps: int = 60,
+    seed: int | None = 0,
+) -> CriticalPoint:
+    """Classify the point: minimum, saddle, maximum, or not a critical point.
+
+    The point is critical when the gradient norm is at most ``grad_tol``. Eigenvalues within
+    ``eig_tol`` times the largest magnitude count as zero. The extreme eigenvalues come from
+    Lanczos; the index (fraction of negative eigenvalues, Dauphin et al. 2014) from stochastic
+    Lanczos quadrature, exactly when the dimension is at most ``index_steps``.
+    """
+    loss, grad = problem.loss_and_gradient()
+    gnorm = float(torch.linalg.vector_norm(grad.double()))
+    op = problem.hessian_operator()
+    start = problem.hvp_count
+    n = problem.num_params
+    which = "both" if n >= 2 else "largest"
+    eig = lanczos(op, 1, which, tol=1e-4, max_steps=min(n, 200), seed=seed)
+    lmax = float(eig.values[0])
+    lmin = float(eig.values[-1])
+    scale = max(abs(lmax), abs(lmin))
+    zero = eig_tol * scale
+    dens = slq_density(op, min(index_steps, n), 1, seed=seed)
+    index = dens.fraction_below(-zero)
+    if lmin >= -zero:
+        index = 0.0
+    curvature = _curvature_type(lmax, lmin, zero)
+    if gnorm > grad_tol:
+        kind = "not a critical point"
+        reason = f"gradient norm {gnorm:.3g} > {grad_tol:.3g}"
+    elif curvature in ("positive definite", "positive semi-definite", "zero"):
+        kind = "minimum"
+        reason = f"gradient norm {gnorm:.3g} <= {grad_tol:.3g} and smallest eigenvalue {lmin:.3g}"
+        reason += f" >= -{zero:.3g}"
+        if curvature != "positive definite":
+            reason += " (flat directions: a degenerate minimum, or a plateau)"
+    elif curvature == "indefinite":
+        kind = "saddle"
+        reason = (
+            f"gradient norm {gnorm:.3g} <= {grad_tol:.3g}, eigenvalues of both signs "
+            f"({lmin:.3g} and {lmax:.3g}), index {index:.3f}"
+        )
+    else:
+        kind = "maximum"
+        reason = f"gradient norm {gnorm:.3g} <= {grad_tol:.3g} and largest eigenvalue {lmax:.3g}"
+    return CriticalPoint(
+        kind=kind,
+        curvature=curvature,
+        loss=loss,
+        gradient_norm=gnorm,
+        lambda_max=lmax,
+        lambda_min=lmin,
+        index=index,
+        hvps=problem.hvp_count - start,
+        reason=reason,
+        evidence={
+            "grad_tol": grad_tol,
+            "zero_threshold": zero,
+            "lambda_max_error": float(eig.errors[0]),
+            "lambda_min_error": float(eig.errors[-1]),
+            "lanczos_steps": eig.steps,
+            "index_steps": min(index_steps, n),
+        },
+    )

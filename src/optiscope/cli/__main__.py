@@ -1,0 +1,5 @@
+import sys
+
+from optiscope.cli import main
+
+sys.exit(main())
