@@ -66,7 +66,8 @@ def hessian_diagonal(problem: Problem) -> Tensor:
     for w, inputs, targets in problem.batches():
         batches.append((inputs, targets))
         weights.append(w)
-    selected = [(n, point[n]) for n in problem.names]
+    own = dict(problem.model.named_parameters())
+    selected = [(n, own[n]) for n in problem.names]
     try:
         # The pass reads the modules' own weights: show it the point, then restore them.
         with _swapped(problem.model, point):

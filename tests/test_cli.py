@@ -1,0 +1,47 @@
+"""The analyze command end to end on the embedded default, and its error path."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from optiscope.cli import main
+
+
+def test_analyze_json_reports_a_consistent_analysis(capsys):
+    assert main(["analyze", "--steps", "60", "-k", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["parameters"] == 64 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
+    assert r["samples"] == 1797
+    assert 0 < r["loss"] < math.log(10)  # trained below chance
+    assert r["accuracy"] > 0.5
+    top, bottom = r["top_eigenvalues"], r["bottom_eigenvalues"]
+    assert len(top) == 2 and len(bottom) == 2
+    assert top[0] >= top[1] > bottom[1] >= bottom[0]
+    assert top[0] > 0
+    assert r["trace"] > 0
+    assert r["critical_point"]["kind"] in ("minimum", "saddle", "not a critical point")
+    assert r["gradient_norm"] > 0
+
+
+def test_analyze_table(capsys):
+    assert main(["analyze", "--steps", "5", "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    for label in ("loss", "gradient norm", "top eigenvalues", "trace", "critical point"):
+        assert label in out
+
+
+def test_bad_arguments_give_one_readable_line_and_exit_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "optiscope.cli", "analyze", "--steps", "-3"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "optiscope analyze: error: expected --steps >= 0, --batch-size >= 1 and --lr > 0, "
+        "got --steps -3, --batch-size 64, --lr 0.05"
+    )
+    assert "Traceback" not in proc.stderr

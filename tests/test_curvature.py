@@ -1,0 +1,124 @@
+"""Curvature of Problems with closed-form answers: quadratics, the saddle x1^2 - x2^2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import optiscope
+from optiscope import Problem
+
+from .conftest import make_case
+
+
+class Point(nn.Module):
+    """A 'model' whose output is its parameter vector: the loss is then any f(x)."""
+
+    def __init__(self, x) -> None:
+        super().__init__()
+        self.x = nn.Parameter(torch.as_tensor(x, dtype=torch.float64))
+
+    def forward(self, inputs):
+        return self.x
+
+
+DUMMY = (torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
+
+
+def saddle(x, _):
+    return x[0] ** 2 - x[1] ** 2
+
+
+def test_saddle_is_classified_as_a_saddle():
+    cp = optiscope.critical_point(Problem(Point([0.0, 0.0]), saddle, DUMMY))
+    assert cp.kind == "saddle"
+    assert cp.curvature == "indefinite"
+    assert cp.lambda_max == pytest.approx(2.0, abs=1e-12)
+    assert cp.lambda_min == pytest.approx(-2.0, abs=1e-12)
+    assert cp.index == pytest.approx(0.5, abs=1e-12)
+    assert cp.gradient_norm == 0.0
+
+
+def test_away_from_the_saddle_it_is_not_a_critical_point():
+    cp = optiscope.critical_point(Problem(Point([1.0, 0.0]), saddle, DUMMY))
+    assert cp.kind == "not a critical point"
+    assert cp.gradient_norm == pytest.approx(2.0)
+    assert "gradient norm 2 > 0.001" in cp.reason
+    assert cp.curvature == "indefinite"
+
+
+@pytest.mark.parametrize(
+    ("diag", "kind", "curvature"),
+    [
+        ([1.0, 2.0, 3.0], "minimum", "positive definite"),
+        ([-1.0, -2.0, -0.5], "maximum", "negative definite"),
+        ([1.0, 0.0, 3.0], "minimum", "positive semi-definite"),
+        ([1.0, -2.0, 3.0], "saddle", "indefinite"),
+    ],
+)
+def test_quadratics_with_closed_form_eigenvalues(diag, kind, curvature):
+    d = torch.tensor(diag, dtype=torch.float64)
+
+    def quad(x, _):
+        return 0.5 * (d * x * x).sum()
+
+    problem = Problem(Point([0.0, 0.0, 0.0]), quad, DUMMY)
+    cp = optiscope.critical_point(problem)
+    assert (cp.kind, cp.curvature) == (kind, curvature)
+    assert cp.lambda_max == pytest.approx(float(d.max()))
+    assert cp.lambda_min == pytest.approx(float(d.min()))
+    assert cp.index == pytest.approx(float((d < 0).double().mean()))
+    tr = optiscope.hessian_trace(problem, method="exact")
+    assert tr.value == pytest.approx(float(d.sum()))
+
+
+def test_linear_regression_hessian_is_two_over_n_xtx():
+    # Closed form: F = mean (Xw + b - y)^2 has H = 2/n [X 1]^T [X 1].
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(40, 1, generator=gen, dtype=torch.float64)
+    model = nn.Linear(5, 1).double()
+    problem = Problem(model, nn.MSELoss(), (x, y))
+    xa = torch.cat([x, torch.ones(40, 1, dtype=torch.float64)], 1)
+    exact = torch.linalg.eigvalsh(2 / 40 * xa.T @ xa)
+    res = optiscope.hessian_eigenvalues(problem, k=2, which="both", tol=1e-12)
+    torch.testing.assert_close(res.largest, exact.flip(0)[:2], rtol=1e-10, atol=0)
+    torch.testing.assert_close(res.smallest, exact[:2], rtol=1e-10, atol=0)
+    cp = optiscope.critical_point(problem)
+    assert cp.curvature == "positive definite"
+
+
+def test_trace_estimates_on_a_problem_agree_with_the_dense_trace():
+    case = make_case("rnn", "mean", "batches")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    exact = float(case.dense_hessian().trace())
+    assert optiscope.hessian_trace(problem, method="exact").value == pytest.approx(exact)
+    # 30 products on ~90 parameters: a few standard errors of slack.
+    est = optiscope.hessian_trace(problem, 30, method="hutch++", seed=1)
+    assert abs(est.value - exact) < 5 * est.std_error + 1e-9
+    assert est.hvps == 30
+    assert problem.hvp_count >= 30
+
+
+def test_spectral_density_of_a_problem_integrates_to_one():
+    case = make_case("cnn", "mean", "one")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    exact = torch.linalg.eigvalsh(case.dense_hessian()).numpy()
+    dens = optiscope.spectral_density(problem, steps=problem.num_params, probes=2, seed=0)
+    assert np.trapezoid(dens.density, dens.grid) == pytest.approx(1.0, abs=1e-3)
+    # A full Lanczos run has the exact eigenvalues as its nodes.
+    nodes = np.sort(dens.nodes[0])
+    assert nodes[0] == pytest.approx(exact[0], abs=1e-8)
+    assert nodes[-1] == pytest.approx(exact[-1], abs=1e-8)
+    assert dens.fraction_below(0.0) == pytest.approx(float((exact < 0).mean()), abs=0.2)
+
+
+def test_ggn_eigenvalues_through_the_matrix_argument():
+    case = make_case("mlp", "mean", "one", "mse")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    res = optiscope.hessian_eigenvalues(problem, k=1, which="smallest", matrix="ggn", tol=1e-10)
+    assert float(res.values[0]) > -1e-10
+    with pytest.raises(ValueError, match="matrix must be 'hessian' or 'ggn', got 'fisher'"):
+        optiscope.hessian_eigenvalues(problem, matrix="fisher")
