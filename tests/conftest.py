@@ -24,7 +24,9 @@ class TinyRNN(nn.Module):
 def make_model(kind: str) -> nn.Module:
     torch.manual_seed(0)
     if kind == "mlp":
-        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+        model = nn.Sequential(
+            nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)
+        )
     elif kind == "cnn":
         model = nn.Sequential(
             nn.Conv2d(1, 2, 3, padding=1),
@@ -59,9 +61,7 @@ class Case:
         names = [n for n, _ in self.model.named_parameters()]
         shapes = [p.shape for _, p in self.model.named_parameters()]
         numels = [p.numel() for _, p in self.model.named_parameters()]
-        params = {
-            n: t.view(s) for n, t, s in zip(names, torch.split(theta, numels), shapes)
-        }
+        params = {n: t.view(s) for n, t, s in zip(names, torch.split(theta, numels), shapes)}
         x = torch.cat([b[0] for b in self.batches])
         y = torch.cat([b[1] for b in self.batches])
         return self.loss_fn(functional_call(self.model, params, (x,)), y)

@@ -28,10 +28,14 @@ def test_operator_algebra_matches_dense():
     torch.testing.assert_close((oa @ ob) @ v, a @ (b @ v))
     torch.testing.assert_close((-oa).to_dense(), -a)
     rect = DenseOperator(torch.ones(2, 6, dtype=torch.float64))
-    torch.testing.assert_close(rect.T @ torch.ones(2, dtype=torch.float64), 2 * torch.ones(6).double())
+    torch.testing.assert_close(
+        rect.T @ torch.ones(2, dtype=torch.float64), 2 * torch.ones(6).double()
+    )
     sp = oa.to_scipy()
     np.testing.assert_allclose(sp.matvec(v.numpy()), (a @ v).numpy())
-    with pytest.raises(ValueError, match=r"expected a vector of length 6, got a tensor of shape \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"expected a vector of length 6, got a tensor of shape \(5,\)"
+    ):
         oa @ torch.ones(5, dtype=torch.float64)
     with pytest.raises(ValueError, match="cannot compose operators of shapes"):
         _ = rect @ rect

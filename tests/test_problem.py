@@ -205,7 +205,9 @@ def test_empty_data_is_refused():
 
 def test_one_shot_iterator_is_refused():
     case = _mlp()
-    with pytest.raises(ProblemError, match=r"iterator \(generator\) that can be traversed only once"):
+    with pytest.raises(
+        ProblemError, match=r"iterator \(generator\) that can be traversed only once"
+    ):
         Problem(case.model, case.loss_fn, (b for b in case.batches))
 
 

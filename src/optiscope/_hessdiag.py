@@ -6,14 +6,15 @@ more into backprop", ICLR 2020), which rests on the Hessian backpropagation of D
 AISTATS 2020), written from scratch in plain torch.
 
 Per sample, the Hessian of the loss w.r.t. the network output is written as S diag(w) S^T
-(cross-entropy: S = diag(sqrt p) Q with c - 1 columns, where Q is an orthonormal basis of the
-complement of sqrt p, so that S S^T = diag(p) - p p^T; MSE: S = I, w = 2). The columns of S travel backwards through each layer's transposed Jacobian. An activation
-a = sigma(z) adds the residual diag(sigma''(z) * dL/da), which can be indefinite: it is appended
-as columns sqrt|r_i| e_i weighted by sign(r_i), and these columns travel on through the earlier
-layers too. So the Hessian w.r.t. every layer output is sum_k w_k s_k s_k^T, and the diagonal of
-a weight block is sum_k w_k (J_theta^T s_k)^2 summed over samples, where J_theta^T s_k is the
-"per-sample gradient" of that column: an outer product with the input for Linear, a contraction
-with the unfolded input for convolutions (which keeps the cross terms between positions).
+(cross-entropy: S = diag(sqrt p) Q with c - 1 columns, Q an orthonormal basis of the complement
+of sqrt p, so that S S^T = diag(p) - p p^T; MSE: S = I, w = 2). The columns of S travel backwards
+through each layer's transposed Jacobian. An activation a = sigma(z) adds the residual
+diag(sigma''(z) * dL/da), which can be indefinite: it is appended as columns sqrt|r_i| e_i
+weighted by sign(r_i), and these columns travel on through the earlier layers too. So the Hessian
+w.r.t. every layer output is sum_k w_k s_k s_k^T, and the diagonal of a weight block is
+sum_k w_k (J_theta^T s_k)^2 summed over samples, where J_theta^T s_k is the "per-sample
+gradient" of that column: an outer product with the input for Linear, a contraction with the
+unfolded input for convolutions (which keeps the cross terms between positions).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def _gelu(m, z, a):
         t = torch.tanh(c * (z + k * z**3))
         dt = 1 - t * t
         du = c * (1 + 3 * k * z * z)
-        return 0.5 * (1 + t) + 0.5 * z * dt * du, dt * du + 0.5 * z * dt * (6 * c * k * z - 2 * t * du * du)
+        d2 = dt * du + 0.5 * z * dt * (6 * c * k * z - 2 * t * du * du)
+        return 0.5 * (1 + t) + 0.5 * z * dt * du, d2
     phi = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
     return cdf + z * phi, phi * (2 - z * z)
@@ -232,13 +234,22 @@ def _conv_geometry(m: nn.Module) -> _ConvGeometry:
     one_d = isinstance(m, nn.Conv1d)
     kernel, dilation = tuple(m.kernel_size), tuple(m.dilation)
     if isinstance(m.padding, str):
-        total = [0] * len(kernel) if m.padding == "valid" else [d * (k - 1) for k, d in zip(kernel, dilation)]
+        total = (
+            [0] * len(kernel)
+            if m.padding == "valid"
+            else [d * (k - 1) for k, d in zip(kernel, dilation)]
+        )
         sides = [(t // 2, t - t // 2) for t in total]
     else:
         sides = [(p, p) for p in m.padding]
     weight, stride = m.weight, tuple(m.stride)
     if one_d:  # a 1-d convolution is a 2-d one over a height-1 image
-        weight, stride, dilation, sides = weight.unsqueeze(2), (1, *stride), (1, *dilation), [(0, 0), *sides]
+        weight, stride, dilation, sides = (
+            weight.unsqueeze(2),
+            (1, *stride),
+            (1, *dilation),
+            [(0, 0), *sides],
+        )
     if all(lo == hi for lo, hi in sides):
         return _ConvGeometry(weight, stride, (sides[0][0], sides[1][0]), dilation, None, one_d)
     pad = [sides[1][0], sides[1][1], sides[0][0], sides[0][1]]
@@ -262,7 +273,7 @@ def _forward(layers: list[_Layer], x: Tensor) -> tuple[list[Tensor], dict[int, T
         m, h = layer.module, acts[-1]
         if layer.kind == "conv" and h.dim() != (3 if isinstance(m, nn.Conv1d) else 4):
             raise UnsupportedModelError(
-                _fallback(f"{type(m).__name__} got input of shape {tuple(h.shape)} without a batch dimension")
+                _fallback(f"{type(m).__name__} got an input of shape {tuple(h.shape)} (no batch)")
             )
         if layer.kind in ("linear", "maxpool", "linop") and h.dim() < 2:
             raise UnsupportedModelError(_fallback(f"{type(m).__name__} got a 1-d input"))
@@ -275,7 +286,9 @@ def _forward(layers: list[_Layer], x: Tensor) -> tuple[list[Tensor], dict[int, T
             h = m(h.clone() if getattr(m, "inplace", False) else h)
         if h.dim() == 0 or h.shape[0] != n:
             raise UnsupportedModelError(
-                _fallback(f"{type(m).__name__} mixes the samples of a batch (output {tuple(h.shape)})")
+                _fallback(
+                    f"{type(m).__name__} mixes the samples of a batch (output {tuple(h.shape)})"
+                )
             )
         acts.append(h)
     return acts, indices
@@ -296,7 +309,9 @@ def _transpose(layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | N
         cols = s.reshape(n * k, *a.shape[1:])
         cols = cols.unsqueeze(2) if geo.one_d else cols
         size = (n * k, *x.shape[1:])
-        out = torch.nn.grad.conv2d_input(size, geo.weight, cols, geo.stride, geo.padding, geo.dilation)
+        out = torch.nn.grad.conv2d_input(
+            size, geo.weight, cols, geo.stride, geo.padding, geo.dilation
+        )
         if geo.pad is not None:
             left, right, top, bottom = geo.pad
             out = out[..., top : out.shape[-2] - bottom, left : out.shape[-1] - right]
@@ -316,7 +331,7 @@ def _transpose(layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | N
 
 
 def _accumulate(layer: _Layer, s: Tensor, omega: Tensor, z: Tensor, acc: dict[str, Tensor]) -> None:
-    """Add sum_{n,k} omega_nk (J_theta^T s_nk)^2 for the wanted parameters of a Linear/conv layer."""
+    """Add sum_{n,k} omega_nk (J_theta^T s_nk)^2 to the wanted parameters of a Linear or conv."""
     m, (n, k) = layer.module, s.shape[:2]
     if layer.kind == "linear" and s.dim() == 3:
         h = torch.bmm(omega.unsqueeze(1), s * s).squeeze(1)  # diag of the output Hessian
@@ -342,7 +357,8 @@ def _accumulate(layer: _Layer, s: Tensor, omega: Tensor, z: Tensor, acc: dict[st
             inputs = F.unfold(x, kernel, geo.dilation, geo.padding, geo.stride).transpose(1, 2)
     if "weight" in acc:
         grads = torch.bmm(cols, inputs).square_()  # [n, K * out, in]
-        acc["weight"] += (omega.reshape(1, n * k) @ grads.reshape(n * k, -1)).reshape(m.weight.shape)
+        diag = omega.reshape(1, n * k) @ grads.reshape(n * k, -1)
+        acc["weight"] += diag.reshape(m.weight.shape)
     if "bias" in acc:
         b = per_pos.sum(2)
         acc["bias"] += torch.bmm(omega.unsqueeze(1), b * b).sum(0).squeeze(0)
@@ -370,7 +386,8 @@ def _loss_factor(
             return s, omega * mass, mass * p - y
         return s, omega, p - F.one_hot(y, c).to(out.dtype)
     d = out[0].numel()
-    s = torch.eye(d, dtype=out.dtype, device=out.device).expand(n, d, d).reshape(n, d, *out.shape[1:])
+    eye = torch.eye(d, dtype=out.dtype, device=out.device)
+    s = eye.expand(n, d, d).reshape(n, d, *out.shape[1:])
     return s, out.new_full((n, d), 2 * scale), 2 * (out - y.to(out.dtype))
 
 
@@ -378,16 +395,20 @@ def _check_targets(loss_fn: nn.Module, out_shape: torch.Size, y: Tensor, n: int)
     if isinstance(loss_fn, nn.CrossEntropyLoss):
         if len(out_shape) != 1:
             raise UnsupportedModelError(
-                _fallback(f"CrossEntropyLoss on outputs of per-sample shape {tuple(out_shape)}; only (N, C)")
+                _fallback(f"CrossEntropyLoss on outputs (N, *{tuple(out_shape)}); only (N, C)")
             )
         c = out_shape[0]
         want = (n, c) if y.is_floating_point() else (n,)
         if tuple(y.shape) != want:
-            raise ValueError(f"targets of shape {tuple(y.shape)} for logits ({n}, {c}); expected {want}")
+            raise ValueError(
+                f"targets of shape {tuple(y.shape)} for logits ({n}, {c}); expected {want}"
+            )
         if not y.is_floating_point() and y.numel() and (y.min() < 0 or y.max() >= c):
             raise ValueError(f"class targets must lie in [0, {c})")
     elif tuple(y.shape) != (n, *out_shape):
-        raise ValueError(f"targets of shape {tuple(y.shape)} for outputs of shape {(n, *out_shape)}")
+        raise ValueError(
+            f"targets of shape {tuple(y.shape)} for outputs of shape {(n, *out_shape)}"
+        )
 
 
 def _cost_per_sample(layers: list[_Layer], shapes: list[torch.Size], first: int, k: int) -> int:
@@ -481,7 +502,9 @@ def exact_hessian_diagonal(
         for _, y in batches:
             if not y.is_floating_point() and bool((y == loss_fn.ignore_index).any()):
                 raise UnsupportedModelError(
-                    _fallback(f"targets contain ignore_index={loss_fn.ignore_index} of CrossEntropyLoss")
+                    _fallback(
+                        f"targets contain ignore_index={loss_fn.ignore_index} of CrossEntropyLoss"
+                    )
                 )
     owner = {}
     for i, layer in enumerate(layers):
@@ -494,7 +517,8 @@ def exact_hessian_diagonal(
             raise ValueError(f"parameter {name!r} is not a parameter of the model")
         i, pname = owner[id(p)]
         keys.append((i, pname))
-        acc.setdefault(i, {}).setdefault(pname, torch.zeros_like(p, memory_format=torch.contiguous_format))
+        zeros = torch.zeros_like(p, memory_format=torch.contiguous_format)
+        acc.setdefault(i, {}).setdefault(pname, zeros)
     if acc:
         first = min(acc)
         with torch.no_grad():
