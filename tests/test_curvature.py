@@ -122,3 +122,52 @@ def test_ggn_eigenvalues_through_the_matrix_argument():
     assert float(res.values[0]) > -1e-10
     with pytest.raises(ValueError, match="matrix must be 'hessian' or 'ggn', got 'fisher'"):
         optiscope.hessian_eigenvalues(problem, matrix="fisher")
+
+
+def test_a_trained_network_is_found_at_a_minimum():
+    # An over-parametrized MLP fits 6 points exactly (L-BFGS in float64): the gradient vanishes,
+    # the Hessian is positive semi-definite with many flat directions.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    x = torch.randn(6, 2, dtype=torch.float64)
+    y = torch.randn(6, 1, dtype=torch.float64)
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        max_iter=500,
+        tolerance_grad=1e-12,
+        tolerance_change=0,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    problem = Problem(model, nn.MSELoss(), (x, y))
+    cp = optiscope.critical_point(problem, grad_tol=1e-6)
+    assert cp.loss < 1e-10
+    assert cp.kind == "minimum"
+    assert cp.curvature == "positive semi-definite"
+    exact = torch.linalg.eigvalsh(problem.dense_hessian())
+    assert cp.lambda_max == pytest.approx(float(exact[-1]), rel=1e-4)
+    assert cp.index == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_problem_matches_cpu():
+    case = make_case("rnn", "mean", "batches")
+    cpu = Problem(case.model, case.loss_fn, case.data)
+    v = torch.linspace(-1, 1, cpu.num_params, dtype=torch.float64)
+    expected = cpu.hvp(v)
+    gpu = Problem(case.model.cuda(), case.loss_fn, case.data)
+    assert gpu.device.type == "cuda"
+    got = gpu.hvp(v.cuda())
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-9, atol=1e-12)
+    res = optiscope.hessian_eigenvalues(gpu, k=2, which="both", tol=1e-10)
+    ref = optiscope.hessian_eigenvalues(cpu, k=2, which="both", tol=1e-10)
+    torch.testing.assert_close(res.values, ref.values, rtol=1e-7, atol=1e-10)
