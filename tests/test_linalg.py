@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from optiscope import DenseOperator, LinearOperator, hutchinson_trace, hutchpp_trace, lanczos
+from optiscope import (
+    DenseOperator,
+    LinearOperator,
+    hutchinson_trace,
+    hutchpp_trace,
+    krylov_trace,
+    lanczos,
+)
 from optiscope._linalg import slq_density
 from optiscope._linalg.operators import CallableOperator
 
@@ -162,3 +169,24 @@ def test_slq_density_integrates_to_one_and_sits_on_the_spectrum():
     assert dens.hvps == 8 * 40
     for w in dens.weights:
         assert w.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_krylov_trace_is_unbiased_and_beats_hutchpp_on_a_decaying_indefinite_spectrum():
+    # Hessian-like: magnitudes decaying as 1/i, a fifth of them negative. The Krylov space holds
+    # both ends at one product per dimension: over 40 seeds at 60 products its mean absolute error
+    # is ~0.04 against Hutch++'s ~0.063; we ask for 1.3x.
+    gen = torch.Generator().manual_seed(0)
+    sign = torch.where(torch.rand(300, generator=gen) < 0.8, 1.0, -1.0).double()
+    sign[:3] = 1
+    eigs = sign / torch.arange(1, 301, dtype=torch.float64)
+    a = spectrum_matrix(eigs)
+    true = float(eigs.sum())
+    ests = np.array([krylov_trace(a, 30, seed=s).value for s in range(300)])
+    assert abs(ests.mean() - true) < 4 * ests.std() / np.sqrt(len(ests))
+    err_k = np.mean([abs(krylov_trace(a, 60, seed=s).value - true) for s in range(40)])
+    err_pp = np.mean([abs(hutchpp_trace(a, 60, seed=s).value - true) for s in range(40)])
+    assert err_k * 1.3 < err_pp
+    est = krylov_trace(a, 60, seed=0)
+    assert est.hvps == 60 and est.method == "krylov"
+    with pytest.raises(ValueError, match=r"deflation must be between 0 and 1, got 1\.5"):
+        krylov_trace(a, 60, deflation=1.5)

@@ -20,6 +20,7 @@ from optiscope._linalg import (
     TraceEstimate,
     hutchinson_trace,
     hutchpp_trace,
+    krylov_trace,
     lanczos,
 )
 from optiscope._problem import GGNOperator, HessianOperator, Problem
@@ -47,6 +48,7 @@ __all__ = [
     "hessian_trace",
     "hutchinson_trace",
     "hutchpp_trace",
+    "krylov_trace",
     "lanczos",
     "spectral_density",
 ]

@@ -12,13 +12,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optiscope._linalg.hutchpp import TraceEstimate, hutchinson_trace, hutchpp_trace
+from optiscope._linalg.hutchpp import (
+    TraceEstimate,
+    hutchinson_trace,
+    hutchpp_trace,
+    krylov_trace,
+)
 from optiscope._linalg.lanczos import EigenResult, lanczos
 from optiscope._linalg.operators import LinearOperator, as_operator
 from optiscope._linalg.slq import SpectralDensity, slq_density
 from optiscope._problem import Problem
 
-_TRACE_METHODS = ("auto", "hutch++", "hutchinson", "exact")
+_TRACE_METHODS = ("auto", "krylov", "hutch++", "hutchinson", "exact")
 
 
 def _operator(target: Problem | LinearOperator | Tensor, matrix: str = "hessian") -> LinearOperator:
@@ -108,11 +113,18 @@ def hessian_trace(
     method: str = "auto",
     seed: int | None = 0,
 ) -> TraceEstimate:
-    """The Hessian trace: exact where the model allows it, else Hutch++ with ``budget`` products.
+    """The Hessian trace: exact where the model allows it, else estimated from ``budget`` products.
 
-    ``method``: ``"auto"`` (exact diagonal for supported feed-forward networks, else Hutch++),
-    ``"hutch++"`` (Meyer et al. 2021), ``"hutchinson"`` (Hutchinson 1989) or ``"exact"``.
-    Returns ``.value``, ``.std_error`` (zero when exact) and ``.hvps``.
+    ``method``:
+
+    - ``"auto"``: the exact Hessian diagonal for supported feed-forward networks (one
+      second-order backward pass, no products), else ``"krylov"``;
+    - ``"krylov"``: Lanczos deflation of the extreme eigenvalues plus Hutchinson on the rest;
+    - ``"hutch++"``: Hutch++ (Meyer et al. 2021);
+    - ``"hutchinson"``: Hutchinson (1989);
+    - ``"exact"``: the exact diagonal, or n products with the unit vectors for small problems.
+
+    Returns ``.value``, ``.std_error`` (zero when exact), ``.hvps`` and ``.method``.
     """
     if method not in _TRACE_METHODS:
         raise ValueError(f"method must be one of {_TRACE_METHODS}, got {method!r}")
@@ -135,7 +147,9 @@ def hessian_trace(
         return hutchinson_trace(op, max(op.shape[0], 2), seed=seed)
     if method == "hutchinson":
         return hutchinson_trace(op, budget, seed=seed)
-    return hutchpp_trace(op, budget, seed=seed)
+    if method == "hutch++":
+        return hutchpp_trace(op, budget, seed=seed)
+    return krylov_trace(op, budget, seed=seed)
 
 
 def spectral_density(

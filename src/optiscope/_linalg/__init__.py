@@ -4,7 +4,7 @@ Nothing here knows of ``nn.Module``: an estimator accepts a dense symmetric tens
 :class:`LinearOperator`, so tests hand it an exact matrix and compare.
 """
 
-from optiscope._linalg.hutchpp import TraceEstimate, hutchinson_trace, hutchpp_trace
+from optiscope._linalg.hutchpp import TraceEstimate, hutchinson_trace, hutchpp_trace, krylov_trace
 from optiscope._linalg.lanczos import EigenResult, lanczos, lanczos_tridiagonal
 from optiscope._linalg.operators import DenseOperator, LinearOperator, as_operator
 from optiscope._linalg.slq import SpectralDensity, slq_density
@@ -18,6 +18,7 @@ __all__ = [
     "as_operator",
     "hutchinson_trace",
     "hutchpp_trace",
+    "krylov_trace",
     "lanczos",
     "lanczos_tridiagonal",
     "slq_density",
