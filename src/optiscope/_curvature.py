@@ -88,7 +88,8 @@ class _swapped:
     """Temporarily point the model's parameters at the analysis point (restored on exit)."""
 
     def __init__(self, model: torch.nn.Module, values: dict[str, Tensor]) -> None:
-        self.model, self.values, self.saved = model, values, {}
+        self.model, self.values = model, values
+        self.saved: dict[str, Tensor] = {}
 
     def __enter__(self):
         with torch.no_grad():

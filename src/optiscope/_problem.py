@@ -22,8 +22,14 @@ from optiscope._linalg.operators import LinearOperator
 
 ParamSpec = None | str | Sequence[str] | nn.Module | Callable[[str, Tensor], bool]
 
-_STOCHASTIC = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_STOCHASTIC += (nn.FeatureAlphaDropout,)
+_STOCHASTIC: tuple[type[nn.Module], ...] = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
 
 
 def _describe(x: Any) -> str:
@@ -61,13 +67,13 @@ def _call(model: nn.Module, params: dict[str, Tensor], inputs: Any) -> Any:
 
 
 def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
-    named = list(model.named_parameters())
+    named: list[tuple[str, Tensor]] = list(model.named_parameters())
     if not named:
         raise ProblemError(
             f"the model ({type(model).__name__}) has no parameters: expected at least one "
             "nn.Parameter to differentiate with respect to"
         )
-    trainable = [(n, p) for n, p in named if p.requires_grad]
+    trainable: list[tuple[str, Tensor]] = [(n, p) for n, p in named if p.requires_grad]
     if not trainable:
         raise ProblemError(
             f"the model has no trainable parameters: all {len(named)} parameters have "
@@ -77,7 +83,7 @@ def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
         return trainable
     if isinstance(params, nn.Module):
         ids = {id(p) for p in params.parameters()}
-        chosen = [(n, p) for n, p in trainable if id(p) in ids]
+        chosen: list[tuple[str, Tensor]] = [(n, p) for n, p in trainable if id(p) in ids]
         if not ids or not any(id(p) in ids for _, p in named):
             raise ProblemError(
                 f"params is a module ({type(params).__name__}) that is not part of the model: "
@@ -102,8 +108,7 @@ def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
                     f"{[n for n, _ in named][:12]}{' ...' if len(named) > 12 else ''}"
                 )
             chosen.extend(prefixed)
-        seen: set[str] = set()
-        chosen = [(n, p) for n, p in chosen if not (n in seen or seen.add(n))]
+        chosen = list(dict(chosen).items())
         chosen = [(n, p) for n, p in chosen if p.requires_grad]
         what = f"names {names}"
     elif callable(params):
@@ -120,13 +125,14 @@ def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
 
 
 def check_deterministic(model: nn.Module) -> None:
-    """Refuse a model whose loss is a random or batch-coupled function (see STYLE.md, 9)."""
+    """Refuse a model whose loss is a random or batch-coupled function in training mode."""
     for name, m in model.named_modules():
         label = name or type(model).__name__
         if not m.training:
             continue
-        if isinstance(m, _STOCHASTIC) and m.p > 0:
-            kind = f"dropout ({label!r}, p={m.p})"
+        rate = float(getattr(m, "p", 0.0))
+        if isinstance(m, _STOCHASTIC) and rate > 0:
+            kind = f"dropout ({label!r}, p={rate:g})"
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             kind = f"batch norm ({label!r})"
         elif isinstance(m, nn.RNNBase) and m.dropout > 0:
@@ -451,7 +457,7 @@ class Problem:
                 return _call(self.model, self.split(t), inputs)
 
             with self._context():
-                out, jv = torch.func.jvp(f, (self.point,), (v,))
+                out, jv = torch.func.jvp(f, (self.point,), (v,))[:2]
                 if not isinstance(out, Tensor):
                     raise ProblemError(
                         "the Gauss-Newton matrix needs a model that returns one tensor, got "
@@ -461,7 +467,7 @@ class Problem:
                 loss = self._batch_loss_from_outputs(leaf, targets, i)
                 (g,) = torch.autograd.grad(w * loss, leaf, create_graph=True)
                 (hjv,) = torch.autograd.grad(g, leaf, jv)
-                _, vjp = torch.func.vjp(f, self.point)
+                vjp = torch.func.vjp(f, self.point)[1]
                 (jthjv,) = vjp(hjv)
             result += jthjv
         return result

@@ -117,7 +117,7 @@ class DenseOperator(LinearOperator):
     def __init__(self, matrix: Tensor, symmetric: bool | None = None) -> None:
         if matrix.ndim != 2:
             raise ValueError(f"expected a 2-D matrix, got a tensor of shape {tuple(matrix.shape)}")
-        super().__init__(tuple(matrix.shape), matrix.dtype, matrix.device)
+        super().__init__((matrix.shape[0], matrix.shape[1]), matrix.dtype, matrix.device)
         self.matrix = matrix
         if symmetric is None:
             symmetric = matrix.shape[0] == matrix.shape[1] and bool(
