@@ -38,8 +38,10 @@ def _mlp_relu():
     return nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
 
 
-def _mlp_tanh_sigmoid():
-    return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 4), nn.Sigmoid(), nn.Linear(4, 3))
+def _mlp_tanh_sigmoid():  # two residuals in a row, too
+    return nn.Sequential(
+        nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 4), nn.Sigmoid(), nn.Tanh(), nn.Linear(4, 3)
+    )
 
 
 def _mlp_smooth():
@@ -83,10 +85,10 @@ def _cnn():  # (2, 6, 5) -> (3, 3, 3) -> (4, 4, 1)
 def _cnn_pool():  # (2, 6, 5) -> (3, 6, 5) -> (3, 3, 2) -> (2, 2, 2) -> (2, 1, 1)
     return nn.Sequential(
         nn.Conv2d(2, 3, 3, padding="same", dilation=(1, 2)),
-        nn.Sigmoid(),
+        nn.Tanh(),
         nn.MaxPool2d(2),
         nn.Conv2d(3, 2, 2, dilation=(1, 1), padding=(0, 1), stride=(1, 2)),
-        nn.SiLU(),
+        nn.ELU(),  # its residual vanishes at some positions
         nn.AvgPool2d(2, ceil_mode=True),
         nn.Flatten(),
         nn.Linear(2, 3),
@@ -109,6 +111,32 @@ def _linear_3d():  # Linear on (positions, features) inputs
     return nn.Sequential(nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 3), nn.Flatten())
 
 
+def _pooled_mlp():  # the average pool needs the residual's columns, not just its diagonal
+    return nn.Sequential(
+        nn.Linear(5, 6),
+        nn.Tanh(),
+        nn.AvgPool1d(3, stride=1),  # overlapping windows
+        nn.Sigmoid(),
+        nn.Linear(4, 3),
+        nn.Tanh(),
+        nn.Linear(3, 3),
+    )
+
+
+def _conv_on_features():  # (12,) -> (2, 6) -> (2, 4) -> (2, 2)
+    return nn.Sequential(
+        nn.Linear(5, 12),
+        nn.Unflatten(1, (2, 6)),
+        nn.Tanh(),
+        nn.Conv1d(2, 2, 3),
+        nn.Sigmoid(),
+        nn.MaxPool1d(2),
+        nn.SiLU(),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
+
+
 MODELS = {
     "mlp_relu": (_mlp_relu, (5,)),
     "mlp_tanh_sigmoid": (_mlp_tanh_sigmoid, (5,)),
@@ -118,6 +146,8 @@ MODELS = {
     "cnn_pool": (_cnn_pool, (2, 6, 5)),
     "conv1d": (_conv1d, (2, 9)),
     "linear_3d": (_linear_3d, (2, 5)),
+    "pooled_mlp": (_pooled_mlp, (5,)),
+    "conv_on_features": (_conv_on_features, (5,)),
 }
 
 
@@ -179,8 +209,9 @@ def test_probability_targets_and_confident_logits():
         _assert_close(diag, want[pname])
 
 
-def test_chunking_gives_the_same_result(monkeypatch):
-    model, loss_fn, batches, weights = _problem("cnn", ("mse", "mean"), (5, 4))
+@pytest.mark.parametrize("name", ["cnn", "cnn_pool"])
+def test_chunking_gives_the_same_result(monkeypatch, name):
+    model, loss_fn, batches, weights = _problem(name, ("mse", "mean"), (5, 4))
     params = list(model.named_parameters())
     whole = exact_hessian_diagonal(model, loss_fn, batches, weights, params)
     monkeypatch.setattr(_hessdiag, "_CHUNK_ELEMENTS", 1)  # one sample per chunk
@@ -243,6 +274,11 @@ UNSUPPORTED = {
         "padding_mode",
     ),
     "shared": (_shared, nn.MSELoss(), "shares parameters"),
+    "weight_norm": (
+        lambda: nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(5, 3))),
+        nn.MSELoss(),
+        "reparametrized",
+    ),
     "l1": (_mlp_relu, nn.L1Loss(), "L1Loss"),
     "class_weights": (_mlp_relu, nn.CrossEntropyLoss(weight=torch.ones(3)), "class weights"),
     "smoothing": (_mlp_relu, nn.CrossEntropyLoss(label_smoothing=0.1), "label_smoothing"),

@@ -8,13 +8,19 @@ AISTATS 2020), written from scratch in plain torch.
 Per sample, the Hessian of the loss w.r.t. the network output is written as S diag(w) S^T
 (cross-entropy: S = diag(sqrt p) Q with c - 1 columns, Q an orthonormal basis of the complement
 of sqrt p, so that S S^T = diag(p) - p p^T; MSE: S = I, w = 2). The columns of S travel backwards
-through each layer's transposed Jacobian. An activation a = sigma(z) adds the residual
-diag(sigma''(z) * dL/da), which can be indefinite: it is appended as columns sqrt|r_i| e_i
-weighted by sign(r_i), and these columns travel on through the earlier layers too. So the Hessian
-w.r.t. every layer output is sum_k w_k s_k s_k^T, and the diagonal of a weight block is
-sum_k w_k (J_theta^T s_k)^2 summed over samples, where J_theta^T s_k is the "per-sample
-gradient" of that column: an outer product with the input for Linear, a contraction with the
-unfolded input for convolutions (which keeps the cross terms between positions).
+through each layer's transposed Jacobian, so the Hessian w.r.t. a layer's output is
+sum_k w_k s_k s_k^T, and the diagonal of its weight block is sum_k w_k (J_theta^T s_k)^2 over
+columns and samples: J_theta^T s_k is an outer product with the input for Linear and a
+contraction with the unfolded input for convolutions (which keeps the cross terms between
+positions).
+
+An activation a = sigma(z) adds the residual diag(sigma''(z) * dL/da), which can be indefinite.
+Residuals are kept as one diagonal diag(rho) while only elementwise layers are crossed: the next
+Linear or conv takes its share in closed form (rho times the squared input), and its transposed
+Jacobian turns diag(rho) into columns sqrt|rho_j| J^T e_j of weight sign(rho_j), where BackPACK
+propagates separate positive and negative parts. Where only elementwise layers remain down to a
+Linear on flat inputs, only the diagonal is needed and diag(J^T diag(rho) J) = (J * J)^T rho
+replaces the columns.
 """
 
 from __future__ import annotations
@@ -124,6 +130,8 @@ _IDENTITY = (
     nn.FeatureAlphaDropout,
 )
 _RESHAPE = (nn.Flatten, nn.Unflatten)
+_LOCAL = ("act", "identity", "reshape")  # layers that do not mix features
+_SQUARABLE = ("linear", "conv", "maxpool")  # with a transposed squared Jacobian at hand
 _MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d)
 # Linear and the same for every sample: transposed via autograd on a zero input.
 _LINOP = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
@@ -144,9 +152,15 @@ def _matches(module: nn.Module, cls: type) -> bool:
 
 def _classify(module: nn.Module, name: str) -> tuple[_Layer | None, str | None]:
     label = f"module {name!r} ({type(module).__name__})"
+    is_conv = _matches(module, nn.Conv1d) or _matches(module, nn.Conv2d)
+    if is_conv or _matches(module, nn.Linear):
+        own = {n for n, _ in module.named_parameters(recurse=False)}
+        if own - {"weight", "bias"} or next(module.children(), None) is not None:
+            # weight_norm, spectral_norm, parametrize: the weight is a function of other tensors
+            return None, f"{label} has reparametrized weights"
     if _matches(module, nn.Linear):
         return _Layer(module, "linear"), None
-    if _matches(module, nn.Conv1d) or _matches(module, nn.Conv2d):
+    if is_conv:
         if module.groups != 1:
             return None, f"{label} has groups={module.groups}; only groups=1 is supported"
         if module.padding_mode != "zeros":
@@ -294,11 +308,16 @@ def _forward(layers: list[_Layer], x: Tensor) -> tuple[list[Tensor], dict[int, T
     return acts, indices
 
 
-def _transpose(layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | None) -> Tensor:
-    """Apply the layer's transposed Jacobian to every column: [n, K, *out] -> [n, K, *in]."""
+def _transpose(
+    layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | None, squared: bool = False
+) -> Tensor:
+    """Apply the layer's transposed Jacobian to every column: [n, K, *out] -> [n, K, *in].
+
+    With `squared`, its elementwise square instead (not for linop): diag(J^T diag(r) J) = J^2^T r.
+    """
     m, (n, k) = layer.module, s.shape[:2]
     if layer.kind == "linear":
-        return s @ m.weight
+        return s @ (m.weight * m.weight if squared else m.weight)
     if layer.kind == "identity":
         return s
     if layer.kind == "reshape":
@@ -309,9 +328,8 @@ def _transpose(layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | N
         cols = s.reshape(n * k, *a.shape[1:])
         cols = cols.unsqueeze(2) if geo.one_d else cols
         size = (n * k, *x.shape[1:])
-        out = torch.nn.grad.conv2d_input(
-            size, geo.weight, cols, geo.stride, geo.padding, geo.dilation
-        )
+        weight = geo.weight * geo.weight if squared else geo.weight
+        out = torch.nn.grad.conv2d_input(size, weight, cols, geo.stride, geo.padding, geo.dilation)
         if geo.pad is not None:
             left, right, top, bottom = geo.pad
             out = out[..., top : out.shape[-2] - bottom, left : out.shape[-1] - right]
@@ -330,38 +348,92 @@ def _transpose(layer: _Layer, s: Tensor, z: Tensor, a: Tensor, index: Tensor | N
     return out.reshape(n, k, *z.shape[1:])
 
 
-def _accumulate(layer: _Layer, s: Tensor, omega: Tensor, z: Tensor, acc: dict[str, Tensor]) -> None:
-    """Add sum_{n,k} omega_nk (J_theta^T s_nk)^2 to the wanted parameters of a Linear or conv."""
+def _accumulate(
+    layer: _Layer,
+    s: Tensor,
+    omega: Tensor,
+    rho: Tensor | None,
+    z: Tensor,
+    acc: dict[str, Tensor],
+) -> None:
+    """Add sum_{n,k} omega_nk (J_theta^T s_nk)^2 plus the diagonal part rho's share."""
     m, (n, k) = layer.module, s.shape[:2]
     if layer.kind == "linear" and s.dim() == 3:
         h = torch.bmm(omega.unsqueeze(1), s * s).squeeze(1)  # diag of the output Hessian
+        if rho is not None:
+            h = h + rho
         if "weight" in acc:
             acc["weight"] += h.T @ (z * z)
         if "bias" in acc:
             acc["bias"] += h.sum(0)
         return
+    d_out = m.weight.shape[0]
     if layer.kind == "linear":  # extra (position) dimensions
-        d_out = m.weight.shape[0]
         positions = _prod(s.shape[2:-1])
         per_pos = s.reshape(n, k, positions, d_out)
         cols = per_pos.transpose(2, 3).reshape(n, k * d_out, positions)
         inputs = z.reshape(n, positions, -1)
+        rho = None if rho is None else rho.reshape(n, positions, d_out).transpose(1, 2)
     else:
-        geo = _conv_geometry(m)
-        x = _conv_input(geo, z)
-        d_out = m.weight.shape[0]
         per_pos = s.reshape(n, k, d_out, -1).transpose(2, 3)
         cols = s.reshape(n, k * d_out, -1)
+        rho = None if rho is None else rho.reshape(n, d_out, -1)
         if "weight" in acc:
+            geo = _conv_geometry(m)
+            x = _conv_input(geo, z)
             kernel = geo.weight.shape[2:]
             inputs = F.unfold(x, kernel, geo.dilation, geo.padding, geo.stride).transpose(1, 2)
     if "weight" in acc:
         grads = torch.bmm(cols, inputs).square_()  # [n, K * out, in]
         diag = omega.reshape(1, n * k) @ grads.reshape(n * k, -1)
+        if rho is not None:  # a diagonal Hessian weights each position's squared input
+            diag = diag.reshape(d_out, -1) + torch.bmm(rho, inputs * inputs).sum(0)
         acc["weight"] += diag.reshape(m.weight.shape)
     if "bias" in acc:
         b = per_pos.sum(2)
-        acc["bias"] += torch.bmm(omega.unsqueeze(1), b * b).sum(0).squeeze(0)
+        diag = torch.bmm(omega.unsqueeze(1), b * b).sum(0).squeeze(0)
+        acc["bias"] += diag if rho is None else diag + rho.sum((0, 2))
+
+
+def _densify(
+    layer: _Layer,
+    rho: Tensor,
+    z: Tensor,
+    a: Tensor,
+    index: Tensor | None,
+    bases: dict[tuple, Tensor],
+    key: tuple,
+) -> tuple[Tensor, Tensor] | None:
+    """Columns J^T sqrt|rho_j| e_j and weights sign(rho_j) of the diagonal part diag(rho)."""
+    n = rho.shape[0]
+    v = rho.reshape(n, -1)
+    sel = (v != 0).any(0).nonzero().squeeze(1)
+    if sel.numel() == 0:
+        return None
+    every = sel.numel() == v.shape[1]  # the usual case for smooth activations: skip copies
+    vals = v if every else v[:, sel]
+    root = vals.abs().sqrt()
+    m = sel.numel()
+    if layer.kind == "maxpool":  # the only sample-dependent Jacobian here
+        unit = v.new_zeros(n, m, v.shape[1])
+        unit[:, torch.arange(m, device=v.device), sel] = root
+        return _transpose(layer, unit.reshape(n, m, *a.shape[1:]), z, a, index), torch.sign(vals)
+    if layer.kind == "linear" and z.dim() == 2:
+        basis = layer.module.weight if every else layer.module.weight[sel]
+    else:  # J^T e_j is the same for every sample: transpose the unit vectors once
+        basis = bases.get(key)
+        if basis is None:
+            d_out = v.shape[1]
+            cache = d_out * _prod(z.shape[1:]) <= _CHUNK_ELEMENTS
+            units = torch.arange(d_out, device=v.device) if cache else sel
+            eye = v.new_zeros(units.numel(), d_out)
+            eye[torch.arange(units.numel(), device=v.device), units] = 1
+            basis = _transpose(layer, eye.reshape(1, -1, *a.shape[1:]), z[:1], a[:1], None)[0]
+            if cache:
+                bases[key] = basis
+        if basis.shape[0] != m:  # a cached basis holds every unit vector
+            basis = basis[sel]
+    return root.reshape(n, m, *[1] * (z.dim() - 1)) * basis, torch.sign(vals)
 
 
 def _loss_factor(
@@ -411,20 +483,24 @@ def _check_targets(loss_fn: nn.Module, out_shape: torch.Size, y: Tensor, n: int)
         )
 
 
-def _cost_per_sample(layers: list[_Layer], shapes: list[torch.Size], first: int, k: int) -> int:
+def _cost_per_sample(
+    layers: list[_Layer], shapes: list[torch.Size], first: int, closed: int | None, k: int
+) -> int:
     """Rough count of elements held per sample at the peak of the backward pass."""
     numel = [_prod(s) for s in shapes]
-    peak = 0
+    peak, diagonal = 0, False
     for i in range(len(layers) - 1, first - 1, -1):
         layer, d_in, d_out = layers[i], numel[i], numel[i + 1]
-        cost = k * d_out
+        cost = k * d_out + d_out
         w = layer.module.weight if layer.kind in ("conv", "linear") else None
         if w is not None and (layer.kind == "conv" or len(shapes[i + 1]) > 1):
-            cost += 2 * k * w.numel() + w[0].numel() * (d_out // w.shape[0])  # grads, unfold
+            cost += 2 * k * w.numel() + 2 * w[0].numel() * (d_out // w.shape[0])  # grads, unfold
         if i > first:
-            if layer.curved:
-                cost += d_in * d_in
-                k += d_in
+            if layer.kind == "act":
+                diagonal = diagonal or layer.curved
+            elif diagonal and layer.kind not in ("identity", "reshape") and i != closed:
+                diagonal, k = False, k + d_out
+                cost += d_out * d_out if layer.kind == "maxpool" else 0
             cost += 2 * k * d_in
         peak = max(peak, cost)
     return peak + sum(numel)
@@ -437,39 +513,46 @@ def _backward(
     y: Tensor,
     scale: float,
     first: int,
+    closed: int | None,
     acc: dict[int, dict[str, Tensor]],
+    bases: dict[tuple, Tensor],
 ) -> None:
     acts, indices = _forward(layers, x)
     s, omega, g = _loss_factor(loss_fn, acts[-1], y, scale)
+    # The residuals stay a diagonal diag(rho) (weights included) until a layer mixes features:
+    # that layer's parameters take it in closed form, and only earlier layers need its columns.
+    rho = None
     curved = [i for i, layer in enumerate(layers) if layer.curved and i > first]
     stop = min(curved, default=len(layers))  # below it the gradient is no longer needed
-    n = x.shape[0]
     for i in range(len(layers) - 1, first - 1, -1):
         layer, z, a = layers[i], acts[i], acts[i + 1]
         if i in acc:
-            _accumulate(layer, s, omega, z, acc[i])
+            _accumulate(layer, s, omega, rho, z, acc[i])
         if i == first:
             break
         if layer.kind == "act":
             d1, d2 = layer.deriv(layer.module, z, a)
-            extra = None
-            if layer.curved:
-                r = (d2 * g).reshape(n, -1)
-                cols = (r != 0).any(0).nonzero().squeeze(1)
-                if cols.numel():
-                    vals = r[:, cols]
-                    extra = r.new_zeros(n, cols.numel(), r.shape[1])
-                    extra[:, torch.arange(cols.numel(), device=r.device), cols] = vals.abs().sqrt()
-                    extra = extra.reshape(n, cols.numel(), *z.shape[1:])
-                    omega = torch.cat([omega, scale * torch.sign(vals)], dim=1)
             s = s * d1.unsqueeze(1)
-            if extra is not None:
-                s = torch.cat([s, extra], dim=1)
+            if rho is not None:
+                rho = rho * (d1 * d1)
+            if layer.curved:
+                r = (scale * d2) * g
+                rho = r if rho is None else rho + r
             g = g * d1 if i > stop else None
-        else:
-            s = _transpose(layer, s, z, a, indices.get(i))
-            if i > stop:
-                g = _transpose(layer, g.unsqueeze(1), z, a, indices.get(i)).squeeze(1)
+            continue
+        index = indices.get(i)
+        s = _transpose(layer, s, z, a, index)
+        if rho is not None and layer.kind in ("identity", "reshape"):
+            rho = rho.reshape(z.shape)
+        elif rho is not None and i == closed:  # no mixing below: the diagonal suffices
+            rho = _transpose(layer, rho.unsqueeze(1), z, a, index, squared=True).squeeze(1)
+        elif rho is not None:
+            cols = _densify(layer, rho, z, a, index, bases, (i, tuple(z.shape[1:])))
+            if cols is not None:
+                s, omega = torch.cat([s, cols[0]], dim=1), torch.cat([omega, cols[1]], dim=1)
+            rho = None
+        if i > stop:
+            g = _transpose(layer, g.unsqueeze(1), z, a, index).squeeze(1)
 
 
 def exact_hessian_diagonal(
@@ -521,6 +604,7 @@ def exact_hessian_diagonal(
         acc.setdefault(i, {}).setdefault(pname, zeros)
     if acc:
         first = min(acc)
+        bases: dict[tuple, Tensor] = {}
         with torch.no_grad():
             for (x, y), w in zip(batches, weights):
                 n = x.shape[0]
@@ -532,11 +616,18 @@ def exact_hessian_diagonal(
                 per_sample = _prod(out_shape)
                 scale = w / (n if is_ce else n * per_sample) if loss_fn.reduction == "mean" else w
                 k = out_shape[0] - 1 if is_ce else per_sample
-                cost = _cost_per_sample(layers, [t.shape[1:] for t in probe], first, k)
+                # The first feature-mixing layer above a Linear on flat inputs only needs to pass
+                # on the diagonal of its residual part, in closed form.
+                mixing = [j for j in range(first + 1, len(layers)) if layers[j].kind not in _LOCAL]
+                closed = None
+                if mixing and layers[mixing[0]].kind in _SQUARABLE:
+                    if layers[first].kind == "linear" and probe[first].dim() == 2:
+                        closed = mixing[0]
+                cost = _cost_per_sample(layers, [t.shape[1:] for t in probe], first, closed, k)
                 chunk = max(1, _CHUNK_ELEMENTS // cost)
                 for start in range(0, n, chunk):
                     sl = slice(start, start + chunk)
-                    _backward(layers, loss_fn, x[sl], y[sl], scale, first, acc)
+                    _backward(layers, loss_fn, x[sl], y[sl], scale, first, closed, acc, bases)
     result, seen = [], set()
     for key in keys:
         t = acc[key[0]][key[1]]
