@@ -59,12 +59,13 @@ def hessian_eigenvalues(
 def hessian_diagonal(problem: Problem) -> Tensor:
     """The exact Hessian diagonal of a feed-forward network, by one second-order backward pass.
 
-    Supported: ``nn.Sequential`` stacks of linear, convolution, pooling and elementwise activation
-    layers with cross-entropy or squared-error loss (see the reliability notes in the docs).
-    Raises :class:`~optiscope.ProblemError` naming the unsupported part otherwise.
+    Supported: ``nn.Sequential`` stacks of Linear, Conv1d/Conv2d, pooling, Flatten, Dropout (eval
+    mode) and elementwise activations (ReLU, LeakyReLU, Tanh, Sigmoid, ELU, SiLU, GELU, Softplus,
+    ...) with ``CrossEntropyLoss`` or ``MSELoss``. Raises :class:`~optiscope.ProblemError` naming
+    the unsupported module or loss otherwise. Never changes the model (its weights are shown the
+    point during the pass and restored bitwise).
     """
-    from optiscope._errors import ProblemError
-    from optiscope._hessdiag import UnsupportedModelError, exact_hessian_diagonal
+    from optiscope._hessdiag import exact_hessian_diagonal
 
     point = problem.split(problem.point)
     batches, weights = [], []
@@ -73,14 +74,9 @@ def hessian_diagonal(problem: Problem) -> Tensor:
         weights.append(w)
     own = dict(problem.model.named_parameters())
     selected = [(n, own[n]) for n in problem.names]
-    try:
-        # The pass reads the modules' own weights: show it the point, then restore them.
-        with _swapped(problem.model, point):
-            diags = exact_hessian_diagonal(
-                problem.model, problem.loss_fn, batches, weights, selected
-            )
-    except UnsupportedModelError as err:
-        raise ProblemError(str(err)) from err
+    # The pass reads the modules' own weights: show it the point, then restore them.
+    with _swapped(problem.model, point):
+        diags = exact_hessian_diagonal(problem.model, problem.loss_fn, batches, weights, selected)
     return problem.flatten(diags)
 
 
@@ -105,6 +101,23 @@ class _swapped:
                 if name in self.saved:
                     p.copy_(self.saved[name])
         return False
+
+
+_SMOOTH = (
+    torch.nn.Tanh,
+    torch.nn.Sigmoid,
+    torch.nn.ELU,
+    torch.nn.SiLU,
+    torch.nn.GELU,
+    torch.nn.Softplus,
+)
+
+
+def _diagonal_is_cheap(model: torch.nn.Module) -> bool:
+    # Smooth activations after a convolution add one factor column per feature and position.
+    mods = list(model.modules())
+    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in mods)
+    return not (has_conv and any(isinstance(m, _SMOOTH) for m in mods))
 
 
 def hessian_trace(
@@ -133,6 +146,8 @@ def hessian_trace(
         from optiscope._hessdiag import supports
 
         reason = supports(target.model, target.loss_fn)
+        if reason is None and method == "auto" and not _diagonal_is_cheap(target.model):
+            reason = "smooth activations in a convolutional network make the exact pass slow"
         if reason is None:
             diag = hessian_diagonal(target)
             return TraceEstimate(float(diag.double().sum()), 0.0, 0, "exact-diagonal")

@@ -28,10 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from optiscope._errors import ProblemError
 
 __all__ = ["UnsupportedModelError", "exact_hessian_diagonal", "supports"]
 
@@ -45,12 +48,12 @@ _SUPPORTED = (
 )
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(ProblemError):
     """The model or loss is outside what the exact Hessian-diagonal backward pass handles."""
 
 
 def _fallback(reason: str) -> str:
-    return f"{reason}; no exact Hessian diagonal for this model, fall back to a Hutch++ estimate"
+    return f"{reason}; no exact Hessian diagonal for this model: estimate the trace instead"
 
 
 # Activation derivatives (sigma'(z), sigma''(z)); None for a second derivative that is zero a.e.
@@ -214,7 +217,7 @@ def _flatten(model: nn.Module) -> tuple[list[_Layer], str | None]:
     return layers, visit(model, "")
 
 
-def _loss_reason(loss_fn: nn.Module) -> str | None:
+def _loss_reason(loss_fn: Any) -> str | None:
     label = f"loss {type(loss_fn).__name__}"
     if _matches(loss_fn, nn.CrossEntropyLoss):
         if loss_fn.weight is not None:
@@ -228,7 +231,7 @@ def _loss_reason(loss_fn: nn.Module) -> str | None:
     return None
 
 
-def supports(model: nn.Module, loss_fn: nn.Module) -> str | None:
+def supports(model: nn.Module, loss_fn: Any) -> str | None:
     """None if `exact_hessian_diagonal` handles `model` with `loss_fn`, else the reason why not."""
     _, reason = _flatten(model)
     return reason if reason is not None else _loss_reason(loss_fn)
@@ -437,7 +440,7 @@ def _densify(
 
 
 def _loss_factor(
-    loss_fn: nn.Module, out: Tensor, y: Tensor, scale: float
+    loss_fn: Any, out: Tensor, y: Tensor, scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Factor S [n, K, *out], column weights omega [n, K] and per-sample gradient dl/dout."""
     n = out.shape[0]
@@ -463,7 +466,7 @@ def _loss_factor(
     return s, out.new_full((n, d), 2 * scale), 2 * (out - y.to(out.dtype))
 
 
-def _check_targets(loss_fn: nn.Module, out_shape: torch.Size, y: Tensor, n: int) -> None:
+def _check_targets(loss_fn: Any, out_shape: torch.Size, y: Tensor, n: int) -> None:
     if isinstance(loss_fn, nn.CrossEntropyLoss):
         if len(out_shape) != 1:
             raise UnsupportedModelError(
@@ -508,7 +511,7 @@ def _cost_per_sample(
 
 def _backward(
     layers: list[_Layer],
-    loss_fn: nn.Module,
+    loss_fn: Any,
     x: Tensor,
     y: Tensor,
     scale: float,
@@ -557,7 +560,7 @@ def _backward(
 
 def exact_hessian_diagonal(
     model: nn.Module,
-    loss_fn: nn.Module,
+    loss_fn: Any,
     batches: Sequence[tuple[Tensor, Tensor]],
     weights: Sequence[float],
     params: Sequence[tuple[str, Tensor]],
