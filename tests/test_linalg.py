@@ -151,14 +151,15 @@ def test_trace_is_exact_when_the_budget_covers_the_dimension():
     assert est.value == pytest.approx(float(a.trace()), abs=1e-12)
 
 
-def test_slq_density_integrates_to_one_and_sits_on_the_spectrum():
+@pytest.mark.parametrize("reorthogonalize", [False, True])
+def test_slq_density_integrates_to_one_and_sits_on_the_spectrum(reorthogonalize):
     # 70% of the eigenvalues near -1, 30% near 4.
     gen = torch.Generator().manual_seed(0)
     eigs = torch.cat(
         [-1 + 0.05 * torch.randn(140, generator=gen), 4 + 0.05 * torch.randn(60, generator=gen)]
     ).double()
     a = spectrum_matrix(eigs)
-    dens = slq_density(a, steps=40, probes=8, seed=0)
+    dens = slq_density(a, steps=40, probes=8, seed=0, reorthogonalize=reorthogonalize)
     mass = np.trapezoid(dens.density, dens.grid)
     assert mass == pytest.approx(1.0, abs=1e-3)
     # Over 8 probes the fraction below zero is within 0.1 of 0.7 (the weights' std is ~0.03/probe).

@@ -177,11 +177,14 @@ def spectral_density(
     grid_size: int = 1000,
     sigma: float | None = None,
     matrix: str = "hessian",
+    reorthogonalize: bool = False,
 ) -> SpectralDensity:
     """The Hessian's spectral density by stochastic Lanczos quadrature (Ubaru et al. 2017).
 
     ``probes`` Rademacher start vectors, ``steps`` Lanczos steps each; the quadrature nodes and
     weights are smoothed with a Gaussian of width ``sigma`` (default 1% of the spectral spread).
+    The quadrature needs no reorthogonalization (Greenbaum 1989); ask for it to get nodes free of
+    repeated outliers, at the cost of storing the Lanczos basis.
     """
     return slq_density(
         _operator(target, matrix),
@@ -190,6 +193,7 @@ def spectral_density(
         seed=seed,
         grid_size=grid_size,
         sigma=sigma,
+        reorthogonalize=reorthogonalize,
     )
 
 

@@ -110,16 +110,15 @@ def hutchpp_trace(
     gen = _generator(seed)
     sketch = budget // 3
     probes = budget - 2 * sketch
-    s = _rademacher(n, sketch, gen, op.dtype, op.device)
-    y = op.matmat(s)
-    q, _ = torch.linalg.qr(y)
-    aq = op.matmat(q)
-    t_low = float((q * aq).sum())
-    g = _rademacher(n, probes, gen, op.dtype, op.device)
-    g = g - q @ (q.T @ g)
+    y = op.matmat(_rademacher(n, sketch, gen, op.dtype, op.device))
+    q = torch.linalg.qr(y)[0]
+    del y
+    # tr(Q^T A Q) column by column: A Q is never stored.
+    t_low = sum(float(torch.dot(q[:, j], op.matvec(q[:, j].contiguous()))) for j in range(sketch))
     samples = torch.empty(probes, dtype=torch.float64)
     for j in range(probes):
-        z = g[:, j]
+        z = _rademacher(n, 1, gen, op.dtype, op.device)[:, 0]
+        z = z - q @ (q.T @ z)
         samples[j] = float(torch.dot(z, op.matvec(z)))
     std = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
     return TraceEstimate(t_low + float(samples.mean()), std, op.products - start, "hutch++")

@@ -55,11 +55,11 @@ class LinearOperator:
         return self._rmatvec(v)
 
     def matmat(self, m: Tensor) -> Tensor:
-        # Column by column: batching products through vmap multiplies memory (see PEERS.md).
-        cols = [self.matvec(m[:, j]) for j in range(m.shape[1])]
-        if not cols:
-            return m.new_zeros((self.shape[0], 0))
-        return torch.stack(cols, dim=1)
+        # Column by column: batching products through vmap multiplies memory.
+        out = torch.empty((self.shape[0], m.shape[1]), dtype=self.dtype, device=self.device)
+        for j in range(m.shape[1]):
+            out[:, j] = self.matvec(m[:, j])
+        return out
 
     def __matmul__(self, other: Tensor | LinearOperator) -> Tensor | LinearOperator:
         if isinstance(other, LinearOperator):

@@ -51,10 +51,13 @@ def slq_density(
     seed: int | None = 0,
     grid_size: int = 1000,
     sigma: float | None = None,
+    reorthogonalize: bool = False,
 ) -> SpectralDensity:
     """Spectral density by ``probes`` runs of ``steps`` Lanczos steps from Rademacher vectors.
 
-    ``sigma`` is the kernel width; by default 1% of the spread of the Ritz values.
+    ``sigma`` is the kernel width; by default 1% of the spread of the Ritz values. Without
+    ``reorthogonalize`` each run stores two vectors and costs its products alone; rounding may then
+    repeat a converged outlier among the nodes, splitting its weight but not moving the mass.
     """
     import torch
 
@@ -69,7 +72,9 @@ def slq_density(
     nodes, weights = [], []
     for _ in range(probes):
         v = (2 * torch.randint(0, 2, (n,), generator=gen) - 1).to(op.dtype)
-        alpha, beta, _ = lanczos_tridiagonal(op, steps, v0=v.to(op.device))
+        alpha, beta, _ = lanczos_tridiagonal(
+            op, steps, v0=v.to(op.device), reorthogonalize=reorthogonalize
+        )
         theta, s = eigh_tridiagonal(alpha, beta[: len(alpha) - 1])
         nodes.append(theta)
         weights.append(s[0, :] ** 2)
