@@ -112,11 +112,19 @@ class Quiet:
     On a shared machine a burst of other work makes torch's OpenMP threads wait on each other,
     slowing a measurement several times over. Other processes' CPU use is the machine's busy
     time (/proc/stat) less this process's own; a repeat starts once it stays under
-    ``threshold`` cores for one ``window``, or after ``max_wait`` seconds whatever it is.
+    ``threshold`` cores for one ``window``, or after ``max_wait`` seconds whatever it is. Then
+    it keeps both cores busy for ``spin`` seconds: the first torch call after an idle pause is
+    slow (measured here: a 0.8 ms gradient took 11 ms right after a 0.1 s sleep).
     """
 
-    def __init__(self, threshold: float = 0.3, window: float = 0.1, max_wait: float = 10.0):
-        self.threshold, self.window, self.max_wait = threshold, window, max_wait
+    def __init__(
+        self,
+        threshold: float = 0.3,
+        window: float = 0.1,
+        max_wait: float = 10.0,
+        spin: float = 0.02,
+    ):
+        self.threshold, self.window, self.max_wait, self.spin = threshold, window, max_wait, spin
         self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.enabled = Path("/proc/stat").exists()
         self.waited = 0.0
@@ -144,6 +152,10 @@ class Quiet:
                 break
         self.waits += 1
         self.waited += time.perf_counter() - start - self.window
+        block = torch.ones(256, 256)
+        end = time.perf_counter() + self.spin
+        while time.perf_counter() < end:
+            block @ block
 
 
 QUIET = Quiet()
@@ -154,7 +166,8 @@ def interleaved(
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Wall times of each function, the functions run in turn within each repeat.
 
-    A function that raises during the warm-up is dropped and its error returned instead.
+    The order rotates from one repeat to the next, so that no function is always the first after
+    a pause. A function that raises during the warm-up is dropped and its error returned instead.
     """
     errors: dict[str, str] = {}
     live = dict(fns)
@@ -166,9 +179,11 @@ def interleaved(
             errors[name] = error_text(err)
             del live[name]
     times: dict[str, list[float]] = {name: [] for name in live}
-    for _ in range(repeats):
+    names = list(live)
+    for r in range(repeats):
         QUIET.wait()
-        for name, fn in live.items():
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = live[name]
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

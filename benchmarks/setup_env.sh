@@ -34,6 +34,8 @@ test -x "$PY" || "$PYTHON" -m venv "$VENV"
 "${PIP[@]}" -c "$CONSTRAINTS" "einops>=0.3,<1" "unfoldNd>=0.2,<1" einconv linear_operator \
     opt-einsum tqdm
 "${PIP[@]}" -c "$CONSTRAINTS" --no-deps backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1
+# A torchvision left by an earlier install would break `import backpack` in some versions.
+"$PY" -m pip uninstall -qq -y torchvision 2>/dev/null || true
 
 "$PY" - <<'PY'
 import importlib.util

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optiscope._errors import ProblemError
+from optiscope._problem import _STOCHASTIC
 
 __all__ = ["UnsupportedModelError", "exact_hessian_diagonal", "supports"]
 
@@ -123,15 +124,7 @@ _ACTIVATIONS: dict[type, Callable] = {
     nn.Softplus: _softplus,
 }
 _CURVED = (nn.Tanh, nn.Sigmoid, nn.ELU, nn.SiLU, nn.GELU, nn.Softplus)
-_IDENTITY = (
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
+_IDENTITY = (nn.Identity, *_STOCHASTIC)
 _RESHAPE = (nn.Flatten, nn.Unflatten)
 _LOCAL = ("act", "identity", "reshape")  # layers that do not mix features
 _SQUARABLE = ("linear", "conv", "maxpool")  # with a transposed squared Jacobian at hand

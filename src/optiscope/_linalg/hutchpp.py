@@ -62,6 +62,26 @@ def _exact(op: LinearOperator, start: int) -> TraceEstimate:
     return TraceEstimate(total, 0.0, op.products - start, "exact")
 
 
+def _probe_samples(
+    op: LinearOperator, probes: int, gen: torch.Generator, basis: Tensor | None
+) -> Tensor:
+    """z^T A z for Rademacher z, projected off the span of ``basis``'s orthonormal rows."""
+    n = op.shape[0]
+    samples = torch.empty(probes, dtype=torch.float64)
+    for j in range(probes):
+        z = _rademacher(n, 1, gen, op.dtype, op.device)[:, 0]
+        if basis is not None:
+            z = z - basis.T @ (basis @ z)
+        samples[j] = float(torch.dot(z, op.matvec(z)))
+    return samples
+
+
+def _estimate(low: float, samples: Tensor, op: LinearOperator, start: int, method: str):
+    probes = len(samples)
+    std = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
+    return TraceEstimate(low + float(samples.mean()), std, op.products - start, method)
+
+
 def _check(budget: int, least: int) -> int:
     budget = int(budget)
     if budget < least:
@@ -80,17 +100,8 @@ def hutchinson_trace(
     n = op.shape[0]
     if budget >= n:
         return _exact(op, start)
-    gen = _generator(seed)
-    samples = torch.empty(budget, dtype=torch.float64)
-    for j in range(budget):
-        z = _rademacher(n, 1, gen, op.dtype, op.device)[:, 0]
-        samples[j] = float(torch.dot(z, op.matvec(z)))
-    return TraceEstimate(
-        float(samples.mean()),
-        float(samples.std(unbiased=True) / math.sqrt(budget)),
-        op.products - start,
-        "hutchinson",
-    )
+    samples = _probe_samples(op, budget, _generator(seed), None)
+    return _estimate(0.0, samples, op, start, "hutchinson")
 
 
 def hutchpp_trace(
@@ -115,13 +126,8 @@ def hutchpp_trace(
     del y
     # tr(Q^T A Q) column by column: A Q is never stored.
     t_low = sum(float(torch.dot(q[:, j], op.matvec(q[:, j].contiguous()))) for j in range(sketch))
-    samples = torch.empty(probes, dtype=torch.float64)
-    for j in range(probes):
-        z = _rademacher(n, 1, gen, op.dtype, op.device)[:, 0]
-        z = z - q @ (q.T @ z)
-        samples[j] = float(torch.dot(z, op.matvec(z)))
-    std = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
-    return TraceEstimate(t_low + float(samples.mean()), std, op.products - start, "hutch++")
+    samples = _probe_samples(op, probes, gen, q.T.contiguous())
+    return _estimate(t_low, samples, op, start, "hutch++")
 
 
 def krylov_trace(
@@ -153,11 +159,5 @@ def krylov_trace(
     alphas, _, q_rows = lanczos_tridiagonal(op, steps, v0=v0, keep_basis=True)
     assert q_rows is not None
     t_low = float(alphas.sum())
-    probes = budget - len(alphas)
-    samples = torch.empty(probes, dtype=torch.float64)
-    for j in range(probes):
-        z = _rademacher(n, 1, gen, op.dtype, op.device)[:, 0]
-        z = z - q_rows.T @ (q_rows @ z)
-        samples[j] = float(torch.dot(z, op.matvec(z)))
-    std = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
-    return TraceEstimate(t_low + float(samples.mean()), std, op.products - start, "krylov")
+    samples = _probe_samples(op, budget - len(alphas), gen, q_rows)
+    return _estimate(t_low, samples, op, start, "krylov")
