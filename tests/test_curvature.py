@@ -211,3 +211,22 @@ def test_unsupported_models_fall_back_to_an_estimate():
         optiscope.hessian_diagonal(problem)
     tr = optiscope.hessian_trace(problem, 30)
     assert tr.method == "krylov" and tr.hvps == 30
+
+
+def test_gradient_start_is_used_when_free_and_skipped_when_zero():
+    # At the saddle's origin the gradient vanishes: a random start is used instead.
+    at_origin = Problem(Point([0.0, 0.0]), saddle, DUMMY)
+    res = optiscope.hessian_eigenvalues(at_origin, k=1, tol=1e-12)
+    assert float(res.values[0]) == pytest.approx(2.0, abs=1e-12)
+    case = make_case("mlp", "mean", "one")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    exact = torch.linalg.eigvalsh(case.dense_hessian())
+    for seed in range(3):
+        res = optiscope.hessian_eigenvalues(problem, k=2, tol=1e-10, seed=seed)
+        torch.testing.assert_close(res.values, exact.flip(0)[:2], rtol=1e-8, atol=0)
+    # Without a cached graph the start is random (no extra gradient pass is spent).
+    uncached = Problem(case.model, case.loss_fn, case.data, cache_graph=False)
+    assert uncached.cached_gradient() is None
+    res = optiscope.hessian_eigenvalues(uncached, k=2, tol=1e-10)
+    torch.testing.assert_close(res.values, exact.flip(0)[:2], rtol=1e-8, atol=0)
+    assert uncached.gradient_count == 0

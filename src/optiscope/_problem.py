@@ -387,8 +387,16 @@ class Problem:
         """``grad F(theta)`` as a flat vector (default: at the point)."""
         if theta is None and self._graph is not None:
             self.gradient_count += 1
-            return self.flatten(g.detach() for g in self._graph[1])
+            return self.cached_gradient()  # type: ignore[return-value]
         return self.loss_and_gradient(theta)[1]
+
+    def cached_gradient(self) -> Tensor | None:
+        """The gradient at the point if the graph is cached (building it if needed), else None."""
+        if not self.cache_graph:
+            return None
+        if self._graph is None:
+            self._graph = self._build_graph()
+        return self.flatten(g.detach() for g in self._graph[1])
 
     def loss_and_gradient(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
         """``F(theta)`` and its gradient, in one pass over the data."""
