@@ -227,6 +227,13 @@ def test_nan_loss_is_refused():
     x[0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match=r"the loss is NaN on batch 0"):
         Problem(case.model, case.loss_fn, (x, y))
+    # Construction looks at a few samples only; a NaN further on is caught at first use.
+    x = case.data[0].clone()
+    x[9, 0] = float("nan")
+    late = Problem(case.model, case.loss_fn, (x, y))
+    for use in (late.loss, late.gradient, lambda: late.hvp(torch.ones(83, dtype=torch.float64))):
+        with pytest.raises(NonFiniteError, match=r"the loss is NaN on batch 0 at this point"):
+            use()
     with pytest.raises(NonFiniteError, match=r"the loss is infinite"):
         Problem(case.model, lambda o, t: o.sum() * float("inf"), (case.data[0], y))
 

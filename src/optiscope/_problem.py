@@ -330,7 +330,16 @@ class Problem:
         return loss
 
     def _check_first_batch(self) -> None:
+        # A few samples show a wrong shape, dtype, device or loss at a fraction of a full pass;
+        # non-finite values elsewhere are caught when the full batch is first evaluated.
         for _, inputs, targets in self.batches():
+            n = _batch_size(inputs, targets)
+            if n > 4 and isinstance(targets, Tensor):
+                inputs = tree_map(
+                    lambda t, n=n: t[:4] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
+                    inputs,
+                )
+                targets = targets[:4]
             try:
                 with torch.no_grad():
                     out = _call(self.model, self.split(self.point), inputs)
