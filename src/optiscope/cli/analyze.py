@@ -93,6 +93,7 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "top_eigenvalues": [float(v) for v in eig.values[:k]],
         "bottom_eigenvalues": [float(v) for v in eig.values[k:]],
         "eigen_errors": [float(e) for e in eig.errors],
+        "eigen_converged": [bool(c) for c in eig.converged],
         "eigen_hvps": eig.hvps,
         "eigen_seconds": eig_s,
         "trace": trace.value,
@@ -132,7 +133,8 @@ def _table(r: dict[str, Any]) -> str:
         (
             "  Lanczos",
             f"{r['eigen_hvps']} Hessian-vector products, {r['eigen_seconds']:.2f} s, "
-            f"error bound <= {max(r['eigen_errors']):.1e}",
+            f"error bound <= {max(r['eigen_errors']):.1e}, {sum(r['eigen_converged'])} of "
+            f"{len(r['eigen_converged'])} converged to 1e-4",
         ),
         ("trace", f"{trace} ({r['trace_method']}, {r['trace_seconds']:.2f} s)"),
         ("critical point", f"{cp['kind']}: {cp['reason']}"),
