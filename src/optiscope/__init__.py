@@ -23,7 +23,9 @@ from optiscope._linalg import (
     krylov_trace,
     lanczos,
 )
+from optiscope._monitor import Monitor, MonitorError
 from optiscope._problem import GGNOperator, HessianOperator, Problem
+from optiscope._records import Records, RecordsError, read_records
 
 __version__ = "0.1.0"
 
@@ -34,10 +36,14 @@ __all__ = [
     "GGNOperator",
     "HessianOperator",
     "LinearOperator",
+    "Monitor",
+    "MonitorError",
     "NonFiniteError",
     "OptiscopeError",
     "Problem",
     "ProblemError",
+    "Records",
+    "RecordsError",
     "SpectralDensity",
     "TraceEstimate",
     "TrainingModeError",
@@ -50,5 +56,6 @@ __all__ = [
     "hutchpp_trace",
     "krylov_trace",
     "lanczos",
+    "read_records",
     "spectral_density",
 ]

@@ -1,0 +1,111 @@
+"""The Monitor in a plain loop: correct numbers, records on disk, and no observer effect."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from optiscope._monitor import Monitor, MonitorError
+from optiscope._records import read_records
+
+
+def _setup(opt_name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 8, generator=gen)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    if opt_name == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return model, opt, x, y
+
+
+def _train(model, opt, x, y, monitor=None, steps=20):
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(steps):
+        idx = torch.randperm(64)[:16]  # the global RNG drives the batches
+        opt.zero_grad()
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        if monitor is not None:
+            monitor.step(loss)
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_training_with_the_monitor_ends_bitwise_where_it_would_without(opt_name, tmp_path):
+    plain = _train(*_setup(opt_name))
+    model, opt, x, y = _setup(opt_name)
+    with Monitor(model, opt, out=tmp_path) as mon:
+        watched = _train(model, opt, x, y, mon)
+    for a, b in zip(plain, watched):
+        assert torch.equal(a, b)
+    assert not opt._optimizer_step_post_hooks  # the hook is gone
+    assert len(read_records(tmp_path).series("loss")[0]) == 20
+
+
+def test_recorded_values_are_the_true_ones():
+    model, opt, x, y = _setup("sgd")
+    mon = Monitor(model, opt)
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    loss.backward()
+    grad_norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters()))
+    before = [p.detach().clone() for p in model.parameters()]
+    mon.step(loss)
+    opt.step()
+    mon.close()
+    values = mon.history[0]["values"]
+    assert values["loss"] == pytest.approx(float(loss.detach()))
+    assert values["grad_norm"] == pytest.approx(grad_norm, rel=1e-6)
+    now = [p.detach() for p in model.parameters()]
+    upd = math.sqrt(sum(float((p - b).pow(2).sum()) for p, b in zip(now, before)))
+    pnorm = math.sqrt(sum(float(b.pow(2).sum()) for b in before))
+    assert values["update_norm"] == pytest.approx(upd, rel=1e-5)
+    assert values["update_ratio"] == pytest.approx(upd / pnorm, rel=1e-5)
+    # SGD with momentum, first step: the update is lr times the gradient.
+    assert values["update_norm"] == pytest.approx(0.1 * grad_norm, rel=1e-5)
+    assert values["nonfinite"] == []
+
+
+def test_non_finite_values_are_flagged_with_their_step():
+    model, opt, x, y = _setup("sgd")
+    mon = Monitor(model, opt)
+    for step in range(3):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        if step == 1:
+            loss = loss * float("nan")
+        loss.backward()
+        mon.step(loss)
+        if step != 1:
+            opt.step()
+    mon.close()
+    flags = [r["values"]["nonfinite"] for r in mon.history]
+    assert flags == [[], ["loss", "grad_norm"], []]
+    assert math.isnan(mon.history[1]["values"]["loss"])
+
+
+def test_without_an_optimizer_only_the_step_quantities_are_recorded():
+    model, _, x, y = _setup("sgd")
+    mon = Monitor(model, quantities=["loss", "grad_norm"])
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    mon.step(torch.tensor(0.5))
+    mon.close()
+    assert set(mon.history[0]["values"]) == {"loss", "grad_norm"}
+
+
+def test_bad_monitor_arguments_are_refused():
+    model, opt, _, _ = _setup("sgd")
+    with pytest.raises(MonitorError, match=r"unknown quantities \['sharpnes'\]: expected names"):
+        Monitor(model, opt, quantities=["sharpnes"])
+    with pytest.raises(MonitorError, match=r"must be a torch\.nn\.Module, got a str"):
+        Monitor("model")
+    frozen = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(MonitorError, match="no trainable parameters"):
+        Monitor(frozen)
