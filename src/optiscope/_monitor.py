@@ -37,7 +37,9 @@ def _norm(tensors: list[Tensor]) -> Tensor:
     if not tensors:
         return torch.zeros(())
     norms = torch._foreach_norm(tensors)
-    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+    if any(n.dtype != torch.float32 for n in norms):
+        norms = [n.float() for n in norms]
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 class Monitor:
@@ -133,9 +135,9 @@ class Monitor:
         if self._pending is None or self._before is None:
             return
         with torch.no_grad():
-            now = [p.detach() for p in self.params]
-            delta = torch._foreach_sub(now, self._before)
-            unorm = float(_norm(list(delta)))
+            # In place: the buffer is refilled from the parameters at the next step anyway.
+            torch._foreach_sub_(self._before, [p.detach() for p in self.params])
+            unorm = float(_norm(self._before))
         values = self._pending["values"]
         if "update_norm" in self.quantities:
             values["update_norm"] = unorm
