@@ -109,3 +109,22 @@ def test_bad_monitor_arguments_are_refused():
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(MonitorError, match="no trainable parameters"):
         Monitor(frozen)
+
+
+def test_the_plain_loop_example_runs_and_records_every_step(tmp_path):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "plain_loop.py"
+    argv = sys.argv
+    sys.argv = [str(script), str(tmp_path)]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    rec = read_records(tmp_path)
+    steps, losses = rec.series("loss")
+    assert steps == list(range(3 * 29))  # 1797 samples in batches of 64, three epochs
+    assert losses[-1] < losses[0] / 3
+    assert rec.header["device"] == "cpu"
