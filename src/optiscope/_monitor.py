@@ -36,7 +36,7 @@ class MonitorError(OptiscopeError):
 def _norm(tensors: list[Tensor]) -> Tensor:
     if not tensors:
         return torch.zeros(())
-    norms = torch._foreach_norm(tensors)
+    norms = list(torch._foreach_norm(tensors))
     if any(n.dtype != torch.float32 for n in norms):
         norms = [n.float() for n in norms]
     return torch.linalg.vector_norm(torch.stack(norms))

@@ -1,0 +1,145 @@
+"""Quantities measured at a step: each returns plain numbers and decides nothing (layer 3).
+
+Curvature along the step (DESIGN.md, ill-conditioning): with gradient g, Hessian H and update
+d = theta_new - theta_old, the second-order model predicts the loss change
+
+    delta_2 = g^T d + 1/2 d^T H d,   for plain SGD d = -lr g:  -lr g^T g + lr^2/2 g^T H g,
+
+and the step raises the loss once lr^2/2 g^T H g > lr g^T g (Goodfellow et al., Deep Learning,
+sec. 8.2.1). Sharpness, the top Hessian eigenvalue, is compared with the optimizer's stability
+threshold: gradient descent on a quadratic diverges along an eigenvalue above 2/lr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optiscope._linalg.lanczos import lanczos
+from optiscope._linalg.operators import CallableOperator, LinearOperator
+from optiscope._problem import Problem
+
+
+@dataclass(frozen=True)
+class StabilityThreshold:
+    """The sharpness above which the optimizer's iteration is unstable on a quadratic.
+
+    ``preconditioned`` says the threshold applies to the sharpness of ``P^-1 H`` (Adam's
+    diagonal preconditioner), not of ``H``; ``note`` states what is exact and what approximated.
+    """
+
+    value: float
+    preconditioned: bool
+    note: str
+
+
+def stability_threshold(optimizer: torch.optim.Optimizer, group: int = 0) -> StabilityThreshold:
+    """The stability threshold of the optimizer's current hyper-parameters (param group ``group``).
+
+    - SGD: ``2 / lr``; with heavy-ball momentum ``beta`` (no dampening, not Nesterov):
+      ``(2 + 2 beta) / lr``, exact for a quadratic.
+    - Adam and AdamW: ``(2 + 2 beta1) / ((1 - beta1) lr)`` on the preconditioned Hessian
+      ``P^-1 H``, ``P = diag(sqrt(v_hat) + eps)`` (Cohen et al. 2022, "Adaptive gradient methods at
+      the edge of stability"): exact for a quadratic with the preconditioner frozen.
+    - Others: ``2 / lr``, stated as an approximation.
+    """
+    hp = optimizer.param_groups[group]
+    lr = float(hp["lr"])
+    if lr <= 0:
+        return StabilityThreshold(float("inf"), False, "learning rate is zero: nothing diverges")
+    if isinstance(optimizer, torch.optim.SGD):
+        beta = float(hp.get("momentum", 0.0))
+        if beta and (hp.get("nesterov") or hp.get("dampening", 0.0)):
+            return StabilityThreshold(
+                (2 + 2 * beta) / lr,
+                False,
+                "SGD with Nesterov or dampening: the heavy-ball threshold (2 + 2 beta) / lr, "
+                "approximate",
+            )
+        if beta:
+            return StabilityThreshold(
+                (2 + 2 * beta) / lr, False, "SGD with momentum: (2 + 2 beta) / lr, exact"
+            )
+        return StabilityThreshold(2 / lr, False, "SGD: 2 / lr, exact on a quadratic")
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        beta1 = float(hp["betas"][0])
+        return StabilityThreshold(
+            (2 + 2 * beta1) / ((1 - beta1) * lr),
+            True,
+            "Adam: (2 + 2 beta1) / ((1 - beta1) lr) on the preconditioned Hessian, exact for a "
+            "frozen preconditioner",
+        )
+    return StabilityThreshold(
+        2 / lr, False, f"{type(optimizer).__name__}: 2 / lr, an approximation (plain GD's)"
+    )
+
+
+def adam_preconditioner(
+    optimizer: torch.optim.Optimizer, params: list[Tensor], group: int = 0
+) -> Tensor | None:
+    """Adam's diagonal ``P = sqrt(v_hat) + eps`` as a flat vector over ``params``, or None."""
+    hp = optimizer.param_groups[group]
+    parts = []
+    for p in params:
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" not in state:
+            return None
+        step = float(state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - hp["betas"][1] ** step)
+        parts.append((v_hat.sqrt() + hp["eps"]).reshape(-1))
+    return torch.cat(parts)
+
+
+def sharpness(
+    problem: Problem,
+    *,
+    preconditioner: Tensor | None = None,
+    tol: float = 1e-3,
+    max_steps: int = 30,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Top eigenvalue of H, or of ``P^-1 H`` (via the symmetric ``P^-1/2 H P^-1/2``)."""
+    op: LinearOperator
+    if preconditioner is None:
+        op = problem.hessian_operator()
+    else:
+        d = preconditioner.to(problem.dtype).rsqrt()
+        op = CallableOperator(
+            lambda v: d * problem.hvp(d * v), problem.num_params, problem.dtype, problem.device
+        )
+    res = lanczos(
+        op, 1, "largest", tol=tol, max_steps=min(max_steps, problem.num_params), seed=seed
+    )
+    return {
+        "value": float(res.values[0]),
+        "error": float(res.errors[0]),
+        "converged": bool(res.converged[0]),
+        "hvps": res.hvps,
+        "preconditioned": preconditioner is not None,
+    }
+
+
+def step_curvature(problem: Problem, grad: Tensor, update: Tensor) -> dict[str, float]:
+    """Curvature along the gradient and the update, and the second-order predicted change.
+
+    ``grad`` is g at the problem's point, ``update`` is d; two Hessian-vector products.
+    """
+    g = grad.to(problem.dtype)
+    d = update.to(problem.dtype)
+    hg = problem.hvp(g)
+    hd = problem.hvp(d)
+    gtg = float(torch.dot(g, g))
+    gthg = float(torch.dot(g, hg))
+    dthd = float(torch.dot(d, hd))
+    gtd = float(torch.dot(g, d))
+    return {
+        "gtg": gtg,
+        "gthg": gthg,
+        "curvature_along_gradient": gthg / gtg if gtg > 0 else float("nan"),
+        "dthd": dthd,
+        "predicted_change": gtd + 0.5 * dthd,
+        "first_order_change": gtd,
+    }
