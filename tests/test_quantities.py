@@ -9,6 +9,7 @@ from torch import nn
 from optiscope import Problem
 from optiscope._quantities import (
     adam_preconditioner,
+    gradient_noise,
     sharpness,
     stability_threshold,
     step_curvature,
@@ -96,3 +97,49 @@ def test_second_order_prediction_is_exact_on_a_quadratic_and_close_for_small_ste
         actual = problem.loss(problem.point - lr * g) - problem.loss()
         errs.append(abs(q["predicted_change"] - actual))
     assert errs[1] < errs[0] / 5
+
+
+@pytest.mark.parametrize("chunk", [3, 64])
+def test_gradient_noise_matches_the_per_sample_matrix(chunk):
+    case = make_case("cnn", "mean", "one")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    x, y = case.data
+    q = gradient_noise(problem, x, y, chunk=chunk)
+    rows = problem.per_sample_gradients()
+    mean = rows.mean(0)
+    cov_trace = float(((rows - mean) ** 2).sum() / (len(rows) - 1))
+    assert q["batch_size"] == 11
+    assert q["trace_cov"] == pytest.approx(cov_trace, rel=1e-10)
+    assert q["grad_norm_sq"] == pytest.approx(float(mean @ mean), rel=1e-10)
+    g2 = float(mean @ mean) - cov_trace / 11
+    assert q["grad_norm_sq_unbiased"] == pytest.approx(g2, rel=1e-10)
+    assert q["snr"] == pytest.approx(float(mean @ mean) / (cov_trace / 11), rel=1e-10)
+    assert q["b_simple"] == (cov_trace / g2 if g2 > 0 else float("inf"))
+    # The mean of the per-sample gradients is the batch gradient.
+    torch.testing.assert_close(mean, problem.gradient(), rtol=1e-10, atol=1e-12)
+
+
+def test_gradient_noise_estimates_the_critical_batch_size_in_expectation():
+    # Linear regression: over 200 disjoint batches of 32 the means of tr(Sigma) and of the
+    # unbiased |G|^2 are within 4 standard errors of their population values.
+    gen = torch.Generator().manual_seed(0)
+    w_true = torch.randn(5, 1, generator=gen, dtype=torch.float64)
+    model = nn.Linear(5, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_((w_true + 0.3).T)
+    big_x = torch.randn(20000, 5, generator=gen, dtype=torch.float64)
+    big_y = big_x @ w_true + 0.5 * torch.randn(20000, 1, generator=gen, dtype=torch.float64)
+    pop = Problem(model, nn.MSELoss(), (big_x, big_y))
+    rows = pop.per_sample_gradients()
+    true_g2 = float(rows.mean(0) @ rows.mean(0))
+    true_tr = float(((rows - rows.mean(0)) ** 2).sum() / (len(rows) - 1))
+    trs, g2s = [], []
+    for b in range(200):
+        sl = slice(32 * b, 32 * b + 32)
+        q = gradient_noise(pop, big_x[sl], big_y[sl])
+        trs.append(q["trace_cov"])
+        g2s.append(q["grad_norm_sq_unbiased"])
+    for est, true in ((torch.tensor(trs), true_tr), (torch.tensor(g2s), true_g2)):
+        assert abs(float(est.mean()) - true) < 4 * float(est.std()) / 200**0.5
+    with pytest.raises(ValueError, match="at least 2 samples in the batch, got 1"):
+        gradient_noise(pop, big_x[:1], big_y[:1])

@@ -143,3 +143,47 @@ def step_curvature(problem: Problem, grad: Tensor, update: Tensor) -> dict[str, 
         "predicted_change": gtd + 0.5 * dthd,
         "first_order_change": gtd,
     }
+
+
+def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64) -> dict[str, Any]:
+    """Per-sample gradient noise of one minibatch (McCandlish et al. 2018, "An empirical model of
+    large-batch training").
+
+    With per-sample gradients g_i of the batch (size B) and their mean g:
+
+    - ``trace_cov`` = sum_i ||g_i - g||^2 / (B - 1), the trace of the per-sample covariance Sigma;
+    - ``grad_norm_sq_unbiased`` = ||g||^2 - tr(Sigma) / B, an unbiased estimate of |G|^2;
+    - ``snr`` = ||g||^2 / (tr(Sigma) / B), the batch gradient's signal-to-noise ratio;
+    - ``b_simple`` = tr(Sigma) / |G|^2, the critical batch size (inf when |G|^2 is not resolved).
+
+    Per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
+    cannot be vmapped), so memory stays at ``chunk`` gradients.
+    """
+    from optiscope._problem import _batch_size
+
+    n = _batch_size(inputs, targets)
+    if n < 2:
+        raise ValueError(f"gradient noise needs at least 2 samples in the batch, got {n}")
+    total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
+    sq = 0.0
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        x = torch.utils._pytree.tree_map(
+            lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
+            inputs,
+        )
+        rows = problem.per_sample_gradients(x, targets[sl]).double()
+        total += rows.sum(0)
+        sq += float((rows * rows).sum())
+    mean = total / n
+    gnorm_sq = float(torch.dot(mean, mean))
+    trace_cov = max((sq - n * gnorm_sq) / (n - 1), 0.0)
+    g2 = gnorm_sq - trace_cov / n
+    return {
+        "batch_size": n,
+        "grad_norm_sq": gnorm_sq,
+        "trace_cov": trace_cov,
+        "grad_norm_sq_unbiased": g2,
+        "snr": gnorm_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
+    }
