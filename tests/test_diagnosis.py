@@ -87,3 +87,125 @@ def test_detectors_never_raise_on_arbitrary_series(pairs, constant):
     for f in findings:
         assert f.severity in SEVERITIES
         assert "detector failed" not in f.summary
+
+
+from optiscope._diagnosis import (  # noqa: E402
+    detect_ill_conditioning,
+    detect_inexact_gradients,
+    detect_local_global_mismatch,
+    detect_local_minima,
+    detect_long_term_dependencies,
+    detect_saddle_points,
+)
+
+
+def with_values(rows):
+    return [{"type": "step", "step": i, "values": v} for i, v in enumerate(rows)]
+
+
+def test_long_term_dependencies_vanishing_exploding_and_healthy():
+    vanishing = [
+        {
+            "type": "hidden_gradients",
+            "step": 5,
+            "module": "rnn",
+            "norms": [0.5 ** (29 - t) for t in range(30)],
+        }
+    ]
+    f = detect_long_term_dependencies(vanishing)
+    assert f.severity == "critical"  # 0.5^29 < 1e-6
+    assert f.evidence["rate_per_step"] == pytest.approx(0.5)
+    assert f.evidence["memory_horizon"] == pytest.approx(math.log(1e-3) / math.log(0.5))
+    assert "nn.LSTM" in f.remedy
+    milder = [dict(vanishing[0], norms=[0.7 ** (29 - t) for t in range(30)])]
+    assert detect_long_term_dependencies(milder).severity == "warning"
+    exploding = [
+        {
+            "type": "hidden_gradients",
+            "step": 5,
+            "module": "rnn",
+            "norms": [1.5 ** (29 - t) for t in range(30)],
+        }
+    ]
+    f = detect_long_term_dependencies(exploding)
+    assert f.severity == "critical" and f.evidence["rate_per_step"] == pytest.approx(1.5)
+    healthy = [
+        {
+            "type": "hidden_gradients",
+            "step": 5,
+            "module": "lstm",
+            "norms": [1.0 + 0.01 * t for t in range(30)],
+        }
+    ]
+    assert detect_long_term_dependencies(healthy).severity == "ok"
+    assert detect_long_term_dependencies([]).severity == "info"
+
+
+def test_inexact_gradients_compares_the_batch_with_the_critical_batch():
+    noisy = with_values([{"b_simple": 2000.0, "batch_size": 8, "snr": 0.2}] * 3)
+    f = detect_inexact_gradients(noisy)
+    assert f.severity == "warning" and "2e+03" in f.summary and "toward 2000" in f.remedy
+    fine = with_values([{"b_simple": 100.0, "batch_size": 128, "snr": 5.0}] * 3)
+    assert detect_inexact_gradients(fine).severity == "ok"
+    assert detect_inexact_gradients(with_values([{"loss": 1.0}])).severity == "info"
+
+
+def test_ill_conditioning_the_books_test_and_sharpness():
+    rows = [{"gtg": 1.0, "gthg": 0.5 * 1.3**i, "predicted_change": -0.1} for i in range(40)]
+    f = detect_ill_conditioning(with_values(rows))
+    assert f.severity == "warning" and "g^T H g grew" in f.summary
+    calm = [
+        {
+            "gtg": 1.0 / (i + 1),
+            "gthg": 0.5 / (i + 1),
+            "predicted_change": -0.1,
+            "sharpness": 10.0,
+            "stability_threshold": 20.0,
+        }
+        for i in range(40)
+    ]
+    assert detect_ill_conditioning(with_values(calm)).severity == "ok"
+    edge = [dict(r, sharpness=25.0) for r in calm]
+    f = detect_ill_conditioning(with_values(edge))
+    assert f.severity == "warning" and "sharpness 25 >= stability threshold 20" in f.summary
+    assert "scale the learning rate by 0.72" in f.remedy
+
+
+def test_saddle_and_plateau_and_a_descending_run():
+    n = 100
+    loss = [2.0 - 1.0 * min(i, 30) / 30 for i in range(n)]
+    gn = [1.0 if i < 30 else 1e-3 for i in range(n)]
+    rows = [{"loss": a, "grad_norm": b} for a, b in zip(loss, gn)]
+    assert detect_saddle_points(with_values(rows)).severity == "info"
+    rows[-1] = dict(rows[-1], lambda_min=-0.5, sharpness=2.0)
+    f = detect_saddle_points(with_values(rows))
+    assert f.severity == "warning" and "lambda_min -0.5" in f.summary
+    descending = [{"loss": 2.0 * 0.97**i, "grad_norm": 1.0} for i in range(n)]
+    assert detect_saddle_points(with_values(descending)).severity == "ok"
+    assert detect_local_minima(with_values(descending)).severity == "ok"
+
+
+def test_the_negative_test_for_local_minima():
+    stalled = [{"loss": 1.0 + 1e-4 * (i % 2), "grad_norm": 3.0} for i in range(60)]
+    f = detect_local_minima(with_values(stalled))
+    assert f.severity == "info" and "not a critical point" in f.summary
+    converged = [{"loss": 1.0, "grad_norm": 3.0 * 0.8**i} for i in range(60)]
+    f = detect_local_minima(with_values(converged))
+    assert "a critical point" in f.summary and "restarts" in f.remedy
+
+
+def test_local_global_mismatch_reads_the_interpolation():
+    rec = [
+        {
+            "type": "analysis",
+            "name": "interpolation",
+            "barrier": 0.3,
+            "path_length": 5.0,
+            "distance": 2.0,
+        }
+    ]
+    assert detect_local_global_mismatch(rec).severity == "warning"
+    rec = [dict(rec[0], barrier=0.0, path_length=50.0)]
+    f = detect_local_global_mismatch(rec)
+    assert f.severity == "info" and f.evidence["length_over_distance"] == 25.0
+    assert detect_local_global_mismatch([]).severity == "info"

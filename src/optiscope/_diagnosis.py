@@ -171,8 +171,344 @@ def detect_theoretical_limits(records: Sequence[Record]) -> Finding:
     )
 
 
+def _median(xs: Sequence[float]) -> float | None:
+    finite = [x for x in xs if math.isfinite(x)]
+    return statistics.median(finite) if finite else None
+
+
+def _windows(values: Sequence[float], frac: float = 0.25) -> tuple[list[float], list[float]]:
+    k = max(1, int(len(values) * frac))
+    return list(values[:k]), list(values[-k:])
+
+
+def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
+    """Decay or growth rate of ||dL/dh_t|| with the distance in time, and the memory horizon
+    (Bengio, Simard and Frasconi 1994; Pascanu et al. 2013)."""
+    latest: dict[str, Record] = {}
+    for r in records:
+        norms = r.get("norms") if r.get("type") == "hidden_gradients" else None
+        if isinstance(norms, list) and len(norms) >= 3:
+            latest[str(r.get("module", "rnn"))] = r
+    if not latest:
+        return _not_measured(
+            "long-term-dependencies",
+            "no recurrent model (no hidden-state gradients recorded)",
+            "only recurrent models are affected",
+        )
+    worst: tuple[float, Finding] | None = None
+    for module, r in latest.items():
+        norms = [float(x) if _finite(x) else math.nan for x in r["norms"]]
+        T = len(norms)
+        pts = [(T - 1 - t, math.log(n)) for t, n in enumerate(norms) if math.isfinite(n) and n > 0]
+        if len(pts) < 3:
+            continue
+        mx = statistics.fmean(d for d, _ in pts)
+        my = statistics.fmean(y for _, y in pts)
+        sxx = sum((d - mx) ** 2 for d, _ in pts)
+        slope = sum((d - mx) * (y - my) for d, y in pts) / sxx if sxx > 0 else 0.0
+        rate = math.exp(max(min(slope, 50.0), -50.0))
+        last, first = norms[-1], norms[0]
+        ratio = first / last if _finite(first) and _finite(last) and last > 0 else math.nan
+        horizon = math.log(1e-3) / slope if slope < 0 else math.inf
+        evidence = {
+            "module": module,
+            "step": r.get("step"),
+            "time_steps": T,
+            "rate_per_step": rate,
+            "first_over_last": ratio,
+            "memory_horizon": horizon,
+            "norm_last_step": last,
+            "norm_first_step": first,
+        }
+        if rate < 1 and horizon < T - 1:
+            sev = "critical" if _finite(ratio) and ratio < 1e-6 else "warning"
+            f = Finding(
+                "long-term-dependencies",
+                sev,
+                f"the gradient vanishes back in time in {module!r}: x{rate:.3g} per step, "
+                f"1e-3 of its last value after {horizon:.0f} of {T} steps",
+                evidence,
+                "use a gated cell (nn.LSTM or nn.GRU), initialize the recurrent weights "
+                "orthogonal, or shorten the dependencies the task needs",
+            )
+            score = -math.log10(max(ratio, 1e-300)) if _finite(ratio) else 0.0
+        elif rate > 1 and _finite(ratio) and ratio > 1e3:
+            f = Finding(
+                "long-term-dependencies",
+                "critical",
+                f"the gradient explodes back in time in {module!r}: x{rate:.3g} per step, "
+                f"{ratio:.3g}x larger {T - 1} steps back",
+                evidence,
+                "clip the gradient norm and scale the recurrent weights to a spectral radius "
+                "below 1",
+            )
+            score = math.log10(ratio)
+        else:
+            f = Finding(
+                "long-term-dependencies",
+                "ok",
+                f"the gradient reaches back {T} steps in {module!r} (x{rate:.3g} per step)",
+                evidence,
+                "",
+            )
+            score = -1.0
+        if worst is None or score > worst[0]:
+            worst = (score, f)
+    if worst is None:
+        return _not_measured(
+            "long-term-dependencies", "hidden-state gradients were not finite", "check the run"
+        )
+    return worst[1]
+
+
+def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
+    """Gradient noise against the batch size in use (McCandlish et al. 2018)."""
+    _, b_simple = series(records, "b_simple")
+    steps_b, batch = series(records, "batch_size")
+    _, snr = series(records, "snr")
+    if not batch or not b_simple:
+        return _not_measured(
+            "inexact-gradients", "no gradient-noise measurements", "enable the noise tier"
+        )
+    bs = _median(b_simple[-5:])
+    size = _median(batch[-5:])
+    s = _median(snr[-5:]) if snr else None
+    evidence = {
+        "b_simple": bs,
+        "batch_size": size,
+        "snr": s,
+        "measurements": len(b_simple),
+        "steps": steps_b[-5:],
+    }
+    if bs is None or size is None:
+        return _not_measured("inexact-gradients", "noise measurements were not finite", "")
+    if size < bs / 10 or (s is not None and s < 1):
+        return Finding(
+            "inexact-gradients",
+            "warning",
+            f"gradient noise dominates: the critical batch size B_simple is {bs:.3g}, the batch "
+            f"{size:.0f}" + (f", signal-to-noise {s:.2g}" if s is not None else ""),
+            evidence,
+            f"raise the batch size toward {bs:.0f}, or lower the learning rate in proportion",
+        )
+    return Finding(
+        "inexact-gradients",
+        "ok",
+        f"the batch of {size:.0f} is within 10x of the critical batch size {bs:.3g}",
+        evidence,
+        "",
+    )
+
+
+def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
+    """The book's test (g^T H g grows by more than 10x while g^T g does not shrink), steps the
+    second-order model says raise the loss, and sharpness against the stability threshold."""
+    steps_q, gthg = series(records, "gthg")
+    _, gtg = series(records, "gtg")
+    _, pred = series(records, "predicted_change")
+    steps_s, sharp = series(records, "sharpness")
+    _, thresh = series(records, "stability_threshold")
+    if not gthg and not sharp:
+        return _not_measured(
+            "ill-conditioning", "no curvature measurements", "enable the curvature tier"
+        )
+    evidence: dict[str, Any] = {"curvature_measurements": len(gthg)}
+    reasons = []
+    if len(gthg) >= 4 and len(gtg) == len(gthg):
+        e_h, l_h = (_median(w) for w in _windows(gthg))
+        e_g, l_g = (_median(w) for w in _windows(gtg))
+        evidence.update(gthg_early=e_h, gthg_late=l_h, gtg_early=e_g, gtg_late=l_g)
+        if e_h and l_h and e_g and l_g and e_h > 0 and l_h > 10 * e_h and l_g >= 0.5 * e_g:
+            reasons.append(f"g^T H g grew {l_h / e_h:.3g}x while g^T g went {e_g:.3g} -> {l_g:.3g}")
+    rising = [s for s, p in zip(steps_q, pred) if math.isfinite(p) and p > 0]
+    if pred:
+        evidence.update(predicted_rises=len(rising), first_rises=rising[:10])
+        if len(rising) > 0.1 * len(pred):
+            reasons.append(
+                f"{len(rising)} of {len(pred)} steps predicted to raise the loss "
+                f"(lr^2/2 g^T H g > lr g^T g), first at step {rising[0]}"
+            )
+    if sharp and thresh:
+        over = [
+            (s, v, t)
+            for s, v, t in zip(steps_s, sharp, thresh)
+            if math.isfinite(v) and math.isfinite(t) and v >= t
+        ]
+        evidence.update(
+            sharpness_last=sharp[-1],
+            stability_threshold=thresh[-1],
+            steps_at_or_above=[s for s, _, _ in over][:10],
+        )
+        if over:
+            s, v, t = over[0]
+            reasons.append(f"sharpness {v:.3g} >= stability threshold {t:.3g} at step {s}")
+    if reasons:
+        remedy = "lower the learning rate"
+        if sharp and math.isfinite(sharp[-1]) and sharp[-1] > 0 and thresh:
+            factor = thresh[-1] / sharp[-1]
+            remedy = (
+                f"scale the learning rate by {0.9 * factor:.3g} or less (sharpness under the "
+                "stability threshold), or use a preconditioned optimizer (Adam) or normalization"
+            )
+        return Finding("ill-conditioning", "warning", "; ".join(reasons), evidence, remedy)
+    return Finding(
+        "ill-conditioning",
+        "ok",
+        "curvature along the gradient stays in proportion to the gradient, and sharpness is "
+        "below the stability threshold",
+        evidence,
+        "",
+    )
+
+
+def detect_saddle_points(records: Sequence[Record]) -> Finding:
+    """Flat loss with a small gradient; with negative curvature it is a saddle (Dauphin et al.
+    2014), without it a flat region."""
+    steps, loss = series(records, "loss")
+    _, gnorm = series(records, "grad_norm")
+    _, lmin = series(records, "lambda_min")
+    _, lmax = series(records, "sharpness")
+    if len(loss) < 20 or len(gnorm) != len(loss):
+        return _not_measured("saddle-points", "too few steps to judge flatness", "run longer")
+    window = max(10, len(loss) // 5)
+    head, tail = loss[:window], loss[-window:]
+    g_head, g_tail = _median(gnorm[:window]), _median(gnorm[-window:])
+    l_tail = _median(tail)
+    change = abs(tail[-1] - tail[0]) / max(abs(l_tail or 0.0), 1e-12) if l_tail else math.inf
+    evidence: dict[str, Any] = {
+        "window_steps": [steps[-window], steps[-1]],
+        "relative_loss_change": change,
+        "grad_norm_early": g_head,
+        "grad_norm_late": g_tail,
+        "loss_start": head[0],
+        "loss_end": tail[-1],
+    }
+    flat = math.isfinite(change) and change < 0.01
+    small = g_head is not None and g_tail is not None and g_tail < 0.1 * g_head
+    negative = [v for v in lmin if math.isfinite(v)]
+    scale = max((abs(v) for v in lmax if math.isfinite(v)), default=0.0)
+    if negative:
+        evidence.update(lambda_min_last=negative[-1], sharpness_last=scale or None)
+    if flat and small:
+        if negative and negative[-1] < -1e-3 * max(scale, abs(negative[-1])):
+            return Finding(
+                "saddle-points",
+                "warning",
+                f"the loss is flat ({change:.2%} change over the last {window} steps) with a "
+                f"small gradient and negative curvature (lambda_min {negative[-1]:.3g}): a saddle",
+                evidence,
+                "escape along negative curvature: a larger learning rate or momentum, noise, or "
+                "a saddle-free Newton step",
+            )
+        return Finding(
+            "saddle-points",
+            "info",
+            f"the loss is flat ({change:.2%} over the last {window} steps) and the gradient "
+            f"small, with no negative curvature measured: a flat minimum or a plateau",
+            evidence,
+            "measure the smallest eigenvalue (curvature tier) to tell them apart",
+        )
+    return Finding(
+        "saddle-points",
+        "ok",
+        "no flat region with a vanishing gradient at the end of the run",
+        evidence,
+        "",
+    )
+
+
+def detect_local_minima(records: Sequence[Record]) -> Finding:
+    """The negative test: a stalled loss whose gradient norm does not shrink is not at a
+    critical point, so not at a minimum (Goodfellow et al., Deep Learning, sec. 8.2.2)."""
+    _, loss = series(records, "loss")
+    _, gnorm = series(records, "grad_norm")
+    if len(loss) < 20 or len(gnorm) != len(loss):
+        return _not_measured("local-minima", "too few steps", "run longer")
+    window = max(10, len(loss) // 5)
+    tail = loss[-window:]
+    l_tail = _median(tail)
+    change = abs(tail[-1] - tail[0]) / max(abs(l_tail or 0.0), 1e-12) if l_tail else math.inf
+    g_head, g_tail = _median(gnorm[:window]), _median(gnorm[-window:])
+    evidence = {
+        "relative_loss_change_last_window": change,
+        "window": window,
+        "grad_norm_early": g_head,
+        "grad_norm_late": g_tail,
+        "loss_end": loss[-1],
+    }
+    if math.isfinite(change) and change < 0.01 and g_head and g_tail is not None:
+        if g_tail >= 0.5 * g_head:
+            return Finding(
+                "local-minima",
+                "info",
+                f"the loss stalled but the gradient norm did not shrink ({g_head:.3g} -> "
+                f"{g_tail:.3g}): not a critical point, so not a local minimum",
+                evidence,
+                "look at ill-conditioning and cliffs, not at local minima",
+            )
+        return Finding(
+            "local-minima",
+            "info",
+            f"the loss stalled at {loss[-1]:.4g} with the gradient norm down to {g_tail:.3g}: "
+            "a critical point; whether it is a poor local minimum needs restarts",
+            evidence,
+            "compare the final losses of random restarts",
+        )
+    return Finding(
+        "local-minima", "ok", "the loss was still decreasing at the end of the run", evidence, ""
+    )
+
+
+def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
+    """A barrier on the straight path from the start to the end, and a trajectory much longer
+    than the distance it covers (Goodfellow, Vinyals and Saxe 2015)."""
+    found = [r for r in records if r.get("type") == "analysis" and r.get("name") == "interpolation"]
+    if not found:
+        return _not_measured(
+            "local-global-mismatch",
+            "no interpolation from the start to the end of the run",
+            "run the end-of-run interpolation",
+        )
+    r = found[-1]
+    barrier, length, distance = r.get("barrier"), r.get("path_length"), r.get("distance")
+    evidence: dict[str, Any] = {"barrier": barrier, "path_length": length, "distance": distance}
+    ratio = None
+    if _finite(length) and _finite(distance) and distance:
+        ratio = float(length) / float(distance)  # type: ignore[arg-type]
+    evidence["length_over_distance"] = ratio
+    if _finite(barrier) and float(barrier) > 0:  # type: ignore[arg-type]
+        return Finding(
+            "local-global-mismatch",
+            "warning",
+            f"a barrier of {barrier:.3g} on the straight path from the start to the end",
+            evidence,
+            "the path taken is not the straight one: try other initializations",
+        )
+    if ratio is not None and ratio > 10:
+        return Finding(
+            "local-global-mismatch",
+            "info",
+            f"the trajectory is {ratio:.3g}x longer than the distance it covers",
+            evidence,
+            "a larger learning rate early, or a schedule, may shorten the path",
+        )
+    return Finding(
+        "local-global-mismatch",
+        "ok",
+        "no barrier on the straight path from the start to the end",
+        evidence,
+        "",
+    )
+
+
 DETECTORS: dict[str, Callable[[Sequence[Record]], Finding]] = {
+    "ill-conditioning": detect_ill_conditioning,
+    "local-minima": detect_local_minima,
+    "saddle-points": detect_saddle_points,
     "cliffs": detect_cliffs,
+    "long-term-dependencies": detect_long_term_dependencies,
+    "inexact-gradients": detect_inexact_gradients,
+    "local-global-mismatch": detect_local_global_mismatch,
     "theoretical-limits": detect_theoretical_limits,
 }
 
