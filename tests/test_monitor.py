@@ -128,3 +128,116 @@ def test_the_plain_loop_example_runs_and_records_every_step(tmp_path):
     assert steps == list(range(3 * 29))  # 1797 samples in batches of 64, three epochs
     assert losses[-1] < losses[0] / 3
     assert rec.header["device"] == "cpu"
+
+
+class DropNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class TinyRNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(8, 6, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def _run_tiers(kind, preset, monitored, tmp_path=None):
+    torch.manual_seed(0)
+    model = DropNet() if kind == "mlp" else TinyRNN()
+    opt = (
+        torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        if kind == "mlp"
+        else torch.optim.Adam(model.parameters(), lr=1e-2)
+    )
+    gen = torch.Generator().manual_seed(1)
+    shape = (64, 8) if kind == "mlp" else (64, 5, 8)
+    x = torch.randn(shape, generator=gen)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    mon = Monitor(model, opt, loss_fn=loss_fn, preset=preset, out=tmp_path) if monitored else None
+    for _ in range(12):
+        idx = torch.randperm(64)[:16]
+        opt.zero_grad()
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        if mon is not None:
+            mon.step(loss, batch=(x[idx], y[idx]))
+        opt.step()
+    if mon is not None:
+        mon.close()
+    params = [p.detach().clone() for p in model.parameters()]
+    return params, torch.get_rng_state(), model, mon
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+@pytest.mark.parametrize("preset", ["curvature", "full"])
+def test_the_expensive_tiers_do_not_change_training_either(kind, preset):
+    plain, rng_plain, _, _ = _run_tiers(kind, preset, False)
+    watched, rng_watched, model, mon = _run_tiers(kind, preset, True)
+    for a, b in zip(plain, watched):
+        assert torch.equal(a, b)
+    assert torch.equal(rng_plain, rng_watched)
+    assert model.training and all(m.training for m in model.modules())
+    first = mon.history[0]["values"]
+    for name in (
+        "gtg",
+        "gthg",
+        "predicted_change",
+        "actual_change",
+        "sharpness",
+        "lambda_min",
+        "stability_threshold",
+        "b_simple",
+        "snr",
+        "batch_size",
+    ):
+        assert name in first, name
+    if kind == "rnn":
+        hidden = [r for r in mon.history if r["type"] == "hidden_gradients"]
+        assert hidden and len(hidden[0]["norms"]) == 5
+        # Adam: no preconditioner before its first step, then the threshold is on P^-1 H.
+        assert first["threshold_preconditioned"] is False
+        if preset == "full":
+            at10 = next(r for r in mon.history if r["type"] == "step" and r["step"] == 10)
+            assert at10["values"]["threshold_preconditioned"] is True
+    else:
+        assert first["stability_threshold"] == pytest.approx((2 + 2 * 0.9) / 0.05)
+
+
+def test_second_order_prediction_tracks_the_actual_change(tmp_path):
+    _, _, _, mon = _run_tiers("mlp", "full", True, tmp_path)
+    pairs = [
+        (r["values"]["predicted_change"], r["values"]["actual_change"])
+        for r in mon.history
+        if r["type"] == "step" and "predicted_change" in r["values"]
+    ]
+    assert len(pairs) == 12
+    for predicted, actual in pairs:
+        assert predicted == pytest.approx(actual, rel=0.2, abs=1e-4)
+    rec = read_records(tmp_path)
+    assert rec.series("gthg")[0] == list(range(12))
+
+
+def test_tier_misuse_is_refused_with_a_clear_message():
+    model, opt, x, y = _setup("sgd")
+    with pytest.raises(
+        MonitorError, match=r"need the loss function: pass Monitor\(\.\.\., loss_fn"
+    ):
+        Monitor(model, opt, preset="curvature")
+    with pytest.raises(MonitorError, match=r"unknown preset 'fast': expected one of"):
+        Monitor(model, opt, preset="fast")
+    with pytest.raises(MonitorError, match=r"every=\{'hessian': 3\}: expected a tier from"):
+        Monitor(model, opt, loss_fn=nn.CrossEntropyLoss(), every={"hessian": 3})
+    mon = Monitor(model, opt, loss_fn=nn.CrossEntropyLoss(), every={"noise": 2})
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    with pytest.raises(MonitorError, match=r"the noise tier is due at step 0 and needs the batch"):
+        mon.step(torch.tensor(1.0))
+    mon.close()

@@ -16,8 +16,9 @@ the monitor ends bitwise where training without it does.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -27,6 +28,13 @@ from optiscope._errors import OptiscopeError
 from optiscope._records import RecordWriter, environment
 
 CHEAP = ("loss", "grad_norm", "param_norm", "update_norm", "update_ratio", "nonfinite")
+TIERS = ("curvature", "sharpness", "noise", "recurrent")
+# Steps between measurements of each tier; 0 is off.
+PRESETS: dict[str, dict[str, int]] = {
+    "default": {},
+    "curvature": {"curvature": 10, "sharpness": 50, "noise": 25, "recurrent": 25},
+    "full": {"curvature": 1, "sharpness": 10, "noise": 5, "recurrent": 5},
+}
 
 
 class MonitorError(OptiscopeError):
@@ -59,6 +67,19 @@ class Monitor:
         Names of the cheap-tier quantities to record (default: all of ``CHEAP``).
     header:
         Extra facts for the records header (experiment name, seed, config).
+    loss_fn:
+        ``loss_fn(model(inputs), targets)``; needed by the tiers beyond the cheap one, which
+        also need the batch: ``monitor.step(loss, batch=(inputs, targets))``.
+    preset:
+        ``"default"`` (cheap tier only), ``"curvature"`` or ``"full"`` (see :data:`PRESETS`).
+    every:
+        Steps between measurements of each tier (``curvature``: g^T g, g^T H g and the
+        second-order predicted change against the actual one; ``sharpness``: the extreme Hessian
+        eigenvalues against the optimizer's stability threshold; ``noise``: the gradient noise
+        scale; ``recurrent``: hidden-state gradients), overriding the preset; 0 turns one off.
+
+    The tiers run in eval mode (dropout off, batch-norm statistics frozen) with the random number
+    generators forked, then restore the modules' modes: the training run is not changed.
     """
 
     def __init__(
@@ -69,10 +90,13 @@ class Monitor:
         out: str | os.PathLike[str] | None = None,
         quantities: tuple[str, ...] | list[str] | None = None,
         header: Mapping[str, Any] | None = None,
+        loss_fn: Any = None,
+        preset: str = "default",
+        every: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise MonitorError(
                 "the model has no trainable parameters: expected at least one with "
@@ -83,13 +107,36 @@ class Monitor:
         if unknown:
             raise MonitorError(f"unknown quantities {unknown}: expected names from {list(CHEAP)}")
         self.quantities = chosen
+        if preset not in PRESETS:
+            raise MonitorError(f"unknown preset {preset!r}: expected one of {list(PRESETS)}")
+        schedule = {t: 0 for t in TIERS}
+        schedule.update(PRESETS[preset])
+        for name, n in dict(every or {}).items():
+            if name not in TIERS or not isinstance(n, int) or n < 0:
+                raise MonitorError(
+                    f"every={{{name!r}: {n!r}}}: expected a tier from {list(TIERS)} and a "
+                    "number of steps >= 0"
+                )
+            schedule[name] = n
+        self.every = schedule
+        if any(self.every.values()) and loss_fn is None:
+            raise MonitorError(
+                f"the tiers {[t for t, n in self.every.items() if n]} need the loss function: "
+                "pass Monitor(..., loss_fn=loss_fn)"
+            )
+        self.model = model
+        self.loss_fn = loss_fn
+        self._has_rnn = any(isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)) for m in model.modules())
+        self._curv: tuple[Any, Tensor] | None = None
         self.optimizer = optimizer
         self.history: list[dict[str, Any]] = []
         self.step_count = 0
         self._before: list[Tensor] | None = None
         self._pending: dict[str, Any] | None = None
+        self._extra: list[dict[str, Any]] = []
         self._hook = None
         wants_update = any(q in chosen for q in ("update_norm", "update_ratio"))
+        wants_update = wants_update or bool(self.every["curvature"])
         if optimizer is not None and wants_update:
             self._hook = optimizer.register_step_post_hook(self._after_update)
         self._writer: RecordWriter | None = None
@@ -100,9 +147,19 @@ class Monitor:
 
     # -- the three calls a loop makes ------------------------------------------------------------
 
-    def step(self, loss: Tensor | float) -> None:
-        """Record the step whose gradients are in ``.grad``; call before ``optimizer.step()``."""
+    def step(self, loss: Tensor | float, batch: tuple[Any, Any] | None = None) -> None:
+        """Record the step whose gradients are in ``.grad``; call before ``optimizer.step()``.
+
+        ``batch`` is the step's ``(inputs, targets)``, needed on the steps a tier is due.
+        """
         self._flush()
+        due = [t for t, n in self.every.items() if n and self.step_count % n == 0]
+        if t := next((t for t in due if t != "recurrent" or self._has_rnn), None):
+            if batch is None:
+                raise MonitorError(
+                    f"the {t} tier is due at step {self.step_count} and needs the batch: call "
+                    "monitor.step(loss, batch=(inputs, targets))"
+                )
         grads = [p.grad for p in self.params if p.grad is not None]
         parts: dict[str, Tensor] = {}
         loss_t = loss.detach().float().reshape(()) if isinstance(loss, Tensor) else None
@@ -127,13 +184,94 @@ class Monitor:
             bad = [n for n in ("loss", "grad_norm") if n in record and not _finite(record[n])]
             record["nonfinite"] = bad
         self._pending = {"type": "step", "step": self.step_count, "values": record}
+        if due and batch is not None:
+            self._measure(due, batch, record)
         self.step_count += 1
         if self._hook is None:
             self._flush()
 
+    @contextlib.contextmanager
+    def _aside(self) -> Iterator[None]:
+        """Eval mode and forked random generators, restored exactly on exit."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        devices = sorted({p.device.index or 0 for p in self.params if p.device.type == "cuda"})
+        try:
+            with torch.random.fork_rng(devices=devices):
+                self.model.eval()
+                yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    def _measure(self, due: list[str], batch: tuple[Any, Any], values: dict[str, Any]) -> None:
+        from optiscope._problem import Problem
+        from optiscope._quantities import (
+            adam_preconditioner,
+            gradient_noise,
+            sharpness,
+            stability_threshold,
+        )
+        from optiscope._recurrent import hidden_state_gradients
+
+        inputs, targets = batch
+        ids = {id(p) for p in self.params}
+        with self._aside():
+            problem = Problem(
+                self.model, self.loss_fn, (inputs, targets), params=lambda n, p: id(p) in ids
+            )
+            if "curvature" in due:
+                g = problem.gradient()
+                gtg, gthg = float(torch.dot(g, g)), float(torch.dot(g, problem.hvp(g)))
+                values.update(gtg=gtg, gthg=gthg)
+                values["curvature_along_gradient"] = gthg / gtg if gtg > 0 else float("nan")
+                self._curv = (problem, g)
+            if "sharpness" in due:
+                prec = None
+                if self.optimizer is not None:
+                    th = stability_threshold(self.optimizer)
+                    if th.preconditioned:
+                        prec = adam_preconditioner(self.optimizer, self.params)
+                    values["stability_threshold"] = th.value
+                    values["threshold_preconditioned"] = th.preconditioned and prec is not None
+                res = sharpness(problem, preconditioner=prec)
+                values["sharpness"] = res["value"]
+                from optiscope._linalg.lanczos import lanczos
+
+                low = lanczos(problem.hessian_operator(), 1, "smallest", tol=1e-2, max_steps=20)
+                values["lambda_min"] = float(low.values[0])
+            if "noise" in due:
+                q = gradient_noise(problem, inputs, targets)
+                values.update(
+                    b_simple=q["b_simple"],
+                    snr=q["snr"],
+                    trace_cov=q["trace_cov"],
+                    batch_size=q["batch_size"],
+                )
+            if "recurrent" in due and self._has_rnn:
+                for module, norms in hidden_state_gradients(
+                    self.model, self.loss_fn, inputs, targets
+                ).items():
+                    self._extra.append(
+                        {
+                            "type": "hidden_gradients",
+                            "step": self.step_count,
+                            "module": module,
+                            "norms": norms,
+                        }
+                    )
+
     def _after_update(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._pending is None or self._before is None:
             return
+        if self._curv is not None:
+            problem, g = self._curv
+            self._curv = None
+            with torch.no_grad():
+                new = torch.cat([p.detach().reshape(-1) for p in self.params]).to(problem.dtype)
+            d = new - problem.point
+            with self._aside():
+                q = self._step_change(problem, g, d)
+            self._pending["values"].update(q)
         with torch.no_grad():
             # In place: the buffer is refilled from the parameters at the next step anyway.
             torch._foreach_sub_(self._before, [p.detach() for p in self.params])
@@ -146,14 +284,29 @@ class Monitor:
             values["update_ratio"] = unorm / pnorm if pnorm else float("inf")
         self._flush()
 
+    @staticmethod
+    def _step_change(problem: Any, g: Tensor, d: Tensor) -> dict[str, float]:
+        hd = problem.hvp(d)
+        predicted = float(torch.dot(g, d)) + 0.5 * float(torch.dot(d, hd))
+        actual = problem.loss(problem.point + d) - problem.loss()
+        return {"predicted_change": predicted, "actual_change": actual}
+
     def _flush(self) -> None:
+        extra, self._extra = self._extra, []
         if self._pending is None:
+            for r in extra:
+                self._emit(r)
             return
         record, self._pending = self._pending, None
         values = record["values"]
         if "param_norm" in values and "param_norm" not in self.quantities:
             del values["param_norm"]
-        self.history.append(record)
+        self._emit(record)
+        for r in extra:
+            self._emit(r)
+
+    def _emit(self, record: Mapping[str, Any]) -> None:
+        self.history.append(dict(record))
         if self._writer is not None:
             self._writer.write(record)
 
