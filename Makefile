@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/optiscope analyze
+	$(BIN)/optiscope diagnose
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples

@@ -142,7 +142,7 @@ def test_long_term_dependencies_vanishing_exploding_and_healthy():
 
 
 def test_inexact_gradients_compares_the_batch_with_the_critical_batch():
-    noisy = with_values([{"b_simple": 2000.0, "batch_size": 8, "snr": 0.2}] * 3)
+    noisy = with_values([{"b_simple": 2000.0, "batch_size": 8, "snr": 0.02}] * 3)
     f = detect_inexact_gradients(noisy)
     assert f.severity == "warning" and "2e+03" in f.summary and "toward 2000" in f.remedy
     fine = with_values([{"b_simple": 100.0, "batch_size": 128, "snr": 5.0}] * 3)
@@ -169,6 +169,10 @@ def test_ill_conditioning_the_books_test_and_sharpness():
     f = detect_ill_conditioning(with_values(edge))
     assert f.severity == "warning" and "sharpness 25 >= stability threshold 20" in f.summary
     assert "scale the learning rate by 0.72" in f.remedy
+    steep = [dict(r, curvature_along_gradient=30.0, gradient_threshold=20.0) for r in calm]
+    f = detect_ill_conditioning(with_values(steep))
+    assert f.severity == "warning" and "g^T H g / g^T g, reached the stability" in f.summary
+    assert "scale the learning rate by 0.6 " in f.remedy
 
 
 def test_saddle_and_plateau_and_a_descending_run():

@@ -12,6 +12,7 @@ from optiscope._curvature import (
     spectral_density,
 )
 from optiscope._errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
+from optiscope._experiment import Experiment, ExperimentError
 from optiscope._linalg import (
     DenseOperator,
     EigenResult,
@@ -26,6 +27,7 @@ from optiscope._linalg import (
 from optiscope._monitor import Monitor, MonitorError
 from optiscope._problem import GGNOperator, HessianOperator, Problem
 from optiscope._records import Records, RecordsError, read_records
+from optiscope._recurrent import hidden_state
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "CriticalPoint",
     "DenseOperator",
     "EigenResult",
+    "Experiment",
+    "ExperimentError",
     "GGNOperator",
     "HessianOperator",
     "LinearOperator",
@@ -52,6 +56,7 @@ __all__ = [
     "hessian_diagonal",
     "hessian_eigenvalues",
     "hessian_trace",
+    "hidden_state",
     "hutchinson_trace",
     "hutchpp_trace",
     "krylov_trace",

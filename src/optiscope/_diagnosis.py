@@ -282,7 +282,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     }
     if bs is None or size is None:
         return _not_measured("inexact-gradients", "noise measurements were not finite", "")
-    if size < bs / 10 or (s is not None and s < 1):
+    if size < bs / 10:
         return Finding(
             "inexact-gradients",
             "warning",
@@ -320,13 +320,35 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
         evidence.update(gthg_early=e_h, gthg_late=l_h, gtg_early=e_g, gtg_late=l_g)
         if e_h and l_h and e_g and l_g and e_h > 0 and l_h > 10 * e_h and l_g >= 0.5 * e_g:
             reasons.append(f"g^T H g grew {l_h / e_h:.3g}x while g^T g went {e_g:.3g} -> {l_g:.3g}")
-    rising = [s for s, p in zip(steps_q, pred) if math.isfinite(p) and p > 0]
-    if pred:
-        evidence.update(predicted_rises=len(rising), first_rises=rising[:10])
-        if len(rising) > 0.1 * len(pred):
+    _, actual = series(records, "actual_change")
+    rising = [
+        s
+        for s, p, a in zip(steps_q, pred, actual)
+        if math.isfinite(p) and math.isfinite(a) and p > 0 and a > 0
+    ]
+    if pred and actual:
+        evidence.update(steps_raising_loss=len(rising), first_rises=rising[:10])
+    # The book's criterion on the gradient itself: a step along g raises the loss once
+    # lr^2/2 g^T H g > lr g^T g, i.e. once g^T H g / g^T g passes the stability threshold.
+    steps_c, along = series(records, "curvature_along_gradient")
+    _, th_c = series(records, "gradient_threshold")
+    over_g = [
+        (s, c, t)
+        for s, c, t in zip(steps_c, along, th_c)
+        if math.isfinite(c) and math.isfinite(t) and c >= t
+    ]
+    if along and th_c:
+        evidence.update(
+            curvature_along_gradient_last=along[-1],
+            gradient_threshold=th_c[-1],
+            steps_gradient_above_threshold=[s for s, _, _ in over_g][:10],
+        )
+        if len(over_g) > 0.1 * len(along):
+            s0, c0, t0 = over_g[0]
             reasons.append(
-                f"{len(rising)} of {len(pred)} steps predicted to raise the loss "
-                f"(lr^2/2 g^T H g > lr g^T g), first at step {rising[0]}"
+                f"in {len(over_g)} of {len(along)} measured steps the curvature along the "
+                f"gradient, g^T H g / g^T g, reached the stability threshold (first at step {s0}: "
+                f"{c0:.3g} >= {t0:.3g}), so a gradient step there raises the loss"
             )
     if sharp and thresh:
         over = [
@@ -343,12 +365,17 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
             s, v, t = over[0]
             reasons.append(f"sharpness {v:.3g} >= stability threshold {t:.3g} at step {s}")
     if reasons:
-        remedy = "lower the learning rate"
-        if sharp and math.isfinite(sharp[-1]) and sharp[-1] > 0 and thresh:
-            factor = thresh[-1] / sharp[-1]
+        top = max(
+            [c / t for _, c, t in over_g]
+            + [v / t for v, t in zip(sharp, thresh) if math.isfinite(v) and _finite(t) and t > 0],
+            default=0.0,
+        )
+        remedy = "lower the learning rate, or use a preconditioned optimizer or normalization"
+        if top > 1:
             remedy = (
-                f"scale the learning rate by {0.9 * factor:.3g} or less (sharpness under the "
-                "stability threshold), or use a preconditioned optimizer (Adam) or normalization"
+                f"scale the learning rate by {0.9 / top:.3g} or less (to bring the measured "
+                "curvature under the stability threshold), or use a preconditioned optimizer "
+                "(Adam) or normalization"
             )
         return Finding("ill-conditioning", "warning", "; ".join(reasons), evidence, remedy)
     return Finding(

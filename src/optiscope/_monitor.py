@@ -224,6 +224,10 @@ class Monitor:
                 gtg, gthg = float(torch.dot(g, g)), float(torch.dot(g, problem.hvp(g)))
                 values.update(gtg=gtg, gthg=gthg)
                 values["curvature_along_gradient"] = gthg / gtg if gtg > 0 else float("nan")
+                if self.optimizer is not None:
+                    th = stability_threshold(self.optimizer)
+                    if not th.preconditioned:
+                        values["gradient_threshold"] = th.value
                 self._curv = (problem, g)
             if "sharpness" in due:
                 prec = None

@@ -10,7 +10,7 @@ from optiscope._errors import OptiscopeError
 
 def build_parser() -> argparse.ArgumentParser:
     from optiscope import __version__
-    from optiscope.cli import analyze
+    from optiscope.cli import analyze, diagnose
 
     parser = argparse.ArgumentParser(
         prog="optiscope",
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"optiscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    diagnose.register(sub)
     analyze.register(sub)
     return parser
 

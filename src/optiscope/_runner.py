@@ -1,0 +1,125 @@
+"""Run an Experiment under the Monitor, analyse the final point, and diagnose (the main job)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from optiscope._diagnosis import Finding, diagnose
+from optiscope._experiment import Experiment
+from optiscope._monitor import Monitor
+from optiscope._records import _encode, read_records
+
+
+@dataclass
+class RunResult:
+    """Where the run wrote its records and findings, and the findings themselves."""
+
+    out: Path
+    findings: list[Finding]
+    seconds: float
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    # The trainable parameters in named order: the vector a Problem on the model uses.
+    return torch.cat(
+        [p.detach().reshape(-1).clone() for p in model.parameters() if p.requires_grad]
+    )
+
+
+def _final_point(exp: Experiment, monitor: Monitor, start: torch.Tensor) -> None:
+    """Curvature at the final point and the straight path from the start to it."""
+    from optiscope._curvature import critical_point
+    from optiscope._problem import Problem
+
+    data = exp.eval_data
+    if data is None:
+        data = next(iter(exp.data))
+    with monitor._aside():
+        problem = Problem(exp.model, exp.loss_fn, data)
+        cp = critical_point(problem)
+        monitor.write(
+            {
+                "type": "analysis",
+                "name": "final_point",
+                "kind": cp.kind,
+                "curvature": cp.curvature,
+                "loss": cp.loss,
+                "gradient_norm": cp.gradient_norm,
+                "lambda_max": cp.lambda_max,
+                "lambda_min": cp.lambda_min,
+                "index": cp.index,
+                "hvps": cp.hvps,
+                "reason": cp.reason,
+            }
+        )
+        end = problem.point
+        start = start.to(end)
+        alphas = [i / 20 for i in range(21)]
+        losses = [problem.loss((1 - a) * start + a * end) for a in alphas]
+    ends = max(losses[0], losses[-1])
+    finite = [v for v in losses if math.isfinite(v)]
+    barrier = max(finite) - ends if finite and math.isfinite(ends) else math.nan
+    path = [r["values"].get("update_norm") for r in monitor.history if r.get("type") == "step"]
+    length = sum(v for v in path if isinstance(v, float) and math.isfinite(v))
+    monitor.write(
+        {
+            "type": "analysis",
+            "name": "interpolation",
+            "alphas": alphas,
+            "losses": losses,
+            "barrier": max(barrier, 0.0) if math.isfinite(barrier) else barrier,
+            "distance": float(torch.linalg.vector_norm((end - start).double())),
+            "path_length": length,
+        }
+    )
+
+
+def run_experiment(
+    exp: Experiment,
+    out: str | os.PathLike[str],
+    *,
+    preset: str = "curvature",
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Train ``exp`` under the Monitor, write records.jsonl and findings.json into ``out``."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    torch.manual_seed(exp.seed)
+    start = _flat(exp.model)
+    header = {
+        "experiment": exp.name,
+        "description": exp.description,
+        "seed": exp.seed,
+        "steps": exp.steps,
+        "preset": preset,
+        "optimizer": type(exp.optimizer).__name__,
+        "config": exp.config,
+        "curvature_mode": "eval",
+    }
+    monitor = Monitor(
+        exp.model, exp.optimizer, out=out, loss_fn=exp.loss_fn, preset=preset, header=header
+    )
+    try:
+        for step, (inputs, targets) in enumerate(exp.batches()):
+            exp.optimizer.zero_grad(set_to_none=True)
+            loss = exp.loss_fn(exp.model(inputs), targets)
+            loss.backward()
+            monitor.step(loss, batch=(inputs, targets))
+            exp.optimizer.step()
+            if progress is not None:
+                progress(step + 1, exp.steps)
+        _final_point(exp, monitor, start)
+    finally:
+        monitor.close()
+    findings = diagnose(read_records(out).records)
+    payload = {"experiment": exp.name, "findings": [f.to_dict() for f in findings]}
+    (out / "findings.json").write_text(json.dumps(_encode(payload), indent=2) + "\n")
+    return RunResult(out, findings, time.perf_counter() - t0)

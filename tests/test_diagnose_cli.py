@@ -1,0 +1,90 @@
+"""The main job end to end: experiments loaded by name or from the user's code, records and
+findings written, the eight verdicts printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from optiscope._diagnosis import CHALLENGES, SEVERITIES
+from optiscope._experiment import ExperimentError, load_experiment
+from optiscope._records import read_records
+from optiscope.cli import main
+
+
+def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys):
+    assert main(["diagnose", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for challenge in CHALLENGES:
+        assert challenge in out
+    data = json.loads((tmp_path / "findings.json").read_text())
+    assert [f["challenge"] for f in data["findings"]] == list(CHALLENGES)
+    for f in data["findings"]:
+        assert f["severity"] in SEVERITIES and f["summary"]
+        if f["severity"] in ("warning", "critical"):
+            assert f["evidence"] and f["remedy"]
+    rec = read_records(tmp_path)
+    assert rec.header["experiment"] == "digits-mlp" and rec.header["seed"] == 0
+    assert len(rec.series("loss")[0]) == 300
+    names = {r.get("name") for r in rec.of_type("analysis")}
+    assert names == {"final_point", "interpolation"}
+
+
+def test_the_convex_control_raises_no_alarm(tmp_path, capsys):
+    assert main(["diagnose", "logistic-control", "--out", str(tmp_path), "--json"]) == 0
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert all(f["severity"] in ("ok", "info") for f in findings), findings
+
+
+def test_a_users_experiment_file_is_loaded_with_its_seed(tmp_path):
+    path = tmp_path / "my_exp.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch, optiscope
+
+            def make(seed):
+                model = torch.nn.Linear(3, 2)
+                x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                return optiscope.Experiment(model, torch.nn.CrossEntropyLoss(), [(x, y)], opt,
+                                            steps=5, name=f"mine-{seed}")
+
+            def wrong():
+                return 42
+            """
+        )
+    )
+    sys.path.insert(0, "")
+    exp = load_experiment(f"{path}:make", seed=7)
+    assert exp.name == "mine-7" and exp.seed == 7
+    with pytest.raises(ExperimentError, match=r"returned a int, expected an optiscope.Experiment"):
+        load_experiment(f"{path}:wrong")
+    with pytest.raises(ExperimentError, match=r"has no function 'nope': expected one of"):
+        load_experiment(f"{path}:nope")
+    with pytest.raises(ExperimentError, match=r"experiment file '.*missing.py' not found"):
+        load_experiment(f"{tmp_path}/missing.py:make")
+    with pytest.raises(ExperimentError, match=r"cannot import module 'no_such_pkg.mod'"):
+        load_experiment("no_such_pkg.mod:make")
+
+
+def test_diagnose_list_and_a_bad_name_from_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "optiscope.cli", "diagnose", "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "digits-mlp" in proc.stdout and "logistic-control" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "optiscope.cli", "diagnose", "nothere"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("optiscope diagnose: error: unknown experiment 'nothere'")
+    assert "Traceback" not in proc.stderr
