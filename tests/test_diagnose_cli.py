@@ -88,3 +88,24 @@ def test_diagnose_list_and_a_bad_name_from_the_command_line():
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("optiscope diagnose: error: unknown experiment 'nothere'")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "challenge", "severities"),
+    [
+        ("rnn-long-delay", "long-term-dependencies", ("warning", "critical")),
+        ("deep-linear-plateau", "saddle-points", ("warning",)),
+        ("ill-conditioned-regression", "ill-conditioning", ("warning", "critical")),
+        ("tiny-batch", "inexact-gradients", ("warning", "critical")),
+        ("rnn-cliff", "cliffs", ("critical",)),
+    ],
+)
+def test_each_pathology_gets_the_verdict_it_was_built_to_show(
+    name, challenge, severities, tmp_path
+):
+    from optiscope._runner import run_experiment
+
+    result = run_experiment(load_experiment(name), tmp_path)
+    found = {f.challenge: f for f in result.findings}[challenge]
+    assert found.severity in severities, found
+    assert found.evidence and found.remedy

@@ -115,7 +115,7 @@ def test_long_term_dependencies_vanishing_exploding_and_healthy():
     f = detect_long_term_dependencies(vanishing)
     assert f.severity == "critical"  # 0.5^29 < 1e-6
     assert f.evidence["rate_per_step"] == pytest.approx(0.5)
-    assert f.evidence["memory_horizon"] == pytest.approx(math.log(1e-3) / math.log(0.5))
+    assert f.evidence["memory_horizon"] == pytest.approx(math.log(1e-2) / math.log(0.5))
     assert "nn.LSTM" in f.remedy
     milder = [dict(vanishing[0], norms=[0.7 ** (29 - t) for t in range(30)])]
     assert detect_long_term_dependencies(milder).severity == "warning"
@@ -142,10 +142,14 @@ def test_long_term_dependencies_vanishing_exploding_and_healthy():
 
 
 def test_inexact_gradients_compares_the_batch_with_the_critical_batch():
-    noisy = with_values([{"b_simple": 2000.0, "batch_size": 8, "snr": 0.02}] * 3)
+    noisy = with_values(
+        [{"trace_cov": 2000.0, "grad_norm_sq_unbiased": 1.0, "batch_size": 8, "snr": 0.02}] * 3
+    )
     f = detect_inexact_gradients(noisy)
     assert f.severity == "warning" and "2e+03" in f.summary and "toward 2000" in f.remedy
-    fine = with_values([{"b_simple": 100.0, "batch_size": 128, "snr": 5.0}] * 3)
+    fine = with_values(
+        [{"trace_cov": 100.0, "grad_norm_sq_unbiased": 1.0, "batch_size": 128, "snr": 5.0}] * 3
+    )
     assert detect_inexact_gradients(fine).severity == "ok"
     assert detect_inexact_gradients(with_values([{"loss": 1.0}])).severity == "info"
 

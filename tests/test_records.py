@@ -107,3 +107,11 @@ def test_the_reader_raises_only_its_own_error_on_arbitrary_bytes(data):
         parse_records(data)
     except RecordsError:
         pass
+
+
+def test_a_new_run_in_the_same_folder_replaces_the_old_records(tmp_path):
+    for run in range(2):
+        with RecordWriter(tmp_path / "records.jsonl", {"run": run}) as w:
+            w.write({"type": "step", "step": 0, "values": {"loss": float(run)}})
+    rec = read_records(tmp_path)
+    assert rec.header["run"] == 1 and len(rec.records) == 1

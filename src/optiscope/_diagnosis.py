@@ -209,7 +209,9 @@ def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
         rate = math.exp(max(min(slope, 50.0), -50.0))
         last, first = norms[-1], norms[0]
         ratio = first / last if _finite(first) and _finite(last) and last > 0 else math.nan
-        horizon = math.log(1e-3) / slope if slope < 0 else math.inf
+        # Memory horizon: how far back the gradient keeps 1% of its most recent size; signals
+        # from further back are swamped by recent ones.
+        horizon = math.log(1e-2) / slope if slope < 0 else math.inf
         evidence = {
             "module": module,
             "step": r.get("step"),
@@ -226,7 +228,7 @@ def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
                 "long-term-dependencies",
                 sev,
                 f"the gradient vanishes back in time in {module!r}: x{rate:.3g} per step, "
-                f"1e-3 of its last value after {horizon:.0f} of {T} steps",
+                f"1% of its last value after {horizon:.0f} of {T} steps",
                 evidence,
                 "use a gated cell (nn.LSTM or nn.GRU), initialize the recurrent weights "
                 "orthogonal, or shorten the dependencies the task needs",
@@ -263,25 +265,44 @@ def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
 
 def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     """Gradient noise against the batch size in use (McCandlish et al. 2018)."""
-    _, b_simple = series(records, "b_simple")
     steps_b, batch = series(records, "batch_size")
+    _, trace_cov = series(records, "trace_cov")
+    _, g2 = series(records, "grad_norm_sq_unbiased")
     _, snr = series(records, "snr")
-    if not batch or not b_simple:
+    if not batch or not trace_cov or len(g2) != len(trace_cov):
         return _not_measured(
             "inexact-gradients", "no gradient-noise measurements", "enable the noise tier"
         )
-    bs = _median(b_simple[-5:])
-    size = _median(batch[-5:])
-    s = _median(snr[-5:]) if snr else None
+    # A ratio of means over the later half of the run, as McCandlish et al. advise: one small
+    # batch's estimate of |G|^2 is too noisy to divide by.
+    half = len(trace_cov) // 2
+    pairs = [(t, g) for t, g in zip(trace_cov[half:], g2[half:]) if math.isfinite(t + g)]
+    size = _median(batch[half:])
+    s = _median(snr[half:]) if snr else None
+    mean_tr = statistics.fmean(t for t, _ in pairs) if pairs else None
+    mean_g2 = statistics.fmean(g for _, g in pairs) if pairs else None
+    bs: float | None = None
+    if mean_tr is not None and mean_g2 is not None:
+        bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
     evidence = {
         "b_simple": bs,
         "batch_size": size,
         "snr": s,
-        "measurements": len(b_simple),
-        "steps": steps_b[-5:],
+        "measurements": len(pairs),
+        "mean_trace_cov": mean_tr,
+        "mean_grad_norm_sq": mean_g2,
+        "steps": steps_b[half:][:10],
     }
     if bs is None or size is None:
         return _not_measured("inexact-gradients", "noise measurements were not finite", "")
+    if math.isinf(bs):
+        return Finding(
+            "inexact-gradients",
+            "warning",
+            f"gradient noise dominates: |G|^2 is not resolved above the noise at batch {size:.0f}",
+            evidence,
+            "raise the batch size, or lower the learning rate",
+        )
     if size < bs / 10:
         return Finding(
             "inexact-gradients",
@@ -416,6 +437,18 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
     scale = max((abs(v) for v in lmax if math.isfinite(v)), default=0.0)
     if negative:
         evidence.update(lambda_min_last=negative[-1], sharpness_last=scale or None)
+    strong_negative = bool(negative) and negative[-1] < -0.1 * max(scale, abs(negative[-1]))
+    if flat and strong_negative:
+        return Finding(
+            "saddle-points",
+            "warning",
+            f"the loss is flat ({change:.2%} change over the last {window} steps) where the "
+            f"curvature is strongly negative (lambda_min {negative[-1]:.3g} against lambda_max "
+            f"{scale:.3g}): a plateau at a saddle",
+            evidence,
+            "escape along negative curvature: a larger initialization or learning rate, momentum, "
+            "noise, or a saddle-free Newton step",
+        )
     if flat and small:
         if negative and negative[-1] < -1e-3 * max(scale, abs(negative[-1])):
             return Finding(

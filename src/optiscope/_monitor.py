@@ -246,6 +246,7 @@ class Monitor:
             if "noise" in due:
                 q = gradient_noise(problem, inputs, targets)
                 values.update(
+                    grad_norm_sq_unbiased=q["grad_norm_sq_unbiased"],
                     b_simple=q["b_simple"],
                     snr=q["snr"],
                     trace_cov=q["trace_cov"],

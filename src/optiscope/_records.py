@@ -73,13 +73,14 @@ def environment() -> dict[str, Any]:
 
 
 class RecordWriter:
-    """Append records to ``path`` (created with its parent folders), one flushed line each."""
+    """Write a run's records to ``path`` (created with its parent folders; an earlier run's file
+    there is replaced), one flushed line per record, appended as the run goes."""
 
     def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO | None = open(self.path, "a", encoding="utf-8")
+            self._file: TextIO | None = open(self.path, "w", encoding="utf-8")
         except OSError as err:
             raise RecordsError(
                 f"cannot write records to {str(self.path)!r}: {err.strerror or err}. Expected a "
