@@ -34,14 +34,22 @@ test -x "$PY" || "$PYTHON" -m venv "$VENV"
 "${PIP[@]}" -c "$CONSTRAINTS" "einops>=0.3,<1" "unfoldNd>=0.2,<1" einconv linear_operator \
     opt-einsum tqdm
 "${PIP[@]}" -c "$CONSTRAINTS" --no-deps backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1
+# cockpit-for-pytorch declares backpack-for-pytorch (hence torchvision again): its other
+# dependencies first, then cockpit itself without dependencies. It imports pkg_resources, which
+# setuptools removed in 81.
+"${PIP[@]}" -c "$CONSTRAINTS" "setuptools<81" json-tricks "matplotlib>=3.4" pandas seaborn
+"${PIP[@]}" -c "$CONSTRAINTS" --no-deps cockpit-for-pytorch==1.0.2
 # A torchvision left by an earlier install would break `import backpack` in some versions.
 "$PY" -m pip uninstall -qq -y torchvision 2>/dev/null || true
 
 "$PY" - <<'PY'
 import importlib.util
+import warnings
 
+# cockpit's `import pkg_resources` warns that it is deprecated: expected, hence setuptools<81.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 names = ["torch", "optiscope", "sklearn", "threadpoolctl", "pyhessian", "hessian_eigenthings"]
-for name in [*names, "curvlinops", "backpack"]:
+for name in [*names, "curvlinops", "backpack", "cockpit"]:
     importlib.import_module(name)
 assert importlib.util.find_spec("torchvision") is None, "torchvision got in: it breaks imports"
 PY

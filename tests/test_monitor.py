@@ -241,3 +241,17 @@ def test_tier_misuse_is_refused_with_a_clear_message():
     with pytest.raises(MonitorError, match=r"the noise tier is due at step 0 and needs the batch"):
         mon.step(torch.tensor(1.0))
     mon.close()
+
+
+def test_the_default_preset_samples_the_update_every_tenth_step():
+    model, opt, x, y = _setup("sgd")
+    mon = Monitor(model, opt)
+    _train(model, opt, x, y, mon, steps=25)
+    mon.close()
+    with_update = [r["step"] for r in mon.history if "update_norm" in r["values"]]
+    assert with_update == [0, 10, 20]
+    assert all("grad_norm" in r["values"] for r in mon.history)
+    every = Monitor(model, opt, every={"update": 1})
+    _train(model, opt, x, y, every, steps=3)
+    every.close()
+    assert [r["step"] for r in every.history if "update_ratio" in r["values"]] == [0, 1, 2]

@@ -28,13 +28,15 @@ from optiscope._errors import OptiscopeError
 from optiscope._records import RecordWriter, environment
 
 CHEAP = ("loss", "grad_norm", "param_norm", "update_norm", "update_ratio", "nonfinite")
-TIERS = ("curvature", "sharpness", "noise", "recurrent")
-# Steps between measurements of each tier; 0 is off.
+TIERS = ("update", "curvature", "sharpness", "noise", "recurrent")
+# Steps between measurements of each tier; 0 is off. The update (its size and its ratio to the
+# parameters) needs a copy of the parameters, so it is sampled rather than taken every step.
 PRESETS: dict[str, dict[str, int]] = {
-    "default": {},
-    "curvature": {"curvature": 10, "sharpness": 50, "noise": 25, "recurrent": 25},
-    "full": {"curvature": 1, "sharpness": 10, "noise": 5, "recurrent": 5},
+    "default": {"update": 10},
+    "curvature": {"update": 10, "curvature": 10, "sharpness": 50, "noise": 25, "recurrent": 25},
+    "full": {"update": 1, "curvature": 1, "sharpness": 10, "noise": 5, "recurrent": 5},
 }
+_NEEDS_BATCH = ("curvature", "sharpness", "noise", "recurrent")
 
 
 class MonitorError(OptiscopeError):
@@ -73,7 +75,8 @@ class Monitor:
     preset:
         ``"default"`` (cheap tier only), ``"curvature"`` or ``"full"`` (see :data:`PRESETS`).
     every:
-        Steps between measurements of each tier (``curvature``: g^T g, g^T H g and the
+        Steps between measurements of each tier (``update``: the update's size and its ratio
+        to the parameters; ``curvature``: g^T g, g^T H g and the
         second-order predicted change against the actual one; ``sharpness``: the extreme Hessian
         eigenvalues against the optimizer's stability threshold; ``noise``: the gradient noise
         scale; ``recurrent``: hidden-state gradients), overriding the preset; 0 turns one off.
@@ -107,6 +110,9 @@ class Monitor:
         if unknown:
             raise MonitorError(f"unknown quantities {unknown}: expected names from {list(CHEAP)}")
         self.quantities = chosen
+        self._want_param_norm = "param_norm" in chosen or "update_ratio" in chosen
+        # Views that follow in-place updates of the parameters: built once, not every step.
+        self._detached = [p.detach() for p in self.params]
         if preset not in PRESETS:
             raise MonitorError(f"unknown preset {preset!r}: expected one of {list(PRESETS)}")
         schedule = {t: 0 for t in TIERS}
@@ -119,10 +125,11 @@ class Monitor:
                 )
             schedule[name] = n
         self.every = schedule
-        if any(self.every.values()) and loss_fn is None:
+        batch_tiers = [t for t in _NEEDS_BATCH if self.every[t]]
+        if batch_tiers and loss_fn is None:
             raise MonitorError(
-                f"the tiers {[t for t, n in self.every.items() if n]} need the loss function: "
-                "pass Monitor(..., loss_fn=loss_fn)"
+                f"the tiers {batch_tiers} need the loss function: pass "
+                "Monitor(..., loss_fn=loss_fn)"
             )
         self.model = model
         self.loss_fn = loss_fn
@@ -134,9 +141,12 @@ class Monitor:
         self._before: list[Tensor] | None = None
         self._pending: dict[str, Any] | None = None
         self._extra: list[dict[str, Any]] = []
+        self._snapshot = False
         self._hook = None
         wants_update = any(q in chosen for q in ("update_norm", "update_ratio"))
-        wants_update = wants_update or bool(self.every["curvature"])
+        wants_update = (wants_update and bool(self.every["update"])) or bool(
+            self.every["curvature"]
+        )
         if optimizer is not None and wants_update:
             self._hook = optimizer.register_step_post_hook(self._after_update)
         self._writer: RecordWriter | None = None
@@ -154,41 +164,55 @@ class Monitor:
         """
         self._flush()
         due = [t for t, n in self.every.items() if n and self.step_count % n == 0]
-        if t := next((t for t in due if t != "recurrent" or self._has_rnn), None):
+        needs = [t for t in due if t in _NEEDS_BATCH]
+        if t := next((t for t in needs if t != "recurrent" or self._has_rnn), None):
             if batch is None:
                 raise MonitorError(
                     f"the {t} tier is due at step {self.step_count} and needs the batch: call "
                     "monitor.step(loss, batch=(inputs, targets))"
                 )
-        grads = [p.grad for p in self.params if p.grad is not None]
-        parts: dict[str, Tensor] = {}
-        loss_t = loss.detach().float().reshape(()) if isinstance(loss, Tensor) else None
-        if "loss" in self.quantities or "nonfinite" in self.quantities:
-            parts["loss"] = loss_t if loss_t is not None else torch.tensor(float(loss))
-        with torch.no_grad():
-            gnorm = _norm([g for g in grads if not g.is_sparse])
-            if "grad_norm" in self.quantities or "nonfinite" in self.quantities:
-                parts["grad_norm"] = gnorm
-            if "param_norm" in self.quantities or "update_ratio" in self.quantities:
-                parts["param_norm"] = _norm([p.detach() for p in self.params])
-            if self._hook is not None:
-                if self._before is None:
-                    self._before = [p.detach().clone() for p in self.params]
-                else:
-                    torch._foreach_copy_(self._before, [p.detach() for p in self.params])
-        names = list(parts)
-        device = parts[names[0]].device if names else torch.device("cpu")
-        values = torch.stack([parts[n].to(device) for n in names]).tolist() if names else []
-        record = dict(zip(names, values, strict=True))
-        if "nonfinite" in self.quantities:
-            bad = [n for n in ("loss", "grad_norm") if n in record and not _finite(record[n])]
-            record["nonfinite"] = bad
+        record = self._cheap(loss, "update" in due)
         self._pending = {"type": "step", "step": self.step_count, "values": record}
-        if due and batch is not None:
-            self._measure(due, batch, record)
+        if needs and batch is not None:
+            self._measure(needs, batch, record)
         self.step_count += 1
         if self._hook is None:
             self._flush()
+
+    def _cheap(self, loss: Tensor | float, update: bool) -> dict[str, Any]:
+        """Loss, gradient and parameter norms in one foreach pass and one transfer."""
+        grads = [p.grad for p in self.params if p.grad is not None and not p.grad.is_sparse]
+        want_p = self._want_param_norm and update
+        self._snapshot = update and self._hook is not None
+        with torch.no_grad():
+            tensors = grads + self._detached if want_p else grads
+            norms = torch._foreach_norm(tensors) if tensors else []
+            sq = torch.stack([n.float() for n in norms]).square() if norms else None
+            if isinstance(loss, Tensor):
+                loss_t = loss.detach().reshape(()).float()
+            else:
+                loss_t = torch.tensor(float(loss))
+            zero = loss_t.new_zeros(())
+            g = sq[: len(grads)].sum().sqrt() if sq is not None and grads else zero
+            p = sq[len(grads) :].sum().sqrt() if sq is not None and want_p else zero
+            if self._snapshot:
+                if self._before is None:
+                    self._before = [t.clone() for t in self._detached]
+                else:
+                    torch._foreach_copy_(self._before, self._detached)
+            loss_v, g_v, p_v = torch.stack([loss_t, g.to(loss_t), p.to(loss_t)]).tolist()
+        record: dict[str, Any] = {}
+        if "loss" in self.quantities:
+            record["loss"] = loss_v
+        if "grad_norm" in self.quantities:
+            record["grad_norm"] = g_v
+        if want_p:
+            record["param_norm"] = p_v
+        if "nonfinite" in self.quantities:
+            record["nonfinite"] = [
+                n for n, v in (("loss", loss_v), ("grad_norm", g_v)) if not _finite(v)
+            ]
+        return record
 
     @contextlib.contextmanager
     def _aside(self) -> Iterator[None]:
@@ -266,7 +290,7 @@ class Monitor:
                     )
 
     def _after_update(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if self._pending is None or self._before is None:
+        if self._pending is None:
             return
         if self._curv is not None:
             problem, g = self._curv
@@ -277,9 +301,12 @@ class Monitor:
             with self._aside():
                 q = self._step_change(problem, g, d)
             self._pending["values"].update(q)
+        if not self._snapshot or self._before is None:
+            self._flush()
+            return
         with torch.no_grad():
             # In place: the buffer is refilled from the parameters at the next step anyway.
-            torch._foreach_sub_(self._before, [p.detach() for p in self.params])
+            torch._foreach_sub_(self._before, self._detached)
             unorm = float(_norm(self._before))
         values = self._pending["values"]
         if "update_norm" in self.quantities:

@@ -104,8 +104,15 @@ def run_experiment(
         "config": exp.config,
         "curvature_mode": "eval",
     }
+    # Every update is measured: the trajectory's length sums them.
     monitor = Monitor(
-        exp.model, exp.optimizer, out=out, loss_fn=exp.loss_fn, preset=preset, header=header
+        exp.model,
+        exp.optimizer,
+        out=out,
+        loss_fn=exp.loss_fn,
+        preset=preset,
+        header=header,
+        every={"update": 1},
     )
     try:
         for step, (inputs, targets) in enumerate(exp.batches()):
