@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +26,11 @@ class RunResult:
     out: Path
     findings: list[Finding]
     seconds: float
+
+
+def _batch_len(batch: Any) -> int:
+    targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
+    return int(targets.shape[0]) if isinstance(targets, torch.Tensor) and targets.ndim else 32
 
 
 def _flat(model: torch.nn.Module) -> torch.Tensor:
@@ -104,7 +110,19 @@ def run_experiment(
         "config": exp.config,
         "curvature_mode": "eval",
     }
-    # Every update is measured: the trajectory's length sums them.
+    # Every update is measured (the trajectory's length sums them); with the curvature preset the
+    # tiers are spread so that a run of any length gets enough measurements of each.
+    every = {"update": 1}
+    if preset == "curvature":
+        n = exp.steps
+        # Small batches give noisy noise estimates but cost little: measure them more often.
+        size = _batch_len(next(iter(exp.data)))
+        every.update(
+            curvature=max(1, n // 30),
+            sharpness=max(1, n // 6),
+            noise=max(1, (n // 12) * min(size, 32) // 32),
+            recurrent=max(1, n // 6),
+        )
     monitor = Monitor(
         exp.model,
         exp.optimizer,
@@ -112,7 +130,7 @@ def run_experiment(
         loss_fn=exp.loss_fn,
         preset=preset,
         header=header,
-        every={"update": 1},
+        every=every,
     )
     try:
         for step, (inputs, targets) in enumerate(exp.batches()):
