@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name, fn in BUILTINS.items():
             doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-            print(f"{name:<24} {doc}")
+            print(f"{name:<28} {doc}")
         return 0
     if args.preset not in PRESETS:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
