@@ -156,30 +156,38 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
     - ``snr`` = ||g||^2 / (tr(Sigma) / B), the batch gradient's signal-to-noise ratio;
     - ``b_simple`` = tr(Sigma) / |G|^2, the critical batch size (inf when |G|^2 is not resolved).
 
-    Per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
+    For models built of Linear and convolution layers, the moments come from one backward pass
+    without per-sample gradients (:func:`optiscope._persample.gradient_moments`). Otherwise
+    per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
     cannot be vmapped), so memory stays at ``chunk`` gradients.
     """
+    from optiscope._persample import gradient_moments
     from optiscope._problem import _batch_size
 
     n = _batch_size(inputs, targets)
     if n < 2:
         raise ValueError(f"gradient noise needs at least 2 samples in the batch, got {n}")
-    total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
-    sq = 0.0
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        x = torch.utils._pytree.tree_map(
-            lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
-            inputs,
-        )
-        rows = problem.per_sample_gradients(x, targets[sl]).double()
-        total += rows.sum(0)
-        sq += float((rows * rows).sum())
+    moments = gradient_moments(problem, inputs, targets)
+    if moments is not None:
+        total, sq = moments.total.double(), float(moments.sq_norms.sum())
+    else:
+        total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
+        sq = 0.0
+        for start in range(0, n, chunk):
+            sl = slice(start, min(start + chunk, n))
+            x = torch.utils._pytree.tree_map(
+                lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
+                inputs,
+            )
+            rows = problem.per_sample_gradients(x, targets[sl]).double()
+            total += rows.sum(0)
+            sq += float((rows * rows).sum())
     mean = total / n
     gnorm_sq = float(torch.dot(mean, mean))
     trace_cov = max((sq - n * gnorm_sq) / (n - 1), 0.0)
     g2 = gnorm_sq - trace_cov / n
     return {
+        "method": "moments" if moments is not None else "per-sample",
         "batch_size": n,
         "grad_norm_sq": gnorm_sq,
         "trace_cov": trace_cov,

@@ -1,0 +1,200 @@
+"""Per-sample gradient moments from one forward and one backward pass.
+
+For a layer whose per-sample gradient is a product of its input and its output gradient (Linear,
+Conv1d, Conv2d, Conv3d), ``sum_i g_i`` and ``sum_i ||g_i||^2`` over the samples of a batch come from one
+backward pass of the summed per-sample losses, without materialising one gradient per sample
+(Goodfellow 2015, "Efficient per-example gradient computations"; BackPACK's ``BatchL2Grad``).
+
+For a linear layer y_t = W a_t + b over positions t of sample i (t is the sequence or the
+spatial position; one position for a plain MLP), with output gradients d_t:
+
+    grad_W l_i = sum_t d_t a_t^T,   ||grad_W l_i||^2 = sum_{t,s} (a_t . a_s)(d_t . d_s),
+
+computed either way, whichever takes fewer multiplications. A convolution's per-sample weight
+gradients come from one weight-gradient convolution with the batch folded into the groups.
+Models with any other trainable layer get ``None``, and the caller falls back to per-sample
+gradients (``torch.func.vmap``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_map
+
+if TYPE_CHECKING:
+    from optiscope._problem import Problem
+
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Per-sample convolution weight gradients held at once, in elements.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+@dataclass
+class Moments:
+    """First and second moments of the per-sample gradients g_i of a batch of ``n`` samples."""
+
+    n: int
+    total: Tensor  # sum_i g_i, flat in the problem's parameter order
+    sq_norms: Tensor  # ||g_i||^2, one per sample (float64)
+
+
+def _supported(module: nn.Module) -> bool:
+    kind = next((k for k in _LAYERS if type(module) is k), None)
+    if kind is None:
+        return False
+    if kind is nn.Linear:
+        return True
+    conv: Any = module
+    if conv.padding_mode != "zeros":
+        return False
+    if conv.padding == "same":
+        return all(d * (k - 1) % 2 == 0 for d, k in zip(conv.dilation, conv.kernel_size))
+    return True
+
+
+def _owners(problem: Problem) -> dict[nn.Module, dict[str, int]] | None:
+    """Each layer holding selected parameters, with the index of each (``weight``/``bias``)."""
+    index = {name: i for i, name in enumerate(problem.names)}
+    owners: dict[nn.Module, dict[str, int]] = {}
+    for prefix, module in problem.model.named_modules():
+        for local, _ in module.named_parameters(recurse=False):
+            full = f"{prefix}.{local}" if prefix else local
+            if full not in index:
+                continue
+            if not _supported(module):
+                return None
+            owners.setdefault(module, {})[local] = index[full]
+    if sum(len(v) for v in owners.values()) != len(problem.names):
+        return None  # a selected parameter is shared or not reached by named_modules
+    return owners
+
+
+def _linear_sq(a: Tensor, d: Tensor) -> Tensor:
+    """||sum_t d_t a_t^T||^2 per sample, for a (B, T, in) and d (B, T, out)."""
+    t = a.shape[1]
+    if t == 1:
+        return a.square().sum((1, 2)) * d.square().sum((1, 2))
+    # Multiply-adds per sample: t^2 (in + out) for the Gram matrices, t in out for the gradient.
+    if t * (a.shape[2] + d.shape[2]) <= a.shape[2] * d.shape[2]:
+        return (torch.bmm(a, a.transpose(1, 2)) * torch.bmm(d, d.transpose(1, 2))).sum((1, 2))
+    return torch.bmm(d.transpose(1, 2), a).square().sum((1, 2))
+
+
+def _layer_sq(module: nn.Module, a: Tensor, d: Tensor, which: dict[str, int]) -> Tensor:
+    """Squared norms of the per-sample gradients of the layer's selected parameters."""
+    b = d.shape[0]
+    out = torch.zeros(b, dtype=torch.float64, device=d.device)
+    if isinstance(module, nn.Linear):
+        a3, d3 = a.reshape(b, -1, a.shape[-1]), d.reshape(b, -1, d.shape[-1])
+        if "weight" in which:
+            out += _linear_sq(a3, d3).double()
+        if "bias" in which:
+            out += d3.sum(1).square().sum(1).double()
+        return out
+    conv: Any = module
+    if "weight" in which:
+        # Per-sample weight gradients as the weight gradient of one convolution with the batch
+        # folded into the groups, in chunks of samples that bound the memory.
+        g, w = conv.groups, conv.weight
+        padding = _padding(conv)
+        chunk = max(1, _CHUNK_ELEMENTS // max(1, w.numel()))
+        for lo in range(0, b, chunk):
+            hi = min(lo + chunk, b)
+            k = hi - lo
+            grad_out = d[lo:hi].reshape(1, k * d.shape[1], *d.shape[2:])
+            inp = a[lo:hi].reshape(1, k * a.shape[1], *a.shape[2:])
+            shape = (k * w.shape[0], *w.shape[1:])
+            _, gw, _ = torch.ops.aten.convolution_backward(
+                grad_out,
+                inp,
+                w.new_zeros(()).expand(shape),  # only its shape is read
+                None,
+                conv.stride,
+                padding,
+                conv.dilation,
+                False,
+                (0,) * len(padding),
+                k * g,
+                (False, True, False),
+            )
+            out[lo:hi] += gw.reshape(k, -1).square().sum(1).double()
+    if "bias" in which:
+        out += d.reshape(b, d.shape[1], -1).sum(2).square().sum(1).double()
+    return out
+
+
+def _padding(conv: Any) -> tuple[int, ...]:
+    if conv.padding == "valid":
+        return (0,) * len(conv.kernel_size)
+    if conv.padding == "same":  # symmetric: checked by _supported
+        return tuple(d * (k - 1) // 2 for d, k in zip(conv.dilation, conv.kernel_size))
+    return tuple(conv.padding)
+
+
+def _sample_losses(loss_fn: Any, out: Any, targets: Any, n: int) -> Tensor:
+    """``loss_fn`` on each sample alone, as a (n,) tensor."""
+
+    def one(o: Any, t: Any) -> Tensor:
+        return loss_fn(*tree_map(lambda x: x.unsqueeze(0) if isinstance(x, Tensor) else x, (o, t)))
+
+    try:
+        return torch.func.vmap(one)(out, targets)
+    except (RuntimeError, NotImplementedError, ValueError):
+        pick = lambda i: lambda x: x[i] if isinstance(x, Tensor) and x.ndim and len(x) == n else x  # noqa: E731
+        return torch.stack([one(tree_map(pick(i), out), tree_map(pick(i), targets)) for i in range(n)])
+
+
+def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | None:
+    """``sum_i g_i`` and each ``||g_i||^2`` for the per-sample losses ``loss_fn(model(x_i), y_i)``
+    in one forward and one backward pass, or ``None`` where the model has a trainable layer other
+    than Linear and Conv1d/2d/3d (with zero padding), or uses a layer twice in one forward pass."""
+    from optiscope._problem import _batch_size, _call
+
+    owners = _owners(problem)
+    if owners is None:
+        return None
+    n = _batch_size(inputs, targets)
+    seen: dict[nn.Module, list[Tensor]] = {m: [] for m in owners}
+    sq = torch.zeros(n, dtype=torch.float64, device=problem.device)
+    ok = [True]
+    fired: set[nn.Module] = set()
+
+    def forward_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        calls = seen[module]
+        calls.append(args[0])
+        if len(calls) > 1 or not isinstance(output, Tensor) or not output.requires_grad:
+            ok[0] = False
+            return
+
+        def backward_hook(grad: Tensor) -> None:
+            if grad.shape[0] != n or calls[0].shape[0] != n:
+                ok[0] = False
+                return
+            fired.add(module)
+            sq.add_(_layer_sq(module, calls[0].detach(), grad.detach(), owners[module]))
+
+        output.register_hook(backward_hook)
+
+    handles = [m.register_forward_hook(forward_hook) for m in owners]
+    try:
+        inputs, targets = problem._to_device(inputs), problem._to_device(targets)
+        leaves = problem._leaves(problem.point)
+        with problem._context():
+            out = _call(problem.model, dict(zip(problem.names, leaves)), inputs)
+            losses = _sample_losses(problem.loss_fn, out, targets, n)
+            if losses.shape != (n,):
+                return None
+            grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+    if not ok[0] or len(fired) != len(owners):
+        return None
+    total = problem.flatten(
+        torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves)
+    ).detach()
+    return Moments(n, total, sq)

@@ -1,0 +1,155 @@
+"""Per-sample gradient moments from one backward pass, against per-sample gradients (vmap), float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from optiscope import Problem
+from optiscope._persample import gradient_moments
+from optiscope._quantities import gradient_noise
+
+
+class Seq(nn.Module):
+    """A Linear layer applied at every position of a sequence, then pooled."""
+
+    def __init__(self, width: int, length: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(width, 7)
+        self.head = nn.Linear(7, 3)
+        self.length = length
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.inner(x)).mean(1))
+
+
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.layer(torch.tanh(self.layer(x)))
+
+
+def _model(kind: str) -> tuple[nn.Module, tuple[int, ...]]:
+    torch.manual_seed(0)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)), (4,)
+    if kind == "mlp-no-bias":
+        return nn.Sequential(nn.Linear(4, 6, bias=False), nn.ReLU(), nn.Linear(6, 3)), (4,)
+    if kind == "seq-gram":  # 3 positions: the Gram form is cheaper
+        return Seq(40, 3), (3, 40)
+    if kind == "seq-outer":  # 30 positions: the outer-product form is cheaper
+        return Seq(2, 30), (30, 2)
+    if kind == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, padding="same", dilation=2, groups=2),
+            nn.Tanh(),
+            nn.Conv2d(4, 2, (2, 3), padding="valid", bias=False),
+            nn.Flatten(),
+            nn.Linear(2 * 2 * 1, 3),
+        ), (2, 6, 5)
+    if kind == "conv1d":
+        return nn.Sequential(
+            nn.Conv1d(3, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3, 3)
+        ), (3, 8)
+    if kind == "conv3d":
+        return nn.Sequential(
+            nn.Conv3d(1, 2, 2, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 27, 3)
+        ), (1, 2, 2, 2)
+    raise ValueError(kind)
+
+
+KINDS = ["mlp", "mlp-no-bias", "seq-gram", "seq-outer", "cnn", "conv1d", "conv3d"]
+LOSSES = {
+    "ce-mean": lambda: nn.CrossEntropyLoss(),
+    "ce-sum": lambda: nn.CrossEntropyLoss(reduction="sum"),
+    "ce-weighted": lambda: nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5]).double()),
+    "mse": lambda: nn.MSELoss(),
+}
+
+
+def _case(kind: str, loss: str, n: int = 9):
+    model, shape = _model(kind)
+    model = model.double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn((n, *shape), generator=gen, dtype=torch.float64)
+    y = (
+        torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        if loss == "mse"
+        else torch.randint(0, 3, (n,), generator=gen)
+    )
+    return model, LOSSES[loss](), x, y
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("kind", KINDS)
+def test_moments_equal_the_per_sample_gradients(kind, loss):
+    model, loss_fn, x, y = _case(kind, loss)
+    problem = Problem(model, loss_fn, (x, y))
+    m = gradient_moments(problem, x, y)
+    assert m is not None
+    rows = problem.per_sample_gradients(x, y)
+    assert m.n == len(x)
+    torch.testing.assert_close(m.total, rows.sum(0), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(m.sq_norms, (rows * rows).sum(1), rtol=1e-10, atol=1e-12)
+
+
+def test_moments_cover_only_the_selected_parameters():
+    model, loss_fn, x, y = _case("cnn", "ce-mean")
+    problem = Problem(model, loss_fn, (x, y), params=["2.weight", "6.bias"])
+    m = gradient_moments(problem, x, y)
+    assert m is not None and m.total.shape == (problem.num_params,)
+    rows = problem.per_sample_gradients(x, y)
+    torch.testing.assert_close(m.sq_norms, (rows * rows).sum(1), rtol=1e-10, atol=1e-12)
+
+
+def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
+    model, loss_fn, x, y = _case("cnn", "ce-mean", n=13)
+    problem = Problem(model, loss_fn, (x, y))
+    whole = gradient_moments(problem, x, y)
+    monkeypatch.setattr("optiscope._persample._CHUNK_ELEMENTS", 100)  # a few samples at a time
+    chunked = gradient_moments(problem, x, y)
+    assert whole is not None and chunked is not None
+    torch.testing.assert_close(chunked.sq_norms, whole.sq_norms, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 3)), (4,)),
+        (Twice(), (4,)),
+        (nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, padding_mode="circular"), nn.Flatten()), (2, 1)),
+        (nn.Sequential(nn.Conv1d(2, 3, 2, padding="same"), nn.Flatten()), (2, 1)),
+    ],
+    ids=["layer-norm", "layer-used-twice", "circular-padding", "asymmetric-same"],
+)
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_other_models_fall_back_and_the_noise_is_still_exact(model, shape):
+    model = model.double()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn((7, *shape), generator=gen, dtype=torch.float64)
+    out = model(x)
+    y = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    problem = Problem(model, nn.MSELoss(), (x, y))
+    assert gradient_moments(problem, x, y) is None
+    q = gradient_noise(problem, x, y)
+    rows = problem.per_sample_gradients(x, y)
+    mean = rows.mean(0)
+    assert q["method"] == "per-sample"
+    assert q["trace_cov"] == pytest.approx(float(((rows - mean) ** 2).sum() / 6), rel=1e-10)
+
+
+def test_gradient_noise_says_which_method_it_used():
+    model, loss_fn, x, y = _case("mlp", "ce-mean")
+    problem = Problem(model, loss_fn, (x, y))
+    q = gradient_noise(problem, x, y)
+    rows = problem.per_sample_gradients(x, y)
+    mean = rows.mean(0)
+    assert q["method"] == "moments"
+    assert q["trace_cov"] == pytest.approx(float(((rows - mean) ** 2).sum() / 8), rel=1e-10)
+    assert q["grad_norm_sq"] == pytest.approx(float(mean @ mean), rel=1e-10)
