@@ -193,7 +193,6 @@ def test_the_expensive_tiers_do_not_change_training_either(kind, preset):
         "predicted_change",
         "actual_change",
         "sharpness",
-        "lambda_min",
         "stability_threshold",
         "b_simple",
         "snr",
@@ -255,3 +254,92 @@ def test_the_default_preset_samples_the_update_every_tenth_step():
     _train(model, opt, x, y, every, steps=3)
     every.close()
     assert [r["step"] for r in every.history if "update_ratio" in r["values"]] == [0, 1, 2]
+
+
+def _dense(model, loss_fn, x, y):
+    from optiscope import Problem
+
+    problem = Problem(model, loss_fn, (x, y))
+    return problem, torch.linalg.eigvalsh(problem.dense_hessian())
+
+
+def test_sharpness_is_warm_started_and_lambda_min_is_measured_at_plateaus():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    # lr = 0: the point never moves, so the loss is flat from the second measurement on.
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"sharpness": 5})
+    for _ in range(11):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+    mon.close()
+    _, eig = _dense(model, loss_fn, x, y)
+    lmax, lmin = float(eig[-1]), float(eig[0])
+    rec = {r["step"]: r["values"] for r in mon.history if "sharpness" in r["values"]}
+    assert sorted(rec) == [0, 5, 10]
+    # The top two eigenvalues are 1.3% apart: from a random start, a few Lanczos steps see them
+    # as one (a Ritz value between them); started from that Ritz vector, Lanczos resolves them.
+    assert float(eig[-2]) <= rec[0]["sharpness"] <= lmax + 1e-12
+    for step in (5, 10):
+        assert rec[step]["sharpness"] == pytest.approx(lmax, rel=1e-4)
+        assert abs(rec[step]["lambda_min"] - lmin) <= 1e-3 * lmax
+    assert "lambda_min" not in rec[0]  # nothing to compare the loss with yet
+    # Both ends, started from both of the last eigenvectors: fewer products than at step 5,
+    # which had only the top one.
+    assert rec[10]["sharpness_hvps"] < rec[5]["sharpness_hvps"]
+
+
+def test_no_lambda_min_while_the_loss_falls():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"sharpness": 5})
+    losses = []
+    for _ in range(11):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+        losses.append(loss.item())
+    mon.close()
+    assert losses[-1] < 0.9 * losses[0]
+    assert not any("lambda_min" in r["values"] for r in mon.history)
+
+
+def test_plain_sgd_predicted_change_needs_no_second_product():
+    # d = -lr g: d^T H d comes from g^T H g; it equals the product computed outright.
+    from optiscope._quantities import step_curvature
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"curvature": 1})
+    expected = []
+    for _ in range(3):
+        problem, _ = _dense(model, loss_fn, x, y)
+        g = problem.gradient()
+        expected.append(step_curvature(problem, g, -0.3 * g)["predicted_change"])
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+    mon.close()
+    got = [r["values"]["predicted_change"] for r in mon.history]
+    assert got == pytest.approx(expected, rel=1e-9)

@@ -1,4 +1,4 @@
-"""Per-sample gradient moments from one backward pass, against per-sample gradients (vmap), float64."""
+"""Per-sample gradient moments in one backward pass against per-sample gradients, float64."""
 
 from __future__ import annotations
 
@@ -123,7 +123,10 @@ def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
     [
         (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 3)), (4,)),
         (Twice(), (4,)),
-        (nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, padding_mode="circular"), nn.Flatten()), (2, 1)),
+        (
+            nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, padding_mode="circular"), nn.Flatten()),
+            (2, 1),
+        ),
         (nn.Sequential(nn.Conv1d(2, 3, 2, padding="same"), nn.Flatten()), (2, 1)),
     ],
     ids=["layer-norm", "layer-used-twice", "circular-padding", "asymmetric-same"],

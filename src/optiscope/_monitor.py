@@ -135,7 +135,12 @@ class Monitor:
         self.model = model
         self.loss_fn = loss_fn
         self._has_rnn = any(isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)) for m in model.modules())
-        self._curv: tuple[Any, Tensor] | None = None
+        self._curv: tuple[Any, Tensor, Tensor] | None = None
+        self._warm: dict[str, Tensor] = {}  # the last eigenvectors, to start Lanczos from
+        self._loss_ema: float | None = None
+        self._grad_ema: float | None = None
+        self._grad_ema_max = 0.0
+        self._last_sharpness: tuple[int, float | None] | None = None
         self.optimizer = optimizer
         self.history: list[dict[str, Any]] = []
         self.step_count = 0
@@ -202,6 +207,13 @@ class Monitor:
                 else:
                     torch._foreach_copy_(self._before, self._detached)
             loss_v, g_v, p_v = torch.stack([loss_t, g.to(loss_t), p.to(loss_t)]).tolist()
+        if _finite(loss_v) and _finite(g_v):
+            # Smoothed over about ten steps; decides where the smallest eigenvalue is measured.
+            self._loss_ema = (
+                loss_v if self._loss_ema is None else 0.9 * self._loss_ema + 0.1 * loss_v
+            )
+            self._grad_ema = g_v if self._grad_ema is None else 0.9 * self._grad_ema + 0.1 * g_v
+            self._grad_ema_max = max(self._grad_ema_max, self._grad_ema)
         record: dict[str, Any] = {}
         if "loss" in self.quantities:
             record["loss"] = loss_v
@@ -230,50 +242,34 @@ class Monitor:
 
     def _measure(self, due: list[str], batch: tuple[Any, Any], values: dict[str, Any]) -> None:
         from optiscope._problem import Problem
-        from optiscope._quantities import (
-            adam_preconditioner,
-            gradient_noise,
-            sharpness,
-            stability_threshold,
-        )
+        from optiscope._quantities import gradient_noise, stability_threshold
         from optiscope._recurrent import hidden_state_gradients
 
         inputs, targets = batch
         ids = {id(p) for p in self.params}
         with self._aside():
+            # The training step has just run the model on this batch: no need to check it.
             problem = Problem(
-                self.model, self.loss_fn, (inputs, targets), params=lambda n, p: id(p) in ids
+                self.model,
+                self.loss_fn,
+                (inputs, targets),
+                params=lambda n, p: id(p) in ids,
+                check=False,
             )
             if "curvature" in due:
                 g = problem.cached_gradient()
                 assert g is not None  # one batch: the graph is cached
-                gtg, gthg = float(torch.dot(g, g)), float(torch.dot(g, problem.hvp(g)))
+                hg = problem.hvp(g)
+                gtg, gthg = float(torch.dot(g, g)), float(torch.dot(g, hg))
                 values.update(gtg=gtg, gthg=gthg)
                 values["curvature_along_gradient"] = gthg / gtg if gtg > 0 else float("nan")
                 if self.optimizer is not None:
                     th = stability_threshold(self.optimizer)
                     if not th.preconditioned:
                         values["gradient_threshold"] = th.value
-                self._curv = (problem, g)
+                self._curv = (problem, g, hg)
             if "sharpness" in due:
-                prec = None
-                if self.optimizer is not None:
-                    th = stability_threshold(self.optimizer)
-                    if th.preconditioned:
-                        prec = adam_preconditioner(self.optimizer, self.params)
-                    values["stability_threshold"] = th.value
-                    values["threshold_preconditioned"] = th.preconditioned and prec is not None
-                from optiscope._linalg.lanczos import lanczos
-
-                if prec is None:
-                    # Both ends from one Krylov space.
-                    both = lanczos(problem.hessian_operator(), 1, "both", tol=1e-3, max_steps=30)
-                    values["sharpness"] = float(both.values[0])
-                    values["lambda_min"] = float(both.values[-1])
-                else:
-                    values["sharpness"] = sharpness(problem, preconditioner=prec)["value"]
-                    low = lanczos(problem.hessian_operator(), 1, "smallest", tol=1e-2, max_steps=20)
-                    values["lambda_min"] = float(low.values[0])
+                self._sharpness(problem, values)
             if "noise" in due:
                 q = gradient_noise(problem, inputs, targets)
                 values.update(
@@ -296,17 +292,85 @@ class Monitor:
                         }
                     )
 
+    def _sharpness(self, problem: Any, values: dict[str, Any]) -> None:
+        """The top eigenvalue of H (of P^-1 H under Adam) against the stability threshold, and
+        the smallest eigenvalue of H where the loss is flat or the gradient small (a plateau:
+        minimum or saddle?)."""
+        from optiscope._linalg.lanczos import lanczos
+        from optiscope._quantities import adam_preconditioner, sharpness, stability_threshold
+
+        prec = None
+        if self.optimizer is not None:
+            th = stability_threshold(self.optimizer)
+            if th.preconditioned:
+                prec = adam_preconditioner(self.optimizer, self.params)
+            values["stability_threshold"] = th.value
+            values["threshold_preconditioned"] = th.preconditioned and prec is not None
+        plateau = self._at_plateau()
+        hessian = problem.hessian_operator()
+        start = problem.hvp_count
+        # Lanczos starts from the last measurement's eigenvectors: the spectrum moves little
+        # between measurements, and a warm start converges in a few products.
+        if prec is None:
+            which = "both" if plateau else "largest"
+            res = lanczos(hessian, 1, which, tol=1e-3, max_steps=30, v0=self._start(problem, which))
+            self._warm.update(zip(("largest", "smallest"), res.vectors.T))
+            values["sharpness"] = float(res.values[0])
+            if plateau:
+                values["lambda_min"] = float(res.values[-1])
+        else:
+            top = sharpness(problem, preconditioner=prec, v0=self._start(problem, "preconditioned"))
+            self._warm["preconditioned"] = top["vector"]
+            values["sharpness"] = top["value"]
+            if plateau:
+                low = lanczos(
+                    hessian,
+                    1,
+                    "smallest",
+                    tol=1e-3,
+                    max_steps=30,
+                    v0=self._start(problem, "smallest"),
+                )
+                self._warm["smallest"] = low.vectors[:, 0]
+                values["lambda_min"] = float(low.values[0])
+        values["sharpness_hvps"] = problem.hvp_count - start
+
+    def _at_plateau(self) -> bool:
+        """The smoothed loss changed by less than 5% per 100 steps since the last sharpness
+        measurement, or the smoothed gradient norm fell below a tenth of its largest value."""
+        last, self._last_sharpness = self._last_sharpness, (self.step_count, self._loss_ema)
+        if self._loss_ema is None or self._grad_ema is None:
+            return False
+        if self._grad_ema < 0.1 * self._grad_ema_max:
+            return True
+        if last is None or last[1] is None:
+            return False
+        steps = max(self.step_count - last[0], 1)
+        return abs(self._loss_ema - last[1]) <= 5e-4 * steps * max(abs(last[1]), 1e-12)
+
+    def _start(self, problem: Any, which: str) -> Tensor | None:
+        """The last eigenvectors plus a random part, which keeps Lanczos from missing a new
+        extreme direction orthogonal to the old ones."""
+        keys = ("largest", "smallest") if which == "both" else (which,)
+        old = [self._warm[k] for k in keys if k in self._warm]
+        if not old or any(v.shape != (problem.num_params,) for v in old):
+            return None
+        gen = torch.Generator().manual_seed(self.step_count)
+        r = torch.randn(problem.num_params, generator=gen, dtype=torch.float64)
+        v = sum(u.to(problem.dtype) / u.norm() for u in old)
+        return v + 0.5 * len(old) ** 0.5 * r.to(problem.device, problem.dtype) / r.norm()
+
     def _after_update(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._pending is None:
             return
         if self._curv is not None:
-            problem, g = self._curv
+            problem, g, hg = self._curv
             self._curv = None
             with torch.no_grad():
                 new = torch.cat([p.detach().reshape(-1) for p in self.params]).to(problem.dtype)
             d = new - problem.point
             with self._aside():
-                q = self._step_change(problem, g, d)
+                q = self._step_change(problem, g, hg, d)
             self._pending["values"].update(q)
         if not self._snapshot or self._before is None:
             self._flush()
@@ -324,9 +388,18 @@ class Monitor:
         self._flush()
 
     @staticmethod
-    def _step_change(problem: Any, g: Tensor, d: Tensor) -> dict[str, float]:
-        hd = problem.hvp(d)
-        predicted = float(torch.dot(g, d)) + 0.5 * float(torch.dot(d, hd))
+    def _step_change(problem: Any, g: Tensor, hg: Tensor, d: Tensor) -> dict[str, float]:
+        """Second-order predicted change g.d + d^T H d / 2 against the actual change."""
+        # Plain SGD steps along the gradient: with d = a g + e, d^T H d = a^2 g^T H g
+        # + 2 a e^T H g + e^T H e, and the last term is negligible when |e| <= 1e-4 |d|.
+        gg = float(torch.dot(g, g))
+        a = float(torch.dot(d, g)) / gg if gg > 0 else 0.0
+        e = d - a * g
+        if gg > 0 and float(e.norm()) <= 1e-4 * float(d.norm()):
+            dhd = a * a * float(torch.dot(g, hg)) + 2 * a * float(torch.dot(e, hg))
+        else:
+            dhd = float(torch.dot(d, problem.hvp(d)))
+        predicted = float(torch.dot(g, d)) + 0.5 * dhd
         actual = problem.loss(problem.point + d) - problem.loss()
         return {"predicted_change": predicted, "actual_change": actual}
 

@@ -1,8 +1,9 @@
 """Per-sample gradient moments from one forward and one backward pass.
 
-For a layer whose per-sample gradient is a product of its input and its output gradient (Linear,
-Conv1d, Conv2d, Conv3d), ``sum_i g_i`` and ``sum_i ||g_i||^2`` over the samples of a batch come from one
-backward pass of the summed per-sample losses, without materialising one gradient per sample
+For a layer whose per-sample gradient is a product of its input and its output gradient
+(Linear, Conv1d, Conv2d, Conv3d), ``sum_i g_i`` and ``sum_i ||g_i||^2`` over the samples of a
+batch come from one backward pass of the summed per-sample losses, without materialising one
+gradient per sample
 (Goodfellow 2015, "Efficient per-example gradient computations"; BackPACK's ``BatchL2Grad``).
 
 For a linear layer y_t = W a_t + b over positions t of sample i (t is the sequence or the
@@ -145,7 +146,9 @@ def _sample_losses(loss_fn: Any, out: Any, targets: Any, n: int) -> Tensor:
         return torch.func.vmap(one)(out, targets)
     except (RuntimeError, NotImplementedError, ValueError):
         pick = lambda i: lambda x: x[i] if isinstance(x, Tensor) and x.ndim and len(x) == n else x  # noqa: E731
-        return torch.stack([one(tree_map(pick(i), out), tree_map(pick(i), targets)) for i in range(n)])
+        return torch.stack(
+            [one(tree_map(pick(i), out), tree_map(pick(i), targets)) for i in range(n)]
+        )
 
 
 def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | None:

@@ -168,6 +168,12 @@ class Problem:
     cache_graph:
         Keep the gradient's graph between Hessian-vector products. ``"auto"`` does so when the
         data is a single batch; with many batches each product recomputes the graph batch by batch.
+    point:
+        The point of analysis as a flat vector (default: the selected parameters' values).
+    check:
+        Run the model on a few samples of the first batch at construction, so that a wrong
+        shape, dtype or device fails here with a clear message. Skip it where the caller has just
+        run the model on that batch.
     """
 
     def __init__(
@@ -180,6 +186,7 @@ class Problem:
         reduction: str | None = None,
         cache_graph: bool | str = "auto",
         point: Tensor | None = None,
+        check: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ProblemError(f"model must be a torch.nn.Module, got {_describe(model)}")
@@ -252,7 +259,9 @@ class Problem:
         self.gradient_count = 0
         self._graph: tuple[list[Tensor], list[Tensor]] | None = None
         self._moved: tuple[Any, Any] | None = None
-        self._check_first_batch()
+        self._graph_loss: float | None = None
+        if check:
+            self._check_first_batch()
 
     # -- data ------------------------------------------------------------------------------
 
@@ -384,6 +393,8 @@ class Problem:
 
     def loss(self, theta: Tensor | None = None) -> float:
         """``F(theta)`` (default: at the point), without building a graph."""
+        if theta is None and self._graph_loss is not None:
+            return self._graph_loss
         theta = self.point if theta is None else theta.detach()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         with torch.no_grad():
@@ -425,13 +436,16 @@ class Problem:
     def _build_graph(self) -> tuple[list[Tensor], list[Tensor]]:
         leaves = self._leaves(self.point)
         grads: list[Tensor] | None = None
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         with self._context():
             for i, (w, inputs, targets) in enumerate(self.batches()):
                 loss = self._leaf_loss(leaves, inputs, targets, i)
                 self._check_finite(loss.detach(), i, "loss")
                 gs = torch.autograd.grad(w * loss, leaves, create_graph=True)
                 grads = list(gs) if grads is None else [a + b for a, b in zip(grads, gs)]
+                total += w * loss.detach().double()
         assert grads is not None
+        self._graph_loss = float(total)
         return leaves, grads
 
     def hvp(self, v: Tensor) -> Tensor:
@@ -575,6 +589,7 @@ class Problem:
             )
         other.point = theta.detach().to(device=self.device, dtype=self.dtype)
         other._graph = None
+        other._graph_loss = None
         other.hvp_count = 0
         other.gradient_count = 0
         return other

@@ -100,8 +100,10 @@ def sharpness(
     tol: float = 1e-3,
     max_steps: int = 30,
     seed: int = 0,
+    v0: Tensor | None = None,
 ) -> dict[str, Any]:
-    """Top eigenvalue of H, or of ``P^-1 H`` (via the symmetric ``P^-1/2 H P^-1/2``)."""
+    """Top eigenvalue of H, or of ``P^-1 H`` (via the symmetric ``P^-1/2 H P^-1/2``), and its
+    eigenvector (of the symmetric form); ``v0`` starts Lanczos (default: random)."""
     op: LinearOperator
     if preconditioner is None:
         op = problem.hessian_operator()
@@ -111,10 +113,11 @@ def sharpness(
             lambda v: d * problem.hvp(d * v), problem.num_params, problem.dtype, problem.device
         )
     res = lanczos(
-        op, 1, "largest", tol=tol, max_steps=min(max_steps, problem.num_params), seed=seed
+        op, 1, "largest", tol=tol, max_steps=min(max_steps, problem.num_params), seed=seed, v0=v0
     )
     return {
         "value": float(res.values[0]),
+        "vector": res.vectors[:, 0],
         "error": float(res.errors[0]),
         "converged": bool(res.converged[0]),
         "hvps": res.hvps,
