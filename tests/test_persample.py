@@ -156,3 +156,103 @@ def test_gradient_noise_says_which_method_it_used():
     assert q["method"] == "moments"
     assert q["trace_cov"] == pytest.approx(float(((rows - mean) ** 2).sum() / 8), rel=1e-10)
     assert q["grad_norm_sq"] == pytest.approx(float(mean @ mean), rel=1e-10)
+
+
+# -- the noise tier read from the training step itself ---------------------------------------
+
+
+def _train_with_noise(model, copy, loss_fn, x, y, steps=4, accumulate=False):
+    from optiscope._monitor import Monitor
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"noise": 1})
+    expected = []
+    for _ in range(steps):
+        opt.zero_grad()
+        if accumulate:  # two half batches: per-sample norms cannot be read from the step
+            h = len(x) // 2
+            loss = loss_fn(model(x[:h]), y[:h]) / 2 + loss_fn(model(x[h:]), y[h:]) / 2
+        else:
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        # On a copy without the Monitor's hooks, at the same point.
+        twin = copy()
+        twin.load_state_dict(model.state_dict())
+        expected.append(gradient_noise(Problem(twin, loss_fn, (x, y)), x, y))
+        opt.step()
+    mon.close()
+    return [r["values"] for r in mon.history], expected
+
+
+@pytest.mark.parametrize(
+    "kind, loss, accumulate, read",
+    [
+        ("mlp", "ce-mean", False, True),
+        ("cnn", "ce-mean", False, True),
+        ("seq-gram", "mse", False, True),
+        ("mlp", "ce-sum", False, True),
+        ("mlp", "ce-weighted", False, False),  # the batch loss is not the per-sample mean
+        ("mlp", "ce-mean", True, False),
+    ],
+)
+def test_the_noise_tier_reads_the_training_step_or_measures_apart(
+    kind, loss, accumulate, read, monkeypatch
+):
+    import optiscope._quantities as quantities
+
+    calls = []
+    real = quantities.gradient_noise
+    monkeypatch.setattr(
+        quantities, "gradient_noise", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    model, loss_fn, x, y = _case(kind, loss, n=10)
+    twin = lambda: _model(kind)[0].double()  # noqa: E731
+    got, expected = _train_with_noise(model, twin, loss_fn, x, y, accumulate=accumulate)
+    assert len(calls) == (0 if read else 4)  # the Monitor's separate passes
+    for values, ref in zip(got, expected):
+        for key in ("trace_cov", "snr", "b_simple", "grad_norm_sq_unbiased", "batch_size"):
+            assert values[key] == pytest.approx(ref[key], rel=1e-9), key
+
+
+def test_dropout_in_training_mode_is_measured_apart_in_eval_mode():
+    from optiscope._monitor import Monitor
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Tanh(), nn.Linear(6, 3)).double()
+    _, loss_fn, x, y = _case("mlp", "ce-mean", n=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"noise": 1})
+    model.eval()
+    ref = gradient_noise(Problem(model, loss_fn, (x, y)), x, y)
+    model.train()
+    opt.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    mon.step(loss, batch=(x, y))
+    mon.close()
+    assert mon.history[0]["values"]["trace_cov"] == pytest.approx(ref["trace_cov"], rel=1e-9)
+
+
+def test_the_hooks_are_there_only_before_the_steps_the_tier_is_due():
+    from optiscope._monitor import Monitor
+
+    model, loss_fn, x, y = _case("mlp", "ce-mean", n=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every={"noise": 3})
+
+    def hooked():
+        return sum(len(m._forward_hooks) for m in model.modules())
+
+    seen = []
+    for _ in range(6):
+        seen.append(hooked())
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+    assert seen == [3, 0, 0, 3, 0, 0]  # two Linear layers and the model's output
+    mon.close()
+    assert hooked() == 0
+    assert [("snr" in r["values"]) for r in mon.history] == [True, False, False, True, False, False]

@@ -17,6 +17,7 @@ the monitor ends bitwise where training without it does.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -38,19 +39,17 @@ PRESETS: dict[str, dict[str, int]] = {
     "full": {"update": 1, "curvature": 1, "sharpness": 10, "noise": 5, "recurrent": 5},
 }
 _NEEDS_BATCH = ("curvature", "sharpness", "noise", "recurrent")
+_NOISE = ("grad_norm_sq_unbiased", "b_simple", "snr", "trace_cov", "batch_size")
 
 
 class MonitorError(OptiscopeError):
     """The Monitor was used in a way it cannot measure."""
 
 
-def _norm(tensors: list[Tensor]) -> Tensor:
+def _norm(tensors: list[Tensor]) -> float:
     if not tensors:
-        return torch.zeros(())
-    norms = list(torch._foreach_norm(tensors))
-    if any(n.dtype != torch.float32 for n in norms):
-        norms = [n.float() for n in norms]
-    return torch.linalg.vector_norm(torch.stack(norms))
+        return 0.0
+    return math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(tensors)).tolist()))
 
 
 class Monitor:
@@ -155,6 +154,14 @@ class Monitor:
         )
         if optimizer is not None and wants_update:
             self._hook = optimizer.register_step_post_hook(self._after_update)
+        # The noise tier reads per-sample gradient norms from the training step itself where
+        # the model allows it; armed only before the steps where the tier is due.
+        from optiscope._persample import StepRecorder
+
+        self._recorder = StepRecorder.for_model(model, self.params) if self.every["noise"] else None
+        if self._recorder is not None:
+            self._recorder.arm()
+        self._grad_norm = math.nan
         self._writer: RecordWriter | None = None
         if out is not None:
             facts = {**environment(), "device": str(self.params[0].device)}
@@ -179,9 +186,16 @@ class Monitor:
                 )
         record = self._cheap(loss, "update" in due)
         self._pending = {"type": "step", "step": self.step_count, "values": record}
+        recorded = None
+        if self._recorder is not None and self._recorder.armed:
+            targets = batch[1] if batch is not None else None
+            recorded = self._recorder.collect(loss, self.loss_fn, targets)
         if needs and batch is not None:
-            self._measure(needs, batch, record)
+            self._measure(needs, batch, record, recorded)
         self.step_count += 1
+        n = self.every["noise"]
+        if self._recorder is not None and n and self.step_count % n == 0:
+            self._recorder.arm()
         if self._hook is None:
             self._flush()
 
@@ -192,21 +206,24 @@ class Monitor:
         self._snapshot = update and self._hook is not None
         with torch.no_grad():
             tensors = grads + self._detached if want_p else grads
-            norms = torch._foreach_norm(tensors) if tensors else []
-            sq = torch.stack([n.float() for n in norms]).square() if norms else None
+            parts = list(torch._foreach_norm(tensors)) if tensors else []
             if isinstance(loss, Tensor):
-                loss_t = loss.detach().reshape(()).float()
-            else:
-                loss_t = torch.tensor(float(loss))
-            zero = loss_t.new_zeros(())
-            g = sq[: len(grads)].sum().sqrt() if sq is not None and grads else zero
-            p = sq[len(grads) :].sum().sqrt() if sq is not None and want_p else zero
+                parts.append(loss.detach().reshape(()))
             if self._snapshot:
                 if self._before is None:
                     self._before = [t.clone() for t in self._detached]
                 else:
                     torch._foreach_copy_(self._before, self._detached)
-            loss_v, g_v, p_v = torch.stack([loss_t, g.to(loss_t), p.to(loss_t)]).tolist()
+            try:
+                vals = torch.stack(parts).tolist() if parts else []  # one transfer
+            except RuntimeError:  # the loss on another device than the parameters
+                vals = [float(t) for t in parts]
+        # The squares in float64: a float32 norm above 1e19 would overflow when squared.
+        k = len(grads)
+        g_v = math.sqrt(sum(v * v for v in vals[:k]))
+        p_v = math.sqrt(sum(v * v for v in vals[k : len(tensors)])) if want_p else 0.0
+        loss_v = vals[-1] if isinstance(loss, Tensor) else float(loss)
+        self._grad_norm = g_v
         if _finite(loss_v) and _finite(g_v):
             # Smoothed over about ten steps; decides where the smallest eigenvalue is measured.
             self._loss_ema = (
@@ -240,13 +257,26 @@ class Monitor:
             for m, mode in modes:
                 m.training = mode
 
-    def _measure(self, due: list[str], batch: tuple[Any, Any], values: dict[str, Any]) -> None:
+    def _measure(
+        self,
+        due: list[str],
+        batch: tuple[Any, Any],
+        values: dict[str, Any],
+        recorded: tuple[Tensor, float] | None = None,
+    ) -> None:
         from optiscope._problem import Problem
-        from optiscope._quantities import gradient_noise, stability_threshold
+        from optiscope._quantities import gradient_noise, noise_from_moments, stability_threshold
         from optiscope._recurrent import hidden_state_gradients
 
         inputs, targets = batch
         ids = {id(p) for p in self.params}
+        if "noise" in due and recorded is not None:
+            sq, scale = recorded
+            q = noise_from_moments(len(sq), float(sq.sum()), (scale * self._grad_norm) ** 2)
+            values.update({k: q[k] for k in _NOISE})
+            due = [t for t in due if t != "noise"]
+            if not due:
+                return
         with self._aside():
             # The training step has just run the model on this batch: no need to check it.
             problem = Problem(
@@ -272,13 +302,7 @@ class Monitor:
                 self._sharpness(problem, values)
             if "noise" in due:
                 q = gradient_noise(problem, inputs, targets)
-                values.update(
-                    grad_norm_sq_unbiased=q["grad_norm_sq_unbiased"],
-                    b_simple=q["b_simple"],
-                    snr=q["snr"],
-                    trace_cov=q["trace_cov"],
-                    batch_size=q["batch_size"],
-                )
+                values.update({k: q[k] for k in _NOISE})
             if "recurrent" in due and self._has_rnn:
                 for module, norms in hidden_state_gradients(
                     self.model, self.loss_fn, inputs, targets
@@ -378,7 +402,7 @@ class Monitor:
         with torch.no_grad():
             # In place: the buffer is refilled from the parameters at the next step anyway.
             torch._foreach_sub_(self._before, self._detached)
-            unorm = float(_norm(self._before))
+            unorm = _norm(self._before)
         values = self._pending["values"]
         if "update_norm" in self.quantities:
             values["update_norm"] = unorm
@@ -435,6 +459,8 @@ class Monitor:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        if self._recorder is not None:
+            self._recorder.disarm()
         self._before = None
         if self._writer is not None:
             self._writer.close()

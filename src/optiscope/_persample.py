@@ -201,3 +201,134 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
         torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves)
     ).detach()
     return Moments(n, total, sq)
+
+
+class StepRecorder:
+    """Per-sample squared gradient norms read from the training step's own forward and backward
+    passes: no extra pass over the batch.
+
+    Armed before a step's forward pass, it hooks each trainable layer (forward hooks, and a hook
+    on each layer's output tensor; nothing is modified) and the model's output. The batch loss
+    ``L`` the user differentiates gives per-sample contributions ``c_i = dL/dtheta`` through
+    sample i; the per-sample losses, recomputed from the recorded outputs, tell whether ``L`` is
+    their mean (``g_i = n c_i``) or their sum (``g_i = c_i``). Anything else (a weighted or
+    penalised loss, gradient accumulation, a layer run twice, dropout or batch norm in training
+    mode) makes :meth:`collect` return ``None``, and the caller measures on a separate pass.
+    """
+
+    def __init__(self, model: nn.Module, owners: dict[nn.Module, dict[str, int]]) -> None:
+        self.model = model
+        self.owners = owners
+        self._handles: list[Any] = []
+        self._reset()
+
+    @classmethod
+    def for_model(cls, model: nn.Module, params: list[Tensor]) -> StepRecorder | None:
+        """A recorder when every trainable parameter lies in a supported layer, else None."""
+        ids = {id(p): i for i, p in enumerate(params)}
+        owners: dict[nn.Module, dict[str, int]] = {}
+        for module in model.modules():
+            for local, p in module.named_parameters(recurse=False):
+                if id(p) not in ids:
+                    continue
+                if not _supported(module):
+                    return None
+                owners.setdefault(module, {})[local] = ids.pop(id(p))
+        return cls(model, owners) if owners and not ids else None
+
+    def _reset(self) -> None:
+        self.forwards: dict[nn.Module, int] = {}
+        self.backwards: dict[nn.Module, int] = {}
+        self.sq: Tensor | None = None
+        self.batch: int | None = None
+        self.outputs: Any = None
+        self.root_calls = 0
+        self.ok = True
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._handles)
+
+    def arm(self) -> None:
+        self.disarm()
+        self._reset()
+        self._handles = [m.register_forward_hook(self._forward) for m in self.owners]
+        self._handles.append(self.model.register_forward_hook(self._root))
+
+    def disarm(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _root(self, module: nn.Module, args: Any, output: Any) -> None:
+        if torch.is_grad_enabled():
+            self.root_calls += 1
+            self.outputs = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, output)
+
+    def _forward(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not (torch.is_grad_enabled() and isinstance(output, Tensor) and output.requires_grad):
+            return
+        self.forwards[module] = self.forwards.get(module, 0) + 1
+        if self.forwards[module] > 1 or not args or not isinstance(args[0], Tensor):
+            self.ok = False
+            return
+        a = args[0].detach()
+
+        def backward(grad: Tensor) -> None:
+            self.backwards[module] = self.backwards.get(module, 0) + 1
+            n = grad.shape[0] if grad.ndim else 0
+            if not self.ok or self.backwards[module] > 1 or a.shape[:1] != grad.shape[:1]:
+                self.ok = False
+                return
+            if self.batch is None:
+                self.batch = n
+                self.sq = torch.zeros(n, dtype=torch.float64, device=grad.device)
+            if n != self.batch or self.sq is None:
+                self.ok = False
+                return
+            self.sq += _layer_sq(module, a, grad.detach(), self.owners[module])
+
+        output.register_hook(backward)
+
+    def collect(self, loss: Any, loss_fn: Any, targets: Any) -> tuple[Tensor, float] | None:
+        """``(||g_i||^2 per sample, scale)`` where the mean per-sample gradient is ``scale``
+        times the gradient in ``.grad``; None where the step cannot be read this way."""
+        self.disarm()
+        complete = (
+            self.ok
+            and self.root_calls == 1
+            and self.sq is not None
+            and all(self.forwards.get(m) == 1 and self.backwards.get(m) == 1 for m in self.owners)
+        )
+        sq, outputs, n = self.sq, self.outputs, self.batch
+        self._reset()
+        if not complete or sq is None or n is None or n < 2 or not isinstance(loss, Tensor):
+            return None
+        if _coupled(self.model) or not isinstance(targets, Tensor) or targets.shape[:1] != (n,):
+            return None
+        with torch.no_grad():
+            try:
+                losses = _sample_losses(loss_fn, outputs, targets, n).double()
+            except Exception:  # a loss that cannot be taken per sample: measure it apart
+                return None
+            value = float(loss.detach())
+            tol = 1e-4 * max(abs(value), 1e-30)
+            if losses.shape != (n,):
+                return None
+            if abs(float(losses.mean()) - value) <= tol:
+                return sq * n * n, 1.0  # L = mean l_i: g_i = n c_i, mean of g_i = dL
+            if abs(float(losses.sum()) - value) <= tol:
+                return sq, 1.0 / n  # L = sum l_i: g_i = c_i, mean of g_i = dL / n
+        return None
+
+
+def _coupled(model: nn.Module) -> bool:
+    """Dropout or batch norm in training mode: per-sample gradients of the training loss are
+    then not those of a fixed per-sample function."""
+    from optiscope._problem import TrainingModeError, check_deterministic
+
+    try:
+        check_deterministic(model)
+    except TrainingModeError:
+        return True
+    return False

@@ -186,15 +186,20 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
             total += rows.sum(0)
             sq += float((rows * rows).sum())
     mean = total / n
-    gnorm_sq = float(torch.dot(mean, mean))
-    trace_cov = max((sq - n * gnorm_sq) / (n - 1), 0.0)
-    g2 = gnorm_sq - trace_cov / n
+    q = noise_from_moments(n, sq, float(torch.dot(mean, mean)))
+    return {"method": "moments" if moments is not None else "per-sample", **q}
+
+
+def noise_from_moments(n: int, sum_sq: float, mean_sq: float) -> dict[str, Any]:
+    """The noise quantities of :func:`gradient_noise` from ``sum_i ||g_i||^2`` and ``||g||^2``
+    of the mean per-sample gradient g."""
+    trace_cov = max((sum_sq - n * mean_sq) / (n - 1), 0.0)
+    g2 = mean_sq - trace_cov / n
     return {
-        "method": "moments" if moments is not None else "per-sample",
         "batch_size": n,
-        "grad_norm_sq": gnorm_sq,
+        "grad_norm_sq": mean_sq,
         "trace_cov": trace_cov,
         "grad_norm_sq_unbiased": g2,
-        "snr": gnorm_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
         "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
     }
