@@ -330,9 +330,12 @@ def cheap_tier(task: Task, quick: bool, log: Callable[[str], None]) -> tuple[lis
         )
         if k == "default":
             text += f"; training bitwise unchanged: {'yes' if unchanged else 'NO'}"
-        rows.append(
-            Row(label, task.name, text, target=f"<= {target}x", met=bool(s.ratio <= target))
-        )
+        if k == "default, update every step":  # beyond the preset: no target
+            rows.append(Row(label, task.name, text, target="(reported)"))
+        else:
+            rows.append(
+                Row(label, task.name, text, target=f"<= {target}x", met=bool(s.ratio <= target))
+            )
     data = {k: asdict(s) for k, s in stats.items()}
     data["bitwise_unchanged"] = unchanged
     return rows, data
@@ -433,11 +436,13 @@ def against_cockpit(
             names = ", ".join(f"{t}: 1" for t in MATCHES[config] if t in tiers())
             row.measurement = f"every step: optiscope default + {{{names}}} vs Cockpit '{config}'"
             row.optiscope = f"**{ours.ratio:.1f}x** ({fmt_us(ours.median_step_s)} a step)"
-            row.target = "overhead <= 1/5 of Cockpit's"
+            # The target is on Cockpit's 'economy'; 'full' is reported beside it.
+            target = config == "economy"
+            row.target = "overhead <= 1/5 of Cockpit's" if target else "(reported)"
             if ck is not None:
                 frac = ours.overhead / ck.overhead if ck.overhead > 0 else math.inf
                 row.optiscope += f"; overhead {frac:.2f} of Cockpit's"
-                row.met = bool(frac <= 0.2)
+                row.met = bool(frac <= 0.2) if target else None
                 row.data["overhead_fraction"] = frac
         else:
             row.optiscope = "(no per-step Hessian trace in the Monitor)"

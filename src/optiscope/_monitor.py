@@ -83,6 +83,15 @@ class Monitor:
 
     The tiers run in eval mode (dropout off, batch-norm statistics frozen) with the random number
     generators forked, then restore the modules' modes: the training run is not changed.
+
+    Costs: ``sharpness`` starts Lanczos from the last measurement's eigenvectors (a few products
+    once warm) and adds the smallest eigenvalue only at plateaus (the smoothed loss changing by
+    less than 5% per 100 steps, or the gradient norm below a tenth of its peak). ``curvature``
+    takes one product for g^T H g, and one more for d^T H d unless the update is along the
+    gradient (plain SGD). ``noise`` reads the per-sample gradient norms from the training step's
+    own backward pass when the model is made of Linear and convolution layers and the loss is the
+    mean or sum of per-sample losses (hooks armed only before the steps where it is due);
+    otherwise it takes a separate pass.
     """
 
     def __init__(

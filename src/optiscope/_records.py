@@ -92,7 +92,10 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         if self._file is None:
             raise RecordsError(f"the records file {str(self.path)!r} is already closed")
-        line = json.dumps(_encode(record), separators=(",", ":"), allow_nan=False)
+        try:  # the C encoder takes plain records; NaN, infinity and tensors need _encode
+            line = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        except (ValueError, TypeError):
+            line = json.dumps(_encode(record), separators=(",", ":"), allow_nan=False)
         self._file.write(line + "\n")
         self._file.flush()
 
