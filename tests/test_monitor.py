@@ -284,9 +284,9 @@ def test_sharpness_is_warm_started_and_lambda_min_is_measured_at_plateaus():
     lmax, lmin = float(eig[-1]), float(eig[0])
     rec = {r["step"]: r["values"] for r in mon.history if "sharpness" in r["values"]}
     assert sorted(rec) == [0, 5, 10]
-    # The top two eigenvalues are 1.3% apart: from a random start, a few Lanczos steps see them
-    # as one (a Ritz value between them); started from that Ritz vector, Lanczos resolves them.
-    assert float(eig[-2]) <= rec[0]["sharpness"] <= lmax + 1e-12
+    # To 1% away from plateaus; the top two eigenvalues are 1.3% apart, and from a random start
+    # a few Lanczos steps see them as one; started from that Ritz vector, Lanczos resolves them.
+    assert 0.98 * lmax <= rec[0]["sharpness"] <= lmax + 1e-12
     for step in (5, 10):
         assert rec[step]["sharpness"] == pytest.approx(lmax, rel=1e-4)
         assert abs(rec[step]["lambda_min"] - lmin) <= 1e-3 * lmax
