@@ -33,6 +33,7 @@ format: install
 bench:
 	bash benchmarks/setup_env.sh
 	.bench-venv/bin/python benchmarks/curvature.py
+	.bench-venv/bin/python benchmarks/monitor.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache
