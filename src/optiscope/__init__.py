@@ -28,10 +28,19 @@ from optiscope._monitor import Monitor, MonitorError
 from optiscope._problem import GGNOperator, HessianOperator, Problem
 from optiscope._records import Records, RecordsError, read_records
 from optiscope._recurrent import hidden_state
+from optiscope._symmetry import (
+    Alignment,
+    SymmetryError,
+    align_units,
+    permute_units,
+    rescale_units,
+    unit_counts,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alignment",
     "CriticalPoint",
     "DenseOperator",
     "EigenResult",
@@ -49,9 +58,11 @@ __all__ = [
     "Records",
     "RecordsError",
     "SpectralDensity",
+    "SymmetryError",
     "TraceEstimate",
     "TrainingModeError",
     "__version__",
+    "align_units",
     "critical_point",
     "hessian_diagonal",
     "hessian_eigenvalues",
@@ -61,6 +72,9 @@ __all__ = [
     "hutchpp_trace",
     "krylov_trace",
     "lanczos",
+    "permute_units",
     "read_records",
+    "rescale_units",
     "spectral_density",
+    "unit_counts",
 ]
