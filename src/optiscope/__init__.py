@@ -13,6 +13,7 @@ from optiscope._curvature import (
 )
 from optiscope._errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
 from optiscope._experiment import Experiment, ExperimentError
+from optiscope._landscape import Interpolation, LandscapeError, interpolate
 from optiscope._linalg import (
     DenseOperator,
     EigenResult,
@@ -48,6 +49,8 @@ __all__ = [
     "ExperimentError",
     "GGNOperator",
     "HessianOperator",
+    "Interpolation",
+    "LandscapeError",
     "LinearOperator",
     "Monitor",
     "MonitorError",
@@ -70,6 +73,7 @@ __all__ = [
     "hidden_state",
     "hutchinson_trace",
     "hutchpp_trace",
+    "interpolate",
     "krylov_trace",
     "lanczos",
     "permute_units",

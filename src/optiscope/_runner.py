@@ -43,6 +43,7 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 def _final_point(exp: Experiment, monitor: Monitor, start: torch.Tensor) -> None:
     """Curvature at the final point and the straight path from the start to it."""
     from optiscope._curvature import critical_point
+    from optiscope._landscape import interpolate
     from optiscope._problem import Problem
 
     data = exp.eval_data
@@ -66,25 +67,11 @@ def _final_point(exp: Experiment, monitor: Monitor, start: torch.Tensor) -> None
                 "reason": cp.reason,
             }
         )
-        end = problem.point
-        start = start.to(end)
-        alphas = [i / 20 for i in range(21)]
-        losses = [problem.loss((1 - a) * start + a * end) for a in alphas]
-    ends = max(losses[0], losses[-1])
-    finite = [v for v in losses if math.isfinite(v)]
-    barrier = max(finite) - ends if finite and math.isfinite(ends) else math.nan
+        line = interpolate(problem, start, problem.point)
     path = [r["values"].get("update_norm") for r in monitor.history if r.get("type") == "step"]
     length = sum(v for v in path if isinstance(v, float) and math.isfinite(v))
     monitor.write(
-        {
-            "type": "analysis",
-            "name": "interpolation",
-            "alphas": alphas,
-            "losses": losses,
-            "barrier": max(barrier, 0.0) if math.isfinite(barrier) else barrier,
-            "distance": float(torch.linalg.vector_norm((end - start).double())),
-            "path_length": length,
-        }
+        {"type": "analysis", "name": "interpolation", **line.to_dict(), "path_length": length}
     )
 
 
