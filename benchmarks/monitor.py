@@ -28,16 +28,12 @@ Cockpit (cockpit-for-pytorch) runs as its documentation shows: model and loss
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import gc
 import importlib.metadata
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +48,9 @@ import torch
 from torch import nn
 
 import optiscope
+from curvature import PEERS as CURVATURE_PEERS
 from curvature import Quiet, digits, make_cnn, make_mlp
+from curvature import environment as curvature_environment
 
 THREADS = 2
 BATCH = 128
@@ -534,45 +532,28 @@ def profile(task: Task, steps: int, every: dict[str, int] | None) -> str:
 
 
 def environment() -> dict[str, Any]:
+    """The curvature benchmark's environment (machine, versions, commit), with Cockpit's
+    versions in place of the curvature peers'."""
+
     def version(dist: str) -> str:
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = "unknown"
-    with contextlib.suppress(Exception):
-        root = Path(__file__).resolve().parent.parent
-        commit = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    monitor = sys.modules["optiscope._monitor"]
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "optiscope": f"{optiscope.__version__} ({commit})",
-        "optiscope presets": getattr(monitor, "PRESETS", "?"),
-        "cockpit-for-pytorch": version("cockpit-for-pytorch"),
-        "backpack-for-pytorch": version("backpack-for-pytorch"),
-        "setuptools": version("setuptools"),
-        "batch": BATCH,
-        "optimizer": f"SGD(lr={LR})",
-    }
+    env = {k: v for k, v in curvature_environment().items() if k not in CURVATURE_PEERS}
+    env.pop("optiscope._hessdiag", None)
+    env.update(
+        {
+            "optiscope presets": getattr(sys.modules["optiscope._monitor"], "PRESETS", "?"),
+            "cockpit-for-pytorch": version("cockpit-for-pytorch"),
+            "backpack-for-pytorch": version("backpack-for-pytorch"),
+            "setuptools": version("setuptools"),
+            "batch": BATCH,
+            "optimizer": f"SGD(lr={LR})",
+        }
+    )
+    return env
 
 
 def markdown(rows: list[Row]) -> str:

@@ -263,23 +263,34 @@ def _dense(model, loss_fn, x, y):
     return problem, torch.linalg.eigvalsh(problem.dense_hessian())
 
 
-def test_sharpness_is_warm_started_and_lambda_min_is_measured_at_plateaus():
+def _full_batch_run(lr, every, steps, before=None):
+    """A tiny float64 MLP trained on one fixed batch under the Monitor; ``before`` sees each
+    point before its step."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (32,), generator=gen)
     loss_fn = nn.CrossEntropyLoss()
-    # lr = 0: the point never moves, so the loss is flat from the second measurement on.
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    mon = Monitor(model, opt, loss_fn=loss_fn, every={"sharpness": 5})
-    for _ in range(11):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    mon = Monitor(model, opt, loss_fn=loss_fn, every=every)
+    losses = []
+    for _ in range(steps):
+        if before is not None:
+            before(model, loss_fn, x, y)
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         mon.step(loss, batch=(x, y))
         opt.step()
+        losses.append(loss.item())
     mon.close()
+    return model, loss_fn, x, y, mon, losses
+
+
+def test_sharpness_is_warm_started_and_lambda_min_is_measured_at_plateaus():
+    # lr = 0: the point never moves, so the loss is flat from the second measurement on.
+    model, loss_fn, x, y, mon, _ = _full_batch_run(0.0, {"sharpness": 5}, 11)
     _, eig = _dense(model, loss_fn, x, y)
     lmax, lmin = float(eig[-1]), float(eig[0])
     rec = {r["step"]: r["values"] for r in mon.history if "sharpness" in r["values"]}
@@ -297,23 +308,7 @@ def test_sharpness_is_warm_started_and_lambda_min_is_measured_at_plateaus():
 
 
 def test_no_lambda_min_while_the_loss_falls():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 3, (32,), generator=gen)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    mon = Monitor(model, opt, loss_fn=loss_fn, every={"sharpness": 5})
-    losses = []
-    for _ in range(11):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        mon.step(loss, batch=(x, y))
-        opt.step()
-        losses.append(loss.item())
-    mon.close()
+    *_, mon, losses = _full_batch_run(0.5, {"sharpness": 5}, 11)
     assert losses[-1] < 0.9 * losses[0]
     assert not any("lambda_min" in r["values"] for r in mon.history)
 
@@ -322,24 +317,13 @@ def test_plain_sgd_predicted_change_needs_no_second_product():
     # d = -lr g: d^T H d comes from g^T H g; it equals the product computed outright.
     from optiscope._quantities import step_curvature
 
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 3, (32,), generator=gen)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    mon = Monitor(model, opt, loss_fn=loss_fn, every={"curvature": 1})
     expected = []
-    for _ in range(3):
+
+    def predict(model, loss_fn, x, y):
         problem, _ = _dense(model, loss_fn, x, y)
         g = problem.gradient()
         expected.append(step_curvature(problem, g, -0.3 * g)["predicted_change"])
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        mon.step(loss, batch=(x, y))
-        opt.step()
-    mon.close()
+
+    *_, mon, _ = _full_batch_run(0.3, {"curvature": 1}, 3, before=predict)
     got = [r["values"]["predicted_change"] for r in mon.history]
     assert got == pytest.approx(expected, rel=1e-9)

@@ -33,6 +33,12 @@ class Twice(nn.Module):
         return self.layer(torch.tanh(self.layer(x)))
 
 
+def _tied() -> nn.Module:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4))
+    model[2].weight = model[0].weight  # one parameter in two layers
+    return model
+
+
 def _model(kind: str) -> tuple[nn.Module, tuple[int, ...]]:
     torch.manual_seed(0)
     if kind == "mlp":
@@ -123,13 +129,20 @@ def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
     [
         (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 3)), (4,)),
         (Twice(), (4,)),
+        (_tied(), (4,)),
         (
             nn.Sequential(nn.Conv1d(2, 3, 3, padding=1, padding_mode="circular"), nn.Flatten()),
             (2, 1),
         ),
         (nn.Sequential(nn.Conv1d(2, 3, 2, padding="same"), nn.Flatten()), (2, 1)),
     ],
-    ids=["layer-norm", "layer-used-twice", "circular-padding", "asymmetric-same"],
+    ids=[
+        "layer-norm",
+        "layer-used-twice",
+        "weight-shared-by-two-layers",
+        "circular-padding",
+        "asymmetric-same",
+    ],
 )
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 def test_other_models_fall_back_and_the_noise_is_still_exact(model, shape):

@@ -57,23 +57,6 @@ def _supported(module: nn.Module) -> bool:
     return True
 
 
-def _owners(problem: Problem) -> dict[nn.Module, dict[str, int]] | None:
-    """Each layer holding selected parameters, with the index of each (``weight``/``bias``)."""
-    index = {name: i for i, name in enumerate(problem.names)}
-    owners: dict[nn.Module, dict[str, int]] = {}
-    for prefix, module in problem.model.named_modules():
-        for local, _ in module.named_parameters(recurse=False):
-            full = f"{prefix}.{local}" if prefix else local
-            if full not in index:
-                continue
-            if not _supported(module):
-                return None
-            owners.setdefault(module, {})[local] = index[full]
-    if sum(len(v) for v in owners.values()) != len(problem.names):
-        return None  # a selected parameter is shared or not reached by named_modules
-    return owners
-
-
 def _linear_sq(a: Tensor, d: Tensor) -> Tensor:
     """||sum_t d_t a_t^T||^2 per sample, for a (B, T, in) and d (B, T, out)."""
     t = a.shape[1]
@@ -85,7 +68,7 @@ def _linear_sq(a: Tensor, d: Tensor) -> Tensor:
     return torch.bmm(d.transpose(1, 2), a).square().sum((1, 2))
 
 
-def _layer_sq(module: nn.Module, a: Tensor, d: Tensor, which: dict[str, int]) -> Tensor:
+def _layer_sq(module: nn.Module, a: Tensor, d: Tensor, which: set[str]) -> Tensor:
     """Squared norms of the per-sample gradients of the layer's selected parameters."""
     b = d.shape[0]
     out = torch.zeros(b, dtype=torch.float64, device=d.device)
@@ -157,32 +140,12 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
     than Linear and Conv1d/2d/3d (with zero padding), or uses a layer twice in one forward pass."""
     from optiscope._problem import _batch_size, _call
 
-    owners = _owners(problem)
-    if owners is None:
+    named = dict(problem.model.named_parameters())
+    recorder = StepRecorder.for_model(problem.model, [named[n] for n in problem.names])
+    if recorder is None:
         return None
     n = _batch_size(inputs, targets)
-    seen: dict[nn.Module, list[Tensor]] = {m: [] for m in owners}
-    sq = torch.zeros(n, dtype=torch.float64, device=problem.device)
-    ok = [True]
-    fired: set[nn.Module] = set()
-
-    def forward_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        calls = seen[module]
-        calls.append(args[0])
-        if len(calls) > 1 or not isinstance(output, Tensor) or not output.requires_grad:
-            ok[0] = False
-            return
-
-        def backward_hook(grad: Tensor) -> None:
-            if grad.shape[0] != n or calls[0].shape[0] != n:
-                ok[0] = False
-                return
-            fired.add(module)
-            sq.add_(_layer_sq(module, calls[0].detach(), grad.detach(), owners[module]))
-
-        output.register_hook(backward_hook)
-
-    handles = [m.register_forward_hook(forward_hook) for m in owners]
+    recorder.arm()
     try:
         inputs, targets = problem._to_device(inputs), problem._to_device(targets)
         leaves = problem._leaves(problem.point)
@@ -193,9 +156,9 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
                 return None
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
     finally:
-        for h in handles:
-            h.remove()
-    if not ok[0] or len(fired) != len(owners):
+        recorder.disarm()
+    sq = recorder.layer_norms()
+    if sq is None or sq.shape != (n,):
         return None
     total = problem.flatten(
         torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves)
@@ -216,7 +179,7 @@ class StepRecorder:
     mode) makes :meth:`collect` return ``None``, and the caller measures on a separate pass.
     """
 
-    def __init__(self, model: nn.Module, owners: dict[nn.Module, dict[str, int]]) -> None:
+    def __init__(self, model: nn.Module, owners: dict[nn.Module, set[str]]) -> None:
         self.model = model
         self.owners = owners
         self._handles: list[Any] = []
@@ -225,16 +188,20 @@ class StepRecorder:
     @classmethod
     def for_model(cls, model: nn.Module, params: list[Tensor]) -> StepRecorder | None:
         """A recorder when every trainable parameter lies in a supported layer, else None."""
-        ids = {id(p): i for i, p in enumerate(params)}
-        owners: dict[nn.Module, dict[str, int]] = {}
+        ids = {id(p) for p in params}
+        seen: set[int] = set()
+        owners: dict[nn.Module, set[str]] = {}
         for module in model.modules():
             for local, p in module.named_parameters(recurse=False):
+                if id(p) in seen:
+                    return None  # shared by two layers: its per-sample gradient sums both
+                seen.add(id(p))
                 if id(p) not in ids:
                     continue
                 if not _supported(module):
                     return None
-                owners.setdefault(module, {})[local] = ids.pop(id(p))
-        return cls(model, owners) if owners and not ids else None
+                owners.setdefault(module, set()).add(local)
+        return cls(model, owners) if owners and ids <= seen else None
 
     def _reset(self) -> None:
         self.forwards: dict[nn.Module, int] = {}
@@ -290,20 +257,25 @@ class StepRecorder:
 
         output.register_hook(backward)
 
+    def layer_norms(self) -> Tensor | None:
+        """Disarm, and return ``||c_i||^2`` summed over the layers, where every layer ran forward
+        and backward exactly once on one batch; else None."""
+        self.disarm()
+        complete = self.ok and all(
+            self.forwards.get(m) == 1 and self.backwards.get(m) == 1 for m in self.owners
+        )
+        sq = self.sq
+        self._reset()
+        return sq if complete else None
+
     def collect(self, loss: Any, loss_fn: Any, targets: Any) -> tuple[Tensor, float] | None:
         """``(||g_i||^2 per sample, scale)`` where the mean per-sample gradient is ``scale``
         times the gradient in ``.grad``; None where the step cannot be read this way."""
-        self.disarm()
-        complete = (
-            self.ok
-            and self.root_calls == 1
-            and self.sq is not None
-            and all(self.forwards.get(m) == 1 and self.backwards.get(m) == 1 for m in self.owners)
-        )
-        sq, outputs, n = self.sq, self.outputs, self.batch
-        self._reset()
-        if not complete or sq is None or n is None or n < 2 or not isinstance(loss, Tensor):
+        root_once, outputs = self.root_calls == 1, self.outputs
+        sq = self.layer_norms()
+        if not root_once or sq is None or len(sq) < 2 or not isinstance(loss, Tensor):
             return None
+        n = len(sq)
         if _coupled(self.model) or not isinstance(targets, Tensor) or targets.shape[:1] != (n,):
             return None
         with torch.no_grad():

@@ -27,20 +27,7 @@ from optiscope._errors import OptiscopeError
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_ELEMENTWISE = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
+_POOLS = (
     nn.MaxPool1d,
     nn.MaxPool2d,
     nn.MaxPool3d,
@@ -56,19 +43,16 @@ _ELEMENTWISE = (
 )
 # Positively homogeneous: f(a x) = a f(x) for a > 0, so a unit's scale passes through.
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
-_HOMOGENEOUS_POOL = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
+_ELEMENTWISE = (
+    *_HOMOGENEOUS,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Dropout3d,
+    *_POOLS,
 )
 
 
@@ -90,9 +74,7 @@ class _Hidden:
         return int(w.shape[0])
 
     def homogeneous(self) -> bool:
-        return all(
-            isinstance(m, _HOMOGENEOUS + _HOMOGENEOUS_POOL + (nn.Flatten,)) for m in self.between
-        )
+        return all(isinstance(m, _HOMOGENEOUS + _POOLS + (nn.Flatten,)) for m in self.between)
 
 
 def _modules(model: nn.Module) -> list[nn.Module]:
@@ -302,7 +284,13 @@ def align_units(
     perms = [torch.arange(n, device=device) for n in sizes_a]
     blocks = [_in_block(h) for h in ha]
     gen = torch.Generator().manual_seed(seed)
-    history = []
+    ref = _flat(reference)
+
+    def distance(model: nn.Module) -> float:
+        return float(torch.linalg.vector_norm(ref - _flat(model)))
+
+    history: list[float] = []
+    aligned: nn.Module | None = None
     sweeps = 0
     for sweep in range(1, max_sweeps + 1):
         sweeps = sweep
@@ -327,17 +315,17 @@ def align_units(
             ):
                 perms[layer] = new
                 changed = True
-        history.append(
-            float(torch.linalg.vector_norm(_flat(reference) - _flat(permute_units(other, perms))))
-        )
+        aligned = permute_units(other, perms)
+        history.append(distance(aligned))
         if not changed:
             break
-    aligned = permute_units(other, perms)
+    if aligned is None:  # max_sweeps < 1
+        aligned = permute_units(other, perms)
     return Alignment(
         model=aligned,
         perms=perms,
-        distance_before=float(torch.linalg.vector_norm(_flat(reference) - _flat(other))),
-        distance_after=float(torch.linalg.vector_norm(_flat(reference) - _flat(aligned))),
+        distance_before=distance(other),
+        distance_after=history[-1] if history else distance(aligned),
         sweeps=sweeps,
         history=history,
     )
