@@ -46,11 +46,12 @@ def mine(n: int) -> list[int]:
 def gather(indices: Sequence[int], values: Sequence[T], n: int) -> list[T]:
     """Reassemble per-rank results: ``values[k]`` belongs at ``indices[k]``; every index of
     ``range(n)`` is covered by exactly one rank. Tensors travel to CPU."""
-    rank, size = world()
-    local = [(int(i), v.cpu() if isinstance(v, torch.Tensor) else v) for i, v in zip(indices, values)]
-    if size == 1:
-        parts = [local]
-    else:
+    size = world()[1]
+    local = [
+        (int(i), v.cpu() if isinstance(v, torch.Tensor) else v) for i, v in zip(indices, values)
+    ]
+    parts: list[Any] = [local]
+    if size > 1:
         parts = [None] * size
         dist.all_gather_object(parts, local)
     full: list[Any] = [None] * n

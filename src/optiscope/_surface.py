@@ -396,8 +396,12 @@ class _Grid:
             self.why = f"the model cannot be copied ({type(err).__name__})"
             return
         self.net.requires_grad_(False)
+        # The copy's selected parameters become views of one flat buffer: a point is then three
+        # operations on that buffer.
         named = dict(self.net.named_parameters())
-        self.params: list[Tensor] = [named[n] for n in problem.names]
+        self.buffer = center.clone()
+        for name, view in problem.split(self.buffer).items():
+            named[name].data = view
         self.parts = [list(problem.split(t).values()) for t in (center, d1, d2)]
         self.fast = True
         chain = _chain(self.net) if reuse else None
@@ -440,9 +444,7 @@ class _Grid:
         self.first_layer = True
 
     def _set(self, a: float, b: float) -> None:
-        torch._foreach_copy_(self.params, self.parts[0])
-        torch._foreach_add_(self.params, self.parts[1], alpha=a)
-        torch._foreach_add_(self.params, self.parts[2], alpha=b)
+        torch.add(self.center, self.d1, alpha=a, out=self.buffer).add_(self.d2, alpha=b)
 
     def outputs(self, a: float, b: float, rows: Tensor | None) -> Any:
         self._set(a, b)
@@ -638,14 +640,23 @@ def _sampled(
     w1 = [torch.from_numpy(_lagrange_weights(v[a], v, 2)) for v, a in ((xs, ax), (ys, ay))]
     fine = [(j, i) for j in range(ny) for i in range(nx) if not anchor[j, i]]
     device = grid.y.device
+    flat_anchor = per_anchor.reshape(-1, n).float()
 
-    def one(k: int) -> tuple[float, float, int]:
-        j, i = fine[k]
-        cubic = torch.einsum("u,uvs,v->s", w3[1][j], per_anchor, w3[0][i])
-        linear = torch.einsum("u,uvs,v->s", w1[1][j], per_anchor, w1[0][i])
+    def predict(points: list[tuple[int, int]], w: list[Tensor]) -> Tensor:
+        # Tensor-product interpolation weights, one row per point, times every sample's anchors.
+        rows = torch.stack([torch.outer(w[1][j], w[0][i]).reshape(-1) for j, i in points])
+        return (rows.float() @ flat_anchor).double()
+
+    def chunk(ks: list[int]) -> list[tuple[float, float, int]]:
+        points = [fine[k] for k in ks]
+        cubic, linear = predict(points, w3), predict(points, w1)
+        return [one(fine[k], cubic[r], linear[r]) for r, k in enumerate(ks)]
+
+    def one(at: tuple[int, int], cubic: Tensor, linear: Tensor) -> tuple[float, float, int]:
+        j, i = at
+        point = [(float(xs[i]), float(ys[j]))]
         if not bool(torch.isfinite(cubic).all()):  # an overflow nearby: measure, do not guess
-            values = grid.losses([(float(xs[i]), float(ys[j]))])[0]
-            return float(values.mean()), 0.0, n
+            return float(grid.losses(point)[0].mean()), 0.0, n
         size = (cubic - linear).abs() + 0.05 * cubic.abs()
         size = size + 1e-12 * float(size.max()) + 1e-300
         q = size / size.sum()
@@ -657,17 +668,17 @@ def _sampled(
             idx = torch.cat(drawn)
             rows, inverse = torch.unique(idx, return_inverse=True)
             used = len(rows)
-            values = grid.losses([(float(xs[i]), float(ys[j]))], rows.to(device))[0]
+            values = grid.losses(point, rows.to(device))[0]
             ratio = (values[inverse] - cubic[idx]) / q[idx]
             est = float(cubic.sum() + ratio.mean()) / n
             se = float(ratio.std()) / math.sqrt(len(idx)) / n
             if z * se <= tol * abs(est):
                 return est, z * se, used
-        values = grid.losses([(float(xs[i]), float(ys[j]))])[0]
-        return float(values.mean()), 0.0, n + used
+        return float(grid.losses(point)[0].mean()), 0.0, n + used
 
     idx = mine(len(fine))
-    results = gather(idx, [one(k) for k in idx], len(fine))
+    local = [r for start in range(0, len(idx), 64) for r in chunk(idx[start : start + 64])]
+    results = gather(idx, local, len(fine))
     losses = np.zeros((ny, nx))
     bounds = np.zeros((ny, nx))
     exact = anchor.copy()
