@@ -3,6 +3,7 @@
 The public API is what ``__all__`` lists; everything else lives in private modules.
 """
 
+from optiscope._connect import Connection, bezier, connect
 from optiscope._curvature import (
     CriticalPoint,
     critical_point,
@@ -29,6 +30,16 @@ from optiscope._monitor import Monitor, MonitorError
 from optiscope._problem import GGNOperator, HessianOperator, Problem
 from optiscope._records import Records, RecordsError, read_records
 from optiscope._recurrent import hidden_state
+from optiscope._restarts import Restarts, RestartsError, restarts
+from optiscope._surface import (
+    Directions,
+    Surface,
+    Trajectory,
+    hessian_directions,
+    random_directions,
+    surface,
+    trajectory_directions,
+)
 from optiscope._symmetry import (
     Alignment,
     SymmetryError,
@@ -42,8 +53,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Alignment",
+    "Connection",
     "CriticalPoint",
     "DenseOperator",
+    "Directions",
     "EigenResult",
     "Experiment",
     "ExperimentError",
@@ -60,14 +73,21 @@ __all__ = [
     "ProblemError",
     "Records",
     "RecordsError",
+    "Restarts",
+    "RestartsError",
     "SpectralDensity",
+    "Surface",
     "SymmetryError",
     "TraceEstimate",
     "TrainingModeError",
+    "Trajectory",
     "__version__",
     "align_units",
+    "bezier",
+    "connect",
     "critical_point",
     "hessian_diagonal",
+    "hessian_directions",
     "hessian_eigenvalues",
     "hessian_trace",
     "hidden_state",
@@ -77,8 +97,12 @@ __all__ = [
     "krylov_trace",
     "lanczos",
     "permute_units",
+    "random_directions",
     "read_records",
     "rescale_units",
+    "restarts",
     "spectral_density",
+    "surface",
+    "trajectory_directions",
     "unit_counts",
 ]

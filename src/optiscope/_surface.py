@@ -213,7 +213,7 @@ def trajectory_directions(
     gram = mc @ mc.T
     evals, evecs = torch.linalg.eigh(gram)
     evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
-    if float(evals[1]) <= 1e-24 * max(float(evals[0]), 1e-300):
+    if float(evals[1]) <= 1e-12 * max(float(evals[0]), 1e-300):
         raise LandscapeError(
             "the trajectory lies on a line (or a point): its second principal component is "
             "zero. Record more varied points, or use random directions"
