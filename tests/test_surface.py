@@ -70,9 +70,7 @@ def test_a_convex_quadratic_gives_its_bowl():
     center = torch.cat([sol[:3], sol[3:]])
     h = 2 / len(x) * a.T @ a  # H = 2/n A^T A
     evals, evecs = torch.linalg.eigh(h)
-    s = surface(
-        problem, (evecs[:, -1], evecs[:, 0]), center=center, span=2.0, steps=9, reuse=False
-    )
+    s = surface(problem, (evecs[:, -1], evecs[:, 0]), center=center, span=2.0, steps=9, reuse=False)
     base = problem.loss(center)
     xs, ys = np.meshgrid(s.xs, s.ys)
     bowl = base + 0.5 * (float(evals[-1]) * xs**2 + float(evals[0]) * ys**2)
@@ -199,7 +197,9 @@ def test_filter_normalization_follows_the_paper():
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)
     ).eval()
-    problem = Problem(model, nn.CrossEntropyLoss(), (torch.randn(5, 1, 4, 4), torch.zeros(5).long()))
+    problem = Problem(
+        model, nn.CrossEntropyLoss(), (torch.randn(5, 1, 4, 4), torch.zeros(5).long())
+    )
     dirs = random_directions(problem, seed=4)
     for d in (dirs.d1, dirs.d2):
         parts = problem.split(d)
