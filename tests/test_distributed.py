@@ -105,3 +105,47 @@ def test_each_rank_trains_only_its_share_of_the_restarts(restart_ranks):
     assert [r["world"] for r in restart_ranks] == [2, 2]
     assert restart_ranks[0]["trained"] == [0, 2, 4]
     assert restart_ranks[1]["trained"] == [1, 3, 5]
+
+
+# -- surfaces ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def surface_ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("surface")
+    run_distributed(HERE / "distributed_surface.py", out)
+    return _ranks(out, 2)
+
+
+def test_a_surface_on_two_ranks_equals_one_process(surface_ranks, monkeypatch):
+    from optiscope._surface import _Grid
+
+    from . import distributed_surface as script
+
+    calls = {"points": 0}
+    losses, means = _Grid.losses, _Grid.mean_losses
+
+    def counted_losses(self, points, rows=None):
+        calls["points"] += len(points)
+        return losses(self, points, rows)
+
+    def counted_means(self, points):
+        calls["points"] += len(points)
+        return means(self, points)
+
+    monkeypatch.setattr(_Grid, "losses", counted_losses)
+    monkeypatch.setattr(_Grid, "mean_losses", counted_means)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = script.surfaces(script.problem())
+    finally:
+        torch.set_num_threads(threads)
+    for rank in surface_ranks:  # every rank holds the gathered whole, bit for bit
+        assert rank["exact"] == single["exact"]
+        assert rank["sampled"] == single["sampled"]
+    # Each rank evaluated its share: together what one process did, plus the center of each
+    # of the two surfaces, which every rank measures for itself.
+    counts = [r["evaluated"] for r in surface_ranks]
+    assert sum(counts) == calls["points"] + 2
+    assert max(counts) < 0.6 * calls["points"]

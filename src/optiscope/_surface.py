@@ -676,8 +676,10 @@ def _sampled(
                 return est, z * se, used
         return float(grid.losses(point)[0].mean()), 0.0, n + used
 
-    idx = mine(len(fine))
-    local = [r for start in range(0, len(idx), 64) for r in chunk(idx[start : start + 64])]
+    # Chunks are fixed before they are shared: a point's numbers do not depend on the ranks.
+    chunks = [list(range(s, min(s + 16, len(fine)))) for s in range(0, len(fine), 16)]
+    idx = [k for c in mine(len(chunks)) for k in chunks[c]]
+    local = [r for c in mine(len(chunks)) for r in chunk(chunks[c])]
     results = gather(idx, local, len(fine))
     losses = np.zeros((ny, nx))
     bounds = np.zeros((ny, nx))
