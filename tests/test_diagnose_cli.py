@@ -30,8 +30,21 @@ def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys
     rec = read_records(tmp_path)
     assert rec.header["experiment"] == "digits-mlp" and rec.header["seed"] == 0
     assert len(rec.series("loss")[0]) == 300
-    names = {r.get("name") for r in rec.of_type("analysis")}
-    assert names == {"final_point", "interpolation"}
+    analyses = {r.get("name"): r for r in rec.of_type("analysis")}
+    assert set(analyses) == {"final_point", "interpolation", "trajectory", "surface"}
+    traj = analyses["trajectory"]
+    assert traj["snapshots"] == 41 and len(traj["coords"]) == 41
+    assert 0 < sum(traj["explained"]) <= 1 + 1e-9
+    assert traj["distance"] == pytest.approx(analyses["interpolation"]["distance"], rel=1e-5)
+    assert traj["path_length"] <= analyses["interpolation"]["path_length"] * (1 + 1e-5)
+    plane = analyses["surface"]
+    assert len(plane["losses"]) == 21 and len(plane["losses"][0]) == 21
+    # The grid's center is the end point, whose loss the interpolation measured last.
+    assert plane["losses"][10][10] == pytest.approx(
+        analyses["interpolation"]["losses"][-1], rel=1e-5
+    )
+    lgm = next(f for f in data["findings"] if f["challenge"] == "local-global-mismatch")
+    assert lgm["evidence"]["trajectory_explained"] == traj["explained"]
 
 
 def test_the_convex_control_raises_no_alarm(tmp_path, capsys):

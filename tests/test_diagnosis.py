@@ -217,3 +217,11 @@ def test_local_global_mismatch_reads_the_interpolation():
     f = detect_local_global_mismatch(rec)
     assert f.severity == "info" and f.evidence["length_over_distance"] == 25.0
     assert detect_local_global_mismatch([]).severity == "info"
+    # A barrier at rounding level is no barrier; the trajectory's plane joins the evidence.
+    rec = [
+        dict(rec[0], barrier=1e-9, path_length=5.0, losses=[2.0, 1.0, 0.5]),
+        {"type": "analysis", "name": "trajectory", "explained": [0.7, 0.2], "ratio": 3.0},
+    ]
+    f = detect_local_global_mismatch(rec)
+    assert f.severity == "ok" and f.evidence["trajectory_explained"] == [0.7, 0.2]
+    assert "two directions hold 90% of the trajectory's variance" in f.summary

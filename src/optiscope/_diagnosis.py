@@ -521,7 +521,9 @@ def detect_local_minima(records: Sequence[Record]) -> Finding:
 
 def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
     """A barrier on the straight path from the start to the end, and a trajectory much longer
-    than the distance it covers (Goodfellow, Vinyals and Saxe 2015)."""
+    than the distance it covers (Goodfellow, Vinyals and Saxe 2015); the share of the
+    trajectory's variance in its first two principal components (Li et al. 2018) says whether
+    the plane of the picture shows the path taken."""
     found = [r for r in records if r.get("type") == "analysis" and r.get("name") == "interpolation"]
     if not found:
         return _not_measured(
@@ -536,11 +538,21 @@ def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
     if _finite(length) and _finite(distance) and distance:
         ratio = float(length) / float(distance)  # type: ignore[arg-type]
     evidence["length_over_distance"] = ratio
-    if _finite(barrier) and float(barrier) > 0:  # type: ignore[arg-type]
+    traj = [r for r in records if r.get("type") == "analysis" and r.get("name") == "trajectory"]
+    plane = ""
+    if traj and isinstance(traj[-1].get("explained"), list):
+        explained = [float(v) for v in traj[-1]["explained"] if _finite(v)]
+        evidence["trajectory_explained"] = explained
+        evidence["trajectory_ratio"] = traj[-1].get("ratio")
+        if len(explained) == 2:
+            plane = f"; two directions hold {sum(explained):.0%} of the trajectory's variance"
+    ends = [v for v in (r.get("losses") or [])[:1] + (r.get("losses") or [])[-1:] if _finite(v)]
+    scale = max([abs(float(v)) for v in ends] + [1e-12])
+    if _finite(barrier) and float(barrier) > 1e-3 * scale:  # type: ignore[arg-type]
         return Finding(
             "local-global-mismatch",
             "warning",
-            f"a barrier of {barrier:.3g} on the straight path from the start to the end",
+            f"a barrier of {barrier:.3g} on the straight path from the start to the end{plane}",
             evidence,
             "the path taken is not the straight one: try other initializations",
         )
@@ -548,14 +560,14 @@ def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
         return Finding(
             "local-global-mismatch",
             "info",
-            f"the trajectory is {ratio:.3g}x longer than the distance it covers",
+            f"the trajectory is {ratio:.3g}x longer than the distance it covers{plane}",
             evidence,
             "a larger learning rate early, or a schedule, may shorten the path",
         )
     return Finding(
         "local-global-mismatch",
         "ok",
-        "no barrier on the straight path from the start to the end",
+        f"no barrier on the straight path from the start to the end{plane}",
         evidence,
         "",
     )

@@ -40,8 +40,62 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
     )
 
 
-def _final_point(exp: Experiment, monitor: Monitor, start: torch.Tensor) -> None:
-    """Curvature at the final point and the straight path from the start to it."""
+# Parameter snapshots kept for the trajectory's principal components, and their memory cap.
+_SNAPSHOTS = 41
+_SNAPSHOT_BYTES = 256 * 2**20
+
+
+def _snapshot_steps(exp: Experiment) -> set[int]:
+    """Steps after which the parameters are kept (0: before the first), evenly spread."""
+    n = sum(p.numel() for p in exp.model.parameters() if p.requires_grad)
+    count = min(_SNAPSHOTS, exp.steps + 1, _SNAPSHOT_BYTES // max(4 * n, 1))
+    if count < 3:
+        return set()
+    return {round(i * exp.steps / (count - 1)) for i in range(count)}
+
+
+def _trajectory(
+    exp: Experiment, monitor: Monitor, snapshots: list[torch.Tensor], problem: Any
+) -> None:
+    """The trajectory in the plane of its first two principal components (Li et al. 2018), and
+    the loss surface of that plane around the end point with the trajectory on it."""
+    from optiscope._landscape import LandscapeError
+    from optiscope._surface import surface, trajectory_directions
+
+    if len(snapshots) < 3:
+        monitor.write({"type": "analysis", "name": "trajectory", "error": "too few snapshots"})
+        return
+    try:
+        traj = trajectory_directions(snapshots)
+    except LandscapeError as err:
+        monitor.write({"type": "analysis", "name": "trajectory", "error": str(err)})
+        return
+    monitor.write(
+        {"type": "analysis", "name": "trajectory", "snapshots": len(snapshots), **traj.to_dict()}
+    )
+    coords = torch.tensor(traj.coords)
+    reach = float(coords.abs().max()) * 1.2 or 1.0
+    with monitor._aside():
+        plane = surface(problem, traj.directions, span=reach, steps=21, trajectory=traj)
+    monitor.write(
+        {
+            "type": "analysis",
+            "name": "surface",
+            "directions": "pca",
+            "xs": plane.xs.tolist(),
+            "ys": plane.ys.tolist(),
+            "losses": plane.to_dict()["losses"],
+            "center_loss": plane.center_loss,
+            "explained": traj.explained,
+        }
+    )
+
+
+def _final_point(
+    exp: Experiment, monitor: Monitor, start: torch.Tensor, snapshots: list[torch.Tensor]
+) -> None:
+    """Curvature at the final point, the straight path from the start to it, and the
+    trajectory's plane."""
     from optiscope._curvature import critical_point
     from optiscope._landscape import interpolate
     from optiscope._problem import Problem
@@ -73,6 +127,7 @@ def _final_point(exp: Experiment, monitor: Monitor, start: torch.Tensor) -> None
     monitor.write(
         {"type": "analysis", "name": "interpolation", **line.to_dict(), "path_length": length}
     )
+    _trajectory(exp, monitor, snapshots, problem)
 
 
 def run_experiment(
@@ -119,6 +174,8 @@ def run_experiment(
         header=header,
         every=every,
     )
+    keep = _snapshot_steps(exp)
+    snapshots = [start.clone()] if 0 in keep else []
     try:
         for step, (inputs, targets) in enumerate(exp.batches()):
             exp.optimizer.zero_grad(set_to_none=True)
@@ -126,9 +183,11 @@ def run_experiment(
             loss.backward()
             monitor.step(loss, batch=(inputs, targets))
             exp.optimizer.step()
+            if step + 1 in keep:
+                snapshots.append(_flat(exp.model))
             if progress is not None:
                 progress(step + 1, exp.steps)
-        _final_point(exp, monitor, start)
+        _final_point(exp, monitor, start, snapshots)
     finally:
         monitor.close()
     findings = diagnose(read_records(out).records)
