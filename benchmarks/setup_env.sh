@@ -27,7 +27,7 @@ test -x "$PY" || "$PYTHON" -m venv "$VENV"
 "${PIP[@]}" -c "$CONSTRAINTS" -e . scikit-learn threadpoolctl
 # Peers at the versions described in shared/PEERS.md. hessian-eigenthings' release is a
 # pre-release, so it is named exactly.
-"${PIP[@]}" -c "$CONSTRAINTS" PyHessian==0.1 hessian-eigenthings==1.0.0a5
+"${PIP[@]}" -c "$CONSTRAINTS" PyHessian==0.1 hessian-eigenthings==1.0.0a5 loss-landscapes==3.0.6
 # backpack-for-pytorch (and curvlinops through it) requires torchvision, whose wheel cannot load
 # against the CPU torch build (`operator torchvision::nms does not exist`); neither package
 # imports it. Install their real dependencies, then both packages without dependencies.
@@ -49,6 +49,7 @@ import warnings
 # cockpit's `import pkg_resources` warns that it is deprecated: expected, hence setuptools<81.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 names = ["torch", "optiscope", "sklearn", "threadpoolctl", "pyhessian", "hessian_eigenthings"]
+names.append("loss_landscapes")
 for name in [*names, "curvlinops", "backpack", "cockpit"]:
     importlib.import_module(name)
 assert importlib.util.find_spec("torchvision") is None, "torchvision got in: it breaks imports"

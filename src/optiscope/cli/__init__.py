@@ -10,7 +10,7 @@ from optiscope._errors import OptiscopeError
 
 def build_parser() -> argparse.ArgumentParser:
     from optiscope import __version__
-    from optiscope.cli import analyze, diagnose
+    from optiscope.cli import analyze, diagnose, landscape
 
     parser = argparse.ArgumentParser(
         prog="optiscope",
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     diagnose.register(sub)
     analyze.register(sub)
+    landscape.register(sub)
     return parser
 
 
