@@ -406,6 +406,16 @@ class _Grid:
         self.fast = True
         chain = _chain(self.net) if reuse else None
         self.modules = [m for _, m in chain] if chain else []
+        index = {n: i for i, n in enumerate(problem.names)}
+        # Each later module's selected parameters, by their index in the flat vector's split.
+        self.owned = [
+            [
+                (local, index[f"{name}.{local}"])
+                for local, _ in m.named_parameters(recurse=False)
+                if f"{name}.{local}" in index
+            ]
+            for name, m in (chain or [])[1:]
+        ]
         if chain and isinstance(chain[0][1], _LINEAR):
             self._setup_first_layer(chain[0][0], chain[0][1])
 
@@ -463,6 +473,60 @@ class _Grid:
             out = [self.per_sample(self.outputs(a, b, rows), y).double() for a, b in points]
         m = self.n if rows is None else len(rows)
         return torch.stack(out) if out else torch.zeros(0, m, dtype=torch.float64)
+
+    def sampled_losses(self, coords: Tensor, rows: Tensor) -> Tensor:
+        """Per-sample losses ``(K, m)`` at K points, each on its own rows ``rows[k]``, through
+        one vmapped forward per chunk of points."""
+        problem = self.problem
+        out = []
+        k = max(1, (1 << 22) // max(1, rows.shape[1] * self._width()))
+        with torch.no_grad():
+            for s in range(0, len(coords), k):
+                c, r = coords[s : s + k].to(self.d1), rows[s : s + k]
+                thetas = self.center + c[:, :1] * self.d1 + c[:, 1:] * self.d2
+                parts = torch.split(thetas, problem.numels, dim=1)
+                shapes = problem.shapes
+                if self.first_layer:
+                    view = (-1, *[1] * (self.z[0].ndim))
+                    h = self.z[0][r] + c[:, 0].view(view) * self.z[1][r]
+                    h = h + c[:, 1].view(view) * self.z[2][r]
+                    params = [[parts[i].view(-1, *shapes[i]) for _, i in own] for own in self.owned]
+                    o = vmap(self._tail)(params, h)
+                else:
+                    o = vmap(self._whole)(thetas, self.x[r])
+                out.append(vmap(self.per_sample)(o, self.y[r]).double())
+        return torch.cat(out)
+
+    def _tail(self, params: list[list[Tensor]], h: Tensor) -> Tensor:
+        for module, own, values in zip(self.modules[1:], self.owned, params):
+            if own:
+                h = functional_call(module, {n: v for (n, _), v in zip(own, values)}, (h,))
+            else:
+                h = module(h)
+        return h
+
+    def _whole(self, theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(self.net, self.problem.split(theta), (x,))
+
+    def _width(self) -> int:
+        """Elements of all the modules' outputs for one sample: what a sampled row holds."""
+        if not hasattr(self, "width"):
+            total = [0]
+
+            def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+                if isinstance(out, Tensor):
+                    total[0] += out[0].numel()
+
+            leaves = [m for m in self.net.modules() if not list(m.children())]
+            handles = [m.register_forward_hook(hook) for m in leaves]
+            try:
+                with torch.no_grad():
+                    self.net(self.x[:1])
+            finally:
+                for handle in handles:
+                    handle.remove()
+            self.width = max(total[0], 1)
+        return self.width
 
     def mean_losses(self, points: Sequence[tuple[float, float]]) -> list[float]:
         """The loss on all the data at each point (the mean, or sum, of the per-sample losses)."""
@@ -650,31 +714,38 @@ def _sampled(
     def chunk(ks: list[int]) -> list[tuple[float, float, int]]:
         points = [fine[k] for k in ks]
         cubic, linear = predict(points, w3), predict(points, w1)
-        return [one(fine[k], cubic[r], linear[r]) for r, k in enumerate(ks)]
-
-    def one(at: tuple[int, int], cubic: Tensor, linear: Tensor) -> tuple[float, float, int]:
-        j, i = at
-        point = [(float(xs[i]), float(ys[j]))]
-        if not bool(torch.isfinite(cubic).all()):  # an overflow nearby: measure, do not guess
-            return float(grid.losses(point)[0].mean()), 0.0, n
+        coords = torch.tensor([(xs[i], ys[j]) for j, i in points], dtype=torch.float64)
+        results: list[tuple[float, float, int] | None] = [None] * len(ks)
+        finite = torch.isfinite(cubic).all(1)
         size = (cubic - linear).abs() + 0.05 * cubic.abs()
-        size = size + 1e-12 * float(size.max()) + 1e-300
-        q = size / size.sum()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + j * nx + i)
-        drawn: list[Tensor] = []
-        used = 0
-        for count in (m, 4 * m):
-            drawn.append(torch.multinomial(q, count, replacement=True, generator=gen))
-            idx = torch.cat(drawn)
-            rows, inverse = torch.unique(idx, return_inverse=True)
-            used = len(rows)
-            values = grid.losses(point, rows.to(device))[0]
-            ratio = (values[inverse] - cubic[idx]) / q[idx]
-            est = float(cubic.sum() + ratio.mean()) / n
-            se = float(ratio.std()) / math.sqrt(len(idx)) / n
-            if z * se <= tol * abs(est):
-                return est, z * se, used
-        return float(grid.losses(point)[0].mean()), 0.0, n + used
+        size = size + 1e-12 * size.amax(1, keepdim=True) + 1e-300
+        q = torch.where(finite[:, None], size / size.sum(1, keepdim=True), 1.0 / n)
+        # One generator per chunk, seeded by its first point: the draws do not depend on ranks.
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + ks[0])
+        idx = torch.multinomial(q, m, replacement=True, generator=gen)
+        values = grid.sampled_losses(coords, idx.to(device))
+        todo = finite.clone()
+        for extra in (4 * m, 0):
+            ratio = (values - cubic.gather(1, idx)) / q.gather(1, idx)
+            est = (cubic.sum(1) + ratio.mean(1)) / n
+            bound = z * ratio.std(1) / math.sqrt(idx.shape[1]) / n
+            ok = todo & (bound <= tol * est.abs())
+            for r in ok.nonzero().squeeze(1).tolist():
+                results[r] = (float(est[r]), float(bound[r]), idx.shape[1])
+            todo &= ~ok
+            if not extra or not bool(todo.any()):
+                break
+            more = torch.multinomial(q, extra, replacement=True, generator=gen)
+            sel = todo.nonzero().squeeze(1)
+            new = torch.zeros(len(ks), extra, dtype=torch.float64)
+            new[sel] = grid.sampled_losses(coords[sel], more[sel].to(device))
+            idx, values = torch.cat([idx, more], 1), torch.cat([values, new], 1)
+        for r, got in enumerate(results):
+            if got is None:  # the bound missed the tolerance, or an overflow nearby
+                j, i = points[r]
+                full = grid.losses([(float(xs[i]), float(ys[j]))])[0]
+                results[r] = (float(full.mean()), 0.0, n + idx.shape[1])
+        return results  # type: ignore[return-value]
 
     # Chunks are fixed before they are shared: a point's numbers do not depend on the ranks.
     chunks = [list(range(s, min(s + 16, len(fine)))) for s in range(0, len(fine), 16)]
