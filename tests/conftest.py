@@ -106,3 +106,24 @@ CASES = [
 @pytest.fixture(params=CASES, ids=lambda c: "-".join(c))
 def case(request) -> Case:
     return make_case(*request.param)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny problems: on a shared 2-core machine a second
+    thread mostly waits for a core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Saddle(nn.Module):
+    """f(x) = x1^2 - x2^2 as a model whose output is the loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+
+    def forward(self, inputs):
+        return (self.x[0] ** 2 - self.x[1] ** 2) * torch.ones_like(inputs[:, 0])

@@ -19,13 +19,7 @@ from optiscope._landscape import LandscapeError
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tensors this small gain nothing from threads; on a busy machine their waits cost seconds.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Ring(nn.Module):

@@ -10,16 +10,7 @@ from optiscope import Problem
 from optiscope._landscape import LandscapeError, interpolate
 from optiscope._symmetry import align_units, permute_units, unit_counts
 
-
-class Saddle(nn.Module):
-    """f(x) = x1^2 - x2^2 as a model whose output is the loss."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.x = nn.Parameter(torch.zeros(2, dtype=torch.float64))
-
-    def forward(self, inputs):
-        return (self.x[0] ** 2 - self.x[1] ** 2) * torch.ones_like(inputs[:, 0])
+from .conftest import Saddle
 
 
 def _saddle():

@@ -19,14 +19,7 @@ from optiscope._symmetry import permute_units, rescale_units, unit_counts
 
 from .distributed_restarts import XOR_LOSS_TOL, xor
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny problems: on a shared 2-core machine a second intra-op thread mostly waits for a core.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

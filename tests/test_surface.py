@@ -19,25 +19,9 @@ from optiscope._surface import (
     trajectory_directions,
 )
 
+from .conftest import Saddle
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny problems: a second thread only waits for a core on a shared machine.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-class Saddle(nn.Module):
-    """f(x) = x1^2 - x2^2 as a model whose output is the loss."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.x = nn.Parameter(torch.zeros(2, dtype=torch.float64))
-
-    def forward(self, inputs):
-        return (self.x[0] ** 2 - self.x[1] ** 2) * torch.ones_like(inputs[:, 0])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _regression(n=40, reduction="mean"):
