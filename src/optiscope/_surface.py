@@ -573,7 +573,7 @@ def surface(
     steps: int | tuple[int, int] = 41,
     tol: float | None = None,
     sample: int | None = None,
-    coarse: int = 14,
+    coarse: int = 11,
     z: float = 3.0,
     seed: int = 0,
     reuse: bool = True,
@@ -586,7 +586,10 @@ def surface(
     ``(xmin, xmax, ymin, ymax)``. ``steps``: points per axis.
 
     ``tol=None`` evaluates every point on all the data. ``tol=0.01`` asks that every point be
-    within 1% of its full-data loss, to ``z`` standard errors: see :func:`_sampled`. Under
+    within 1% of its full-data loss, to ``z`` standard errors: ``coarse`` anchors per axis on all
+    the data, every other point on ``sample`` draws (default: a 32nd of the data, at least 64)
+    with a control variate, completed on all the data where its bound misses (see
+    :func:`_sampled`); ``bounds`` holds each point's bound and ``cost`` what it cost. Under
     torchrun the points are split across the ranks and gathered; the result does not depend on
     the number of ranks.
     """
@@ -613,7 +616,7 @@ def surface(
     exact = np.ones((ny, nx), dtype=bool)
     bounds = np.zeros((ny, nx))
     n = grid.n if grid.fast else problem.num_samples
-    m = min(n, sample or max(64, n // 16))
+    m = min(n, sample or max(64, n // 32))
     scale = float(n) if problem.reduction == "sum" else 1.0
     if not grid.fast:
         idx = mine(len(mesh))
