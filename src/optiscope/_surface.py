@@ -29,6 +29,7 @@ completed on the other N - m samples, which makes them exact.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -46,6 +47,18 @@ from optiscope._problem import Problem, _call
 from optiscope._shard import gather, mine
 
 _LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_ELEMENTWISE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Identity,
+    nn.Dropout,  # a Problem's model is in eval mode: the identity
+)
 # Cap on the first layer's three stored outputs.
 _REUSE_ELEMENTS = 1 << 27
 
@@ -407,16 +420,23 @@ class _Grid:
         chain = _chain(self.net) if reuse else None
         self.modules = [m for _, m in chain] if chain else []
         index = {n: i for i, n in enumerate(problem.names)}
-        # Each later module's selected parameters, by their index in the flat vector's split.
+        # Each module's selected parameters, by their index in the flat vector's split.
         self.owned = [
             [
                 (local, index[f"{name}.{local}"])
                 for local, _ in m.named_parameters(recurse=False)
                 if f"{name}.{local}" in index
             ]
-            for name, m in (chain or [])[1:]
+            for name, m in chain or []
         ]
-        if chain and isinstance(chain[0][1], _LINEAR):
+        # Linear layers and elementwise functions only: points go through batched products.
+        self.dense = bool(chain) and all(
+            isinstance(m, (nn.Linear, *_ELEMENTWISE)) for m in self.modules
+        )
+        # Convolutions gain from running several points at once (grouped); products do not.
+        self.batch_points = any(isinstance(m, _LINEAR[1:]) for m in self.net.modules())
+        # The first layer's output is reused where it costs more than the sum that replaces it.
+        if chain and isinstance(chain[0][1], _LINEAR) and chain[0][1].weight[0].numel() >= 16:
             self._setup_first_layer(chain[0][0], chain[0][1])
 
     def _decomposes(self) -> bool:
@@ -474,35 +494,58 @@ class _Grid:
         m = self.n if rows is None else len(rows)
         return torch.stack(out) if out else torch.zeros(0, m, dtype=torch.float64)
 
-    def sampled_losses(self, coords: Tensor, rows: Tensor) -> Tensor:
-        """Per-sample losses ``(K, m)`` at K points, each on its own rows ``rows[k]``, through
-        one vmapped forward per chunk of points."""
+    def sampled_losses(self, coords: Tensor, rows: Tensor | None) -> Tensor:
+        """Per-sample losses ``(K, m)`` at K points, each on its own rows ``rows[k]`` (None: all
+        the data), several points through one forward: batched products for Linear layers,
+        vmap otherwise."""
         problem = self.problem
+        m = self.n if rows is None else rows.shape[1]
         out = []
-        k = max(1, (1 << 22) // max(1, rows.shape[1] * self._width()))
+        k = max(1, (1 << 22) // max(1, m * self._width()))
         with torch.no_grad():
             for s in range(0, len(coords), k):
-                c, r = coords[s : s + k].to(self.d1), rows[s : s + k]
+                c = coords[s : s + k].to(self.d1)
+                r = None if rows is None else rows[s : s + k]
                 thetas = self.center + c[:, :1] * self.d1 + c[:, 1:] * self.d2
                 parts = torch.split(thetas, problem.numels, dim=1)
-                shapes = problem.shapes
+                params = [
+                    {n: parts[i].view(-1, *problem.shapes[i]) for n, i in own} for own in self.owned
+                ]
+                start = 1 if self.first_layer else 0
                 if self.first_layer:
-                    view = (-1, *[1] * (self.z[0].ndim))
-                    h = self.z[0][r] + c[:, 0].view(view) * self.z[1][r]
-                    h = h + c[:, 1].view(view) * self.z[2][r]
-                    params = [[parts[i].view(-1, *shapes[i]) for _, i in own] for own in self.owned]
-                    o = vmap(self._tail)(params, h)
+                    z = self.z if r is None else [t[r] for t in self.z]
+                    view = (-1, *[1] * (z[0].ndim - (r is not None)))
+                    h = z[0] + c[:, 0].view(view) * z[1] + c[:, 1].view(view) * z[2]
                 else:
-                    o = vmap(self._whole)(thetas, self.x[r])
-                out.append(vmap(self.per_sample)(o, self.y[r]).double())
+                    h = self.x.expand(len(c), *self.x.shape) if r is None else self.x[r]
+                if self.dense:
+                    o = self._dense(params[start:], h, start)
+                elif self.modules:
+                    o = vmap(functools.partial(self._tail, start=start))(params[start:], h)
+                else:
+                    o = vmap(self._whole)(thetas, h)
+                y = self.y.expand(len(c), *self.y.shape) if r is None else self.y[r]
+                out.append(vmap(self.per_sample)(o, y).double())
         return torch.cat(out)
 
-    def _tail(self, params: list[list[Tensor]], h: Tensor) -> Tensor:
-        for module, own, values in zip(self.modules[1:], self.owned, params):
-            if own:
-                h = functional_call(module, {n: v for (n, _), v in zip(own, values)}, (h,))
+    def _dense(self, params: list[dict[str, Tensor]], h: Tensor, start: int) -> Tensor:
+        for module, own in zip(self.modules[start:], params):
+            if isinstance(module, nn.Linear):
+                k = len(h)
+                w = own.get("weight", module.weight.expand(k, *module.weight.shape))
+                b = own.get("bias", None if module.bias is None else module.bias.expand(k, -1))
+                h = (
+                    torch.bmm(h, w.transpose(1, 2))
+                    if b is None
+                    else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                )
             else:
                 h = module(h)
+        return h
+
+    def _tail(self, params: list[dict[str, Tensor]], h: Tensor, start: int) -> Tensor:
+        for module, own in zip(self.modules[start:], params):
+            h = functional_call(module, own, (h,)) if own else module(h)
         return h
 
     def _whole(self, theta: Tensor, x: Tensor) -> Tensor:
@@ -625,7 +668,12 @@ def surface(
         method, cost = f"exact, one pass per point ({grid.why})", 1.0
     elif tol is None or m >= n or min(nx, ny) <= coarse:
         idx = mine(len(mesh))
-        vals = gather(idx, grid.mean_losses([mesh[i] for i in idx]), len(mesh))
+        if grid.batch_points:
+            coords = torch.tensor([mesh[i] for i in idx], dtype=torch.float64).view(-1, 2)
+            mine_vals = (grid.sampled_losses(coords, None).mean(1) * scale).tolist()
+        else:
+            mine_vals = grid.mean_losses([mesh[i] for i in idx])
+        vals = gather(idx, mine_vals, len(mesh))
         losses = np.asarray(vals, dtype=np.float64).reshape(ny, nx)
         method, cost = "exact", 1.0
     else:
@@ -728,30 +776,37 @@ def _sampled(
         idx = torch.multinomial(q, m, replacement=True, generator=gen)
         values = grid.sampled_losses(coords, idx.to(device))
         todo = finite.clone()
+        used = torch.full((len(ks),), m)
         for extra in (4 * m, 0):
             ratio = (values - cubic.gather(1, idx)) / q.gather(1, idx)
             est = (cubic.sum(1) + ratio.mean(1)) / n
             bound = z * ratio.std(1) / math.sqrt(idx.shape[1]) / n
             ok = todo & (bound <= tol * est.abs())
             for r in ok.nonzero().squeeze(1).tolist():
-                results[r] = (float(est[r]), float(bound[r]), idx.shape[1])
-            todo &= ~ok
+                results[r] = (float(est[r]), float(bound[r]), int(used[r]))
+            # More draws only where they can meet the tolerance: the bound shrinks as one over
+            # the square root of the draws (with a 25% margin); elsewhere, all the data at once.
+            needed = 1.25 * idx.shape[1] * (bound / (tol * est.abs())) ** 2
+            todo &= ~ok & (needed <= idx.shape[1] + extra)
             if not extra or not bool(todo.any()):
                 break
             more = torch.multinomial(q, extra, replacement=True, generator=gen)
             sel = todo.nonzero().squeeze(1)
             new = torch.zeros(len(ks), extra, dtype=torch.float64)
             new[sel] = grid.sampled_losses(coords[sel], more[sel].to(device))
+            used[sel] += extra
             idx, values = torch.cat([idx, more], 1), torch.cat([values, new], 1)
         for r, got in enumerate(results):
             if got is None:  # the bound missed the tolerance, or an overflow nearby
                 j, i = points[r]
                 full = grid.losses([(float(xs[i]), float(ys[j]))])[0]
-                results[r] = (float(full.mean()), 0.0, n + idx.shape[1])
+                results[r] = (float(full.mean()), 0.0, n + int(used[r]))
         return results  # type: ignore[return-value]
 
     # Chunks are fixed before they are shared: a point's numbers do not depend on the ranks.
-    chunks = [list(range(s, min(s + 16, len(fine)))) for s in range(0, len(fine), 16)]
+    # Large enough to amortise each forward's overhead, small enough for 32 shares at least.
+    size = min(64, max(4, len(fine) // 32))
+    chunks = [list(range(s, min(s + size, len(fine)))) for s in range(0, len(fine), size)]
     idx = [k for c in mine(len(chunks)) for k in chunks[c]]
     local = [r for c in mine(len(chunks)) for r in chunk(chunks[c])]
     results = gather(idx, local, len(fine))
