@@ -433,8 +433,6 @@ class _Grid:
         self.dense = bool(chain) and all(
             isinstance(m, (nn.Linear, *_ELEMENTWISE)) for m in self.modules
         )
-        # Convolutions gain from running several points at once (grouped); products do not.
-        self.batch_points = any(isinstance(m, _LINEAR[1:]) for m in self.net.modules())
         # The first layer's output is reused where it costs more than the sum that replaces it.
         if chain and isinstance(chain[0][1], _LINEAR) and chain[0][1].weight[0].numel() >= 16:
             self._setup_first_layer(chain[0][0], chain[0][1])
@@ -668,11 +666,7 @@ def surface(
         method, cost = f"exact, one pass per point ({grid.why})", 1.0
     elif tol is None or m >= n or min(nx, ny) <= coarse:
         idx = mine(len(mesh))
-        if grid.batch_points:
-            coords = torch.tensor([mesh[i] for i in idx], dtype=torch.float64).view(-1, 2)
-            mine_vals = (grid.sampled_losses(coords, None).mean(1) * scale).tolist()
-        else:
-            mine_vals = grid.mean_losses([mesh[i] for i in idx])
+        mine_vals = grid.mean_losses([mesh[i] for i in idx])
         vals = gather(idx, mine_vals, len(mesh))
         losses = np.asarray(vals, dtype=np.float64).reshape(ny, nx)
         method, cost = "exact", 1.0
