@@ -34,6 +34,7 @@ bench:
 	bash benchmarks/setup_env.sh
 	.bench-venv/bin/python benchmarks/curvature.py
 	.bench-venv/bin/python benchmarks/monitor.py
+	.bench-venv/bin/python benchmarks/landscape.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache
