@@ -62,3 +62,4 @@ if __name__ == "__main__":
     rank = _shard.world()[0]
     out = Path(sys.argv[1]) / f"rank{rank}.json"
     out.write_text(json.dumps({"evaluated": EVALUATED["points"], **result}))
+    _shard.finish()

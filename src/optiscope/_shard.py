@@ -37,6 +37,14 @@ def init_from_env() -> bool:
     return dist.get_world_size() > 1
 
 
+def finish() -> None:
+    """Leave the process group after every rank is done: a gloo group left to the interpreter's
+    exit can abort the process ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def mine(n: int) -> list[int]:
     """The indices of ``range(n)`` this rank takes: ``rank, rank + size, ...``."""
     rank, size = world()

@@ -613,14 +613,19 @@ def run(args: argparse.Namespace) -> int:
     from optiscope import _plot
     from optiscope._experiment import load_experiment
     from optiscope._records import _encode
-    from optiscope._shard import init_from_env, world
+    from optiscope._shard import finish, init_from_env, world
 
     _check(args)
     exp = load_experiment(args.experiment, seed=args.seed)
     out = _out_dir(args, exp.name)  # checked before any training
-    init_from_env()
-    result = landscape(args, exp)
-    if world()[0] != 0:
+    several = init_from_env()
+    rank = world()[0]
+    try:
+        result = landscape(args, exp)
+    finally:
+        if several:
+            finish()
+    if rank != 0:
         return 0
     try:
         out.mkdir(parents=True, exist_ok=True)
