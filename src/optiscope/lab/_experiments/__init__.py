@@ -1,0 +1,3 @@
+"""The lab's experiments, imported in the chapter's order (each registers itself)."""
+
+from optiscope.lab._experiments import convexity  # noqa: F401
