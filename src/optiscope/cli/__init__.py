@@ -10,7 +10,7 @@ from optiscope._errors import OptiscopeError
 
 def build_parser() -> argparse.ArgumentParser:
     from optiscope import __version__
-    from optiscope.cli import analyze, diagnose, landscape
+    from optiscope.cli import analyze, diagnose, lab, landscape
 
     parser = argparse.ArgumentParser(
         prog="optiscope",
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.register(sub)
     analyze.register(sub)
     landscape.register(sub)
+    lab.register(sub)
     return parser
 
 

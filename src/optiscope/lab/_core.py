@@ -116,9 +116,7 @@ def _load() -> None:
     import optiscope.lab._experiments  # noqa: F401  (registers them)
 
 
-def run(
-    name: str, *, out: str | Path | None = None, seed: int = 0, small: bool = False
-) -> Result:
+def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool = False) -> Result:
     """Run one experiment; with ``out``, write OUT/NAME/result.json and its figures."""
     _load()
     if name not in REGISTRY:
