@@ -1,3 +1,6 @@
 """The lab's experiments, imported in the chapter's order (each registers itself)."""
 
-from optiscope.lab._experiments import convexity  # noqa: F401
+from optiscope.lab._experiments import (
+    convexity,  # noqa: F401
+    limits,  # noqa: F401
+)
