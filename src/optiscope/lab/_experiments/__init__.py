@@ -2,5 +2,6 @@
 
 from optiscope.lab._experiments import (
     convexity,  # noqa: F401
+    ill_conditioning,  # noqa: F401
     limits,  # noqa: F401
 )

@@ -6,6 +6,7 @@ magnitude, so learning slows although the gradient is strong."""
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ import optiscope
 from optiscope.lab._core import Lab, experiment
 
 
-def _taylor(problem: optiscope.Problem, factors: list[float]) -> dict[str, list[float] | float]:
+def _taylor(problem: optiscope.Problem, factors: list[float]) -> dict[str, Any]:
     """Predicted and actual loss change of a gradient step at lr = factor * lr_star, where
     lr_star = 2 g^T g / g^T H g is where the predicted change crosses zero."""
     loss0, g = problem.loss_and_gradient()
@@ -27,7 +28,7 @@ def _taylor(problem: optiscope.Problem, factors: list[float]) -> dict[str, list[
     return {"gg": gg, "ghg": ghg, "lr_star": lr_star, "lrs": lrs, "pred": predicted, "act": actual}
 
 
-def _quadratic(seed: int, dim: int) -> optiscope.Problem:
+def _quadratic(seed: int, dim: int) -> tuple[optiscope.Problem, torch.Tensor]:
     """Least squares with a known Hessian H = 2/n X^T X, condition number ~1e3."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(4 * dim, dim, generator=gen, dtype=torch.float64)
@@ -36,7 +37,7 @@ def _quadratic(seed: int, dim: int) -> optiscope.Problem:
     model = nn.Linear(dim, 1, bias=False).double()
     with torch.no_grad():
         model.weight.copy_(torch.randn(1, dim, generator=gen, dtype=torch.float64))
-    return optiscope.Problem(model, nn.MSELoss(), (x, y))
+    return optiscope.Problem(model, nn.MSELoss(), (x, y)), 2.0 / len(x) * x.T @ x
 
 
 def _digits(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,9 +68,7 @@ def ill_conditioning(lab: Lab) -> None:
     signed = [i for i, f in enumerate(factors) if f <= 2.0 and not 0.8 <= f <= 1.25]
 
     # 1. A quadratic with a known Hessian: the prediction is exact.
-    quad = _quadratic(lab.seed, 10)
-    x, _ = quad._data
-    h = 2.0 / len(x) * x.T @ x
+    quad, h = _quadratic(lab.seed, 10)
     g = quad.gradient()
     hvp_error = float(
         torch.linalg.vector_norm(quad.hvp(g) - h @ g) / torch.linalg.vector_norm(h @ g)
@@ -81,9 +80,10 @@ def ill_conditioning(lab: Lab) -> None:
     xs, ys = _digits(lab.seed, n_train)
     fixed = (xs[:256], ys[:256])
     torch.manual_seed(lab.seed)
-    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).double()
+    head = nn.Linear(64, 10)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), head).double()
     with torch.no_grad():  # near-uniform outputs at the start, as in an untrained classifier
-        model[2].weight.mul_(0.1)
+        head.weight.mul_(0.1)
     loss_fn = nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
     gen = torch.Generator().manual_seed(lab.seed)
@@ -164,7 +164,8 @@ def ill_conditioning(lab: Lab) -> None:
         holds,
         "quadratic: hvp matches the known H to 1e-10 and the prediction matches the actual "
         "change to 1e-6 of lr g'g at every lr; MLP: error < 5% of lr g'g for lr <= 1e-2 lr_star "
-        "(lr_star = 2 g'g / g'Hg); for both, for lr in [1e-3, 2] lr_star outside [0.8, 1.25] lr_star, the predicted and "
+        "(lr_star = 2 g'g / g'Hg); for both, for lr in [1e-3, 2] lr_star outside [0.8, 1.25] "
+        "lr_star, the predicted and "
         "actual changes have the same sign at every lr, and the loss rises exactly when lr > "
         "lr_star; SGD training: median g'g over the last quarter >= 0.5 of its initial value "
         "while the median g'Hg over the last quarter is > 10 times its initial value",

@@ -26,7 +26,7 @@ def _planted(n: int, d: int, rng: np.random.Generator) -> tuple[np.ndarray, np.n
         b = rng.normal(size=2) * 0.3
         x = rng.uniform(-1, 1, size=(40 * n, d))
         s = x @ w.T + b
-        y = (s > 0).all(1)
+        y: np.ndarray = np.asarray((s > 0).all(1))
         keep = (np.abs(s) > 0.01).all(1) & (np.abs(s).min(1) < 0.12)
         x, y = x[keep], y[keep]
         pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
