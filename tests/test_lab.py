@@ -55,3 +55,9 @@ def test_unknown_names_and_the_cli(tmp_path, capsys):
     assert out[0]["name"] == "convexity" and out[0]["reproduced"] is True
     assert main(["lab", "run"]) == 2
     assert "lab run needs an experiment name or all" in capsys.readouterr().err
+
+
+def test_the_experiments_come_in_the_chapters_order():
+    from optiscope.lab._experiments import ORDER
+
+    assert lab.names() == list(ORDER)

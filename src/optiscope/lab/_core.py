@@ -108,12 +108,14 @@ class Lab:
 
 def names() -> list[str]:
     """The lab's experiments, in the chapter's order."""
-    _load()
-    return list(REGISTRY)
+    order = _load()
+    return sorted(REGISTRY, key=lambda n: order.index(n) if n in order else len(order))
 
 
-def _load() -> None:
-    import optiscope.lab._experiments  # noqa: F401  (registers them)
+def _load() -> tuple[str, ...]:
+    from optiscope.lab._experiments import ORDER  # importing registers them
+
+    return ORDER
 
 
 def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool = False) -> Result:
