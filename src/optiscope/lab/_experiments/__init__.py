@@ -7,8 +7,10 @@ from optiscope.lab._experiments import (  # noqa: F401
     identifiability,
     ill_conditioning,
     limits,
+    local_global,
     long_term,
     negative_test,
+    restarts_xor,
     saddle_newton,
 )
 
@@ -18,8 +20,12 @@ ORDER = (
     "identifiability",
     "local-minima-negative-test",
     "saddle-newton",
+    "plateau",
     "cliffs",
     "long-term-dependencies",
+    "inexact-gradients",
+    "local-global-structure",
+    "random-restarts",
     "high-dimension",
     "theoretical-limits",
 )
