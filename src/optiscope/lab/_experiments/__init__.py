@@ -6,10 +6,12 @@ from optiscope.lab._experiments import (  # noqa: F401
     high_dimension,
     identifiability,
     ill_conditioning,
+    inexact_gradients,
     limits,
     local_global,
     long_term,
     negative_test,
+    plateau,
     restarts_xor,
     saddle_newton,
 )
