@@ -146,6 +146,12 @@ def check_deterministic(model: nn.Module) -> None:
         )
 
 
+def flat_parameters(model: nn.Module) -> Tensor:
+    """A new flat vector of ``model``'s trainable parameters in named order: the point a
+    Problem on the model with the default selection uses."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+
+
 class Problem:
     """A model, a loss and data seen as a function of one flat parameter vector.
 

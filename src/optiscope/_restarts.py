@@ -44,7 +44,7 @@ from optiscope import _shard
 from optiscope._errors import NonFiniteError, OptiscopeError
 from optiscope._experiment import Experiment, load_experiment
 from optiscope._landscape import interpolate
-from optiscope._problem import Problem, _describe
+from optiscope._problem import Problem, _describe, flat_parameters
 from optiscope._records import _encode
 from optiscope._symmetry import SymmetryError, align_units, hidden_layers
 
@@ -288,10 +288,6 @@ def _load(template: nn.Module, point: Tensor) -> nn.Module:
     return model
 
 
-def _flat(model: nn.Module) -> Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
 def _canonical(model: nn.Module) -> nn.Module:
     """``model`` (modified in place) with every positively homogeneous hidden unit's incoming
     weights and bias at unit norm, the scale moved into the next layer; layers in order, so
@@ -329,12 +325,12 @@ class _Grouping:
         """``other``'s canonical point permuted to match ``ref``'s, and their distance."""
         if (ref, other) not in self.aligned:
             result = align_units(self._canon(ref), self._canon(other))
-            self.aligned[ref, other] = (_flat(result.model), result.distance_after)
+            self.aligned[ref, other] = (flat_parameters(result.model), result.distance_after)
         return self.aligned[ref, other]
 
     def barrier(self, ref: int, other: int) -> float:
         if self.symmetry:
-            start, end = _flat(self._canon(ref)), self.align(ref, other)[0]
+            start, end = flat_parameters(self._canon(ref)), self.align(ref, other)[0]
         else:
             start, end = self.points[ref], self.points[other]
         return interpolate(self.problem, start, end, _PATH_POINTS).barrier

@@ -16,6 +16,7 @@ import torch
 from optiscope._diagnosis import Finding, diagnose
 from optiscope._experiment import Experiment
 from optiscope._monitor import Monitor
+from optiscope._problem import flat_parameters
 from optiscope._records import _encode, read_records
 
 
@@ -31,13 +32,6 @@ class RunResult:
 def _batch_len(batch: Any) -> int:
     targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
     return int(targets.shape[0]) if isinstance(targets, torch.Tensor) and targets.ndim else 32
-
-
-def _flat(model: torch.nn.Module) -> torch.Tensor:
-    # The trainable parameters in named order: the vector a Problem on the model uses.
-    return torch.cat(
-        [p.detach().reshape(-1).clone() for p in model.parameters() if p.requires_grad]
-    )
 
 
 # Parameter snapshots kept for the trajectory's principal components, and their memory cap.
@@ -141,7 +135,7 @@ def run_experiment(
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(exp.seed)
-    start = _flat(exp.model)
+    start = flat_parameters(exp.model)
     header = {
         "experiment": exp.name,
         "description": exp.description,
@@ -184,7 +178,7 @@ def run_experiment(
             monitor.step(loss, batch=(inputs, targets))
             exp.optimizer.step()
             if step + 1 in keep:
-                snapshots.append(_flat(exp.model))
+                snapshots.append(flat_parameters(exp.model))
             if progress is not None:
                 progress(step + 1, exp.steps)
         _final_point(exp, monitor, start, snapshots)

@@ -45,20 +45,8 @@ from optiscope._errors import NonFiniteError
 from optiscope._landscape import LandscapeError, as_point
 from optiscope._problem import Problem, _call
 from optiscope._shard import gather, mine
+from optiscope._symmetry import _ACTIVATIONS, _LAYERS
 
-_LINEAR = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_ELEMENTWISE = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Identity,
-    nn.Dropout,  # a Problem's model is in eval mode: the identity
-)
 # Cap on the first layer's three stored outputs.
 _REUSE_ELEMENTS = 1 << 27
 
@@ -379,9 +367,9 @@ def _sample_loss_fn(loss_fn: Any) -> Any:
 class _Grid:
     """Per-sample losses at points ``c + x d1 + y d2``.
 
-    The points' parameters are written into one private copy of the model (made once) with
-    three foreach operations per point: no autograd, no per-point copy, and per-point Python work
-    that grows with the number of parameter tensors, not their size.
+    The points' parameters are written into one private copy of the model (made once), whose
+    parameters are views of one flat buffer: two vector operations per point, no autograd, no
+    per-point copy.
     """
 
     def __init__(self, problem: Problem, center: Tensor, d1: Tensor, d2: Tensor, reuse: bool):
@@ -431,11 +419,11 @@ class _Grid:
         ]
         # Linear layers and elementwise functions only: points go through batched products.
         self.dense = bool(chain) and all(
-            isinstance(m, (nn.Linear, *_ELEMENTWISE)) for m in self.modules
+            isinstance(m, (nn.Linear, *_ACTIVATIONS)) for m in self.modules
         )
         # The first layer's output is reused where it costs more than the sum that replaces it.
-        if chain and isinstance(chain[0][1], _LINEAR) and chain[0][1].weight[0].numel() >= 16:
-            self._setup_first_layer(chain[0][0], chain[0][1])
+        if chain and isinstance(chain[0][1], _LAYERS) and chain[0][1].weight[0].numel() >= 16:
+            self._setup_first_layer(chain[0][1], dict(self.owned[0]))
 
     def _decomposes(self) -> bool:
         """The loss is the mean (or sum) of the per-sample losses, checked on a few samples."""
@@ -454,11 +442,10 @@ class _Grid:
             return False
         return True
 
-    def _setup_first_layer(self, name: str, layer: nn.Module) -> None:
-        index = {n: i for i, n in enumerate(self.problem.names)}
+    def _setup_first_layer(self, layer: nn.Module, selected: dict[str, int]) -> None:
         states: list[dict[str, Tensor]] = [{}, {}, {}]
         for local, tensor in layer.named_parameters(recurse=False):
-            i = index.get(f"{name}.{local}")
+            i = selected.get(local)
             for k in range(3):
                 if i is not None:
                     states[k][local] = self.parts[k][i]
@@ -584,13 +571,9 @@ class _Grid:
             return math.nan
 
 
-def _cubic_weights(nodes: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Lagrange weights of the (up to) 4 nearest nodes: ``f(at) ~ W @ f(nodes)``; exact for
-    cubics and at the nodes."""
-    return _lagrange_weights(nodes, at, 4)
-
-
 def _lagrange_weights(nodes: np.ndarray, at: np.ndarray, q: int) -> np.ndarray:
+    """Lagrange weights of the (up to) ``q`` nearest nodes: ``f(at) ~ W @ f(nodes)``; exact for
+    polynomials of degree ``q - 1`` and at the nodes."""
     w = np.zeros((len(at), len(nodes)))
     q = min(q, len(nodes))
     for r, t in enumerate(at):

@@ -43,7 +43,8 @@ _POOLS = (
 )
 # Positively homogeneous: f(a x) = a f(x) for a > 0, so a unit's scale passes through.
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
-_ELEMENTWISE = (
+# Functions of each element alone (dropout in eval mode is the identity).
+_ACTIVATIONS = (
     *_HOMOGENEOUS,
     nn.Tanh,
     nn.Sigmoid,
@@ -52,8 +53,8 @@ _ELEMENTWISE = (
     nn.SiLU,
     nn.Softplus,
     nn.Dropout3d,
-    *_POOLS,
 )
+_ELEMENTWISE = (*_ACTIVATIONS, *_POOLS)
 
 
 class SymmetryError(OptiscopeError):

@@ -189,21 +189,17 @@ def _out_dir(args: argparse.Namespace, name: str) -> Path:
     return out
 
 
-def _flat(model: Any) -> Any:
-    import torch
-
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
-
-
 def train(exp: Any, snapshots: int = 0) -> Training:
     """Train ``exp`` with the plain loop (zero_grad, ``loss_fn(model(x), y).backward()``, step),
     keeping its start and end points and, with ``snapshots > 0``, about that many points evenly
     spaced along the run. Leaves the model in eval mode."""
     import torch
 
+    from optiscope._problem import flat_parameters
+
     t0 = time.perf_counter()
     exp.model.train()
-    start = _flat(exp.model).clone()
+    start = flat_parameters(exp.model)
     every = max(1, math.ceil(exp.steps / snapshots)) if snapshots else 0
     points = [start] if snapshots else []
     step = 0
@@ -212,9 +208,9 @@ def train(exp: Any, snapshots: int = 0) -> Training:
         exp.loss_fn(exp.model(inputs), targets).backward()
         exp.optimizer.step()
         if every and (step % every == 0 or step == exp.steps):
-            points.append(_flat(exp.model).clone())
+            points.append(flat_parameters(exp.model))
     exp.model.eval()
-    end = _flat(exp.model).clone()
+    end = flat_parameters(exp.model)
     if not bool(torch.isfinite(end).all()):
         raise LandscapeError(
             f"training {exp.name} (seed {exp.seed}) ended with parameters that are not finite: "

@@ -106,6 +106,20 @@ class Lab:
         self._verdict = (bool(holds), criterion, numbers)
 
 
+def digits(n: int | None = None, *, seed: int | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """scikit-learn's bundled digits, pixels in [0, 1] (float32 unless ``dtype``): the first
+    ``n`` samples, or ``n`` drawn at random under ``seed``."""
+    import torch
+
+    from optiscope._data import digits as load
+
+    x, y = load(dtype or torch.float32)
+    if seed is not None:
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+        return x[idx], y[idx]
+    return x[:n], y[:n]
+
+
 def names() -> list[str]:
     """The lab's experiments, in the chapter's order."""
     order = _load()

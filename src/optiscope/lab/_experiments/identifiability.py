@@ -11,19 +11,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
-
-
-def _digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` samples of scikit-learn's bundled 8x8 digits (pixels in [0, 1]), float32."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(bunch.target), generator=gen)[:n]
-    x = torch.as_tensor(bunch.data, dtype=torch.float32)[idx] / 16.0
-    y = torch.as_tensor(bunch.target, dtype=torch.long)[idx]
-    return x, y
+from optiscope.lab._core import Lab, digits, experiment
 
 
 def _flat(model: nn.Module) -> torch.Tensor:
@@ -56,7 +44,7 @@ def identifiability(lab: Lab) -> None:
     samples = 300 if lab.small else 1000
     steps = 150 if lab.small else 400
     transforms = 6 if lab.small else 20
-    x, y = _digits(samples, lab.seed)
+    x, y = digits(samples, seed=lab.seed)
     model = _train(width, x, y, steps, lab.seed)
     loss_fn = nn.CrossEntropyLoss()
     with torch.no_grad():

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._core import Lab, digits, experiment
 
 
 def _taylor(problem: optiscope.Problem, factors: list[float]) -> dict[str, Any]:
@@ -38,16 +38,6 @@ def _quadratic(seed: int, dim: int) -> tuple[optiscope.Problem, torch.Tensor]:
     with torch.no_grad():
         model.weight.copy_(torch.randn(1, dim, generator=gen, dtype=torch.float64))
     return optiscope.Problem(model, nn.MSELoss(), (x, y)), 2.0 / len(x) * x.T @ x
-
-
-def _digits(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.as_tensor(bunch.data, dtype=torch.float64) / 16.0
-    y = torch.as_tensor(bunch.target, dtype=torch.long)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
-    return x[perm], y[perm]
 
 
 @experiment(
@@ -77,7 +67,7 @@ def ill_conditioning(lab: Lab) -> None:
 
     # 2. + 3. The digits MLP: train with plain SGD, watching g^T g and g^T H g on a fixed batch.
     n_train, steps, every = (512, 200, 10) if lab.small else (512, 200, 4)
-    xs, ys = _digits(lab.seed, n_train)
+    xs, ys = digits(n_train, seed=lab.seed, dtype=torch.float64)
     fixed = (xs[:256], ys[:256])
     torch.manual_seed(lab.seed)
     head = nn.Linear(64, 10)

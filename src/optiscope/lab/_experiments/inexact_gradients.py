@@ -12,16 +12,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
-
-
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.tensor(data.data / 16.0, dtype=torch.float64)
-    y = torch.tensor(data.target, dtype=torch.long)
-    return x, y
+from optiscope.lab._core import Lab, digits, experiment
 
 
 def _mlp(seed: int, hidden: int) -> nn.Module:
@@ -52,7 +43,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, seed:
 def inexact_gradients(lab: Lab) -> None:
     hidden, train_steps, draws = (16, 100, 120) if lab.small else (32, 300, 500)
     sizes = [1, 4, 16, 64, 256]
-    x, y = _digits()
+    x, y = digits(dtype=torch.float64)
     n = len(y)
     model = _mlp(lab.seed, hidden)
     _train(model, x, y, train_steps, lab.seed)

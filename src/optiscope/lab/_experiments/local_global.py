@@ -10,14 +10,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
-
-
-def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return torch.tensor(d.data[:n] / 16.0, dtype=torch.float32), torch.tensor(d.target[:n])
+from optiscope.lab._core import Lab, digits, experiment
 
 
 def _flat(model: nn.Module) -> torch.Tensor:
@@ -34,7 +27,7 @@ def _flat(model: nn.Module) -> torch.Tensor:
 def local_global(lab: Lab) -> None:
     torch.manual_seed(lab.seed)
     n, steps = (400, 150) if lab.small else (1797, 400)
-    x, y = _digits(n)
+    x, y = digits(n)
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     gen = torch.Generator().manual_seed(lab.seed)
