@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from optiscope._diagnosis import CHALLENGES, SEVERITIES
@@ -31,7 +32,20 @@ def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys
     assert rec.header["experiment"] == "digits-mlp" and rec.header["seed"] == 0
     assert len(rec.series("loss")[0]) == 300
     analyses = {r.get("name"): r for r in rec.of_type("analysis")}
-    assert set(analyses) == {"final_point", "interpolation", "trajectory", "surface"}
+    assert set(analyses) == {
+        "final_point",
+        "spectral_density",
+        "interpolation",
+        "trajectory",
+        "surface",
+    }
+    # The smoothed Hessian spectral density of the end point integrates to one (to the kernel's
+    # tails) and spans the extreme eigenvalues that Lanczos found there.
+    sld = analyses["spectral_density"]
+    grid = np.array(sld["grid"])
+    assert np.trapezoid(sld["density"], grid) == pytest.approx(1.0, abs=2e-2)
+    assert grid[0] <= analyses["final_point"]["lambda_min"]
+    assert grid[-1] >= analyses["final_point"]["lambda_max"] * 0.99
     traj = analyses["trajectory"]
     assert traj["snapshots"] == 41 and len(traj["coords"]) == 41
     assert 0 < sum(traj["explained"]) <= 1 + 1e-9

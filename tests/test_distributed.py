@@ -149,3 +149,89 @@ def test_a_surface_on_two_ranks_equals_one_process(surface_ranks, monkeypatch):
     counts = [r["evaluated"] for r in surface_ranks]
     assert sum(counts) == calls["points"] + 2
     assert max(counts) < 0.6 * calls["points"]
+
+
+# -- the Monitor under DDP ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("monitor")
+    run_distributed(HERE / "distributed_monitor.py", out, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="module")
+def single_runs(tmp_path_factory) -> Path:
+    from . import distributed_monitor as script
+
+    out = tmp_path_factory.mktemp("single")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for kind in script.KINDS:
+            script.train(out / kind / "run", kind)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def _by_step(path: Path) -> dict[int, dict]:
+    from optiscope import read_records
+
+    return {r["step"]: r["values"] for r in read_records(path).of_type("step")}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_the_monitor_under_ddp_measures_the_global_batch(ddp_runs, single_runs, kind):
+    from optiscope import read_records
+
+    from . import distributed_monitor as script
+
+    ddp, single = _by_step(ddp_runs / kind / "run"), _by_step(single_runs / kind / "run")
+    assert sorted(ddp) == sorted(single) == list(range(script.STEPS))
+    # Exact quantities of the global batch: the ranks' halves averaged equal the whole batch up
+    # to float32 rounding in the reduction order (grown over 40 steps).
+    for step in ddp:
+        a, b = ddp[step], single[step]
+        for name in ("loss", "grad_norm", "param_norm", "update_norm"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4), (step, name)
+        for name in ("gtg", "gthg", "predicted_change", "sharpness"):
+            if name in b:
+                assert a[name] == pytest.approx(b[name], rel=2e-3, abs=1e-7), (step, name)
+        if "b_simple" in b:
+            # The noise: two ranks' local gradients against their mean (McCandlish app. A)
+            # against per-sample gradients of the whole batch; the same quantity from far fewer
+            # degrees of freedom, so only its scale agrees.
+            assert a["batch_size"] == b["batch_size"] == script.GLOBAL_BATCH
+            assert 0.2 < a["trace_cov"] / b["trace_cov"] < 5, step
+    assert sum("b_simple" in v for v in ddp.values()) == script.STEPS // script.EVERY["noise"]
+    if kind == "rnn":
+        rec = {
+            n: [r for r in read_records(d / kind / "run").of_type("hidden_gradients")]
+            for n, d in (("ddp", ddp_runs), ("single", single_runs))
+        }
+        assert len(rec["ddp"]) == len(rec["single"]) == script.STEPS // script.EVERY["recurrent"]
+        for a, b in zip(rec["ddp"], rec["single"]):
+            assert a["module"] == b["module"]
+            assert a["norms"] == pytest.approx(b["norms"], rel=1e-3)
+    # The same verdicts as one process on the same global batches.
+    found = {
+        n: json.loads((d / kind / "run" / "findings.json").read_text())["findings"]
+        for n, d in (("ddp", ddp_runs), ("single", single_runs))
+    }
+    assert [(f["challenge"], f["severity"]) for f in found["ddp"]] == [
+        (f["challenge"], f["severity"]) for f in found["single"]
+    ]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "rnn"])
+def test_under_ddp_only_rank_0_writes_and_training_is_unchanged(ddp_runs, kind):
+    assert sorted(p.name for p in (ddp_runs / kind / "run").iterdir()) == [
+        "findings.json",
+        "records.jsonl",
+    ]
+    for rank in (0, 1):
+        saved = torch.load(ddp_runs / kind / f"params{rank}.pt", weights_only=True)
+        # Bit for bit: the Monitor's hooks and collectives change nothing DDP computes.
+        assert all(torch.equal(a, b) for a, b in zip(saved["watched"], saved["plain"]))

@@ -140,9 +140,16 @@ class Monitor:
                 f"the tiers {batch_tiers} need the loss function: pass "
                 "Monitor(..., loss_fn=loss_fn)"
             )
+        from optiscope import _distributed
+
         self.model = model
+        # Measurements run the module inside a DDP wrapper, without its synchronisation.
+        self._module = _distributed.unwrap(model)
+        self._dist = _distributed.active()
         self.loss_fn = loss_fn
-        self._has_rnn = any(isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)) for m in model.modules())
+        self._has_rnn = any(
+            isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)) for m in self._module.modules()
+        )
         self._curv: tuple[Any, Tensor, Tensor] | None = None
         self._warm: dict[str, Tensor] = {}  # the last eigenvectors, to start Lanczos from
         self._loss_ema: float | None = None
@@ -151,6 +158,7 @@ class Monitor:
         self._last_sharpness: tuple[int, float | None] | None = None
         self.optimizer = optimizer
         self.history: list[dict[str, Any]] = []
+        self.findings: list[Any] = []  # written by close() next to the records
         self.step_count = 0
         self._before: list[Tensor] | None = None
         self._pending: dict[str, Any] | None = None
@@ -167,12 +175,22 @@ class Monitor:
         # the model allows it; armed only before the steps where the tier is due.
         from optiscope._persample import StepRecorder
 
-        self._recorder = StepRecorder.for_model(model, self.params) if self.every["noise"] else None
+        # Under DDP the noise comes from each rank's local gradient against the averaged one.
+        self._recorder = None
+        self._local: _distributed.LocalGradients | None = None
+        if self.every["noise"] and self._dist:
+            self._local = _distributed.LocalGradients(self.params)
+            self._local.arm()
+        elif self.every["noise"]:
+            self._recorder = StepRecorder.for_model(self._module, self.params)
         if self._recorder is not None:
             self._recorder.arm()
+        self._ranks: tuple[int, float] | None = None  # local batch, mean local |g|^2
         self._grad_norm = math.nan
+        self._loss_v = math.nan
         self._writer: RecordWriter | None = None
-        if out is not None:
+        # Under torch.distributed only rank 0 writes.
+        if out is not None and (not self._dist or torch.distributed.get_rank() == 0):
             facts = {**environment(), "device": str(self.params[0].device)}
             facts.update(dict(header or {}))
             self._writer = RecordWriter(os.path.join(os.fspath(out), "records.jsonl"), facts)
@@ -194,6 +212,9 @@ class Monitor:
                     "monitor.step(loss, batch=(inputs, targets))"
                 )
         record = self._cheap(loss, "update" in due)
+        if self._dist:
+            self._reduce(record, batch)
+        self._smooth(record.get("loss", self._loss_v), self._grad_norm)
         self._pending = {"type": "step", "step": self.step_count, "values": record}
         recorded = None
         if self._recorder is not None and self._recorder.armed:
@@ -205,6 +226,8 @@ class Monitor:
         n = self.every["noise"]
         if self._recorder is not None and n and self.step_count % n == 0:
             self._recorder.arm()
+        if self._local is not None and n and self.step_count % n == 0:
+            self._local.arm()
         if self._hook is None:
             self._flush()
 
@@ -233,13 +256,7 @@ class Monitor:
         p_v = math.sqrt(sum(v * v for v in vals[k : len(tensors)])) if want_p else 0.0
         loss_v = vals[-1] if isinstance(loss, Tensor) else float(loss)
         self._grad_norm = g_v
-        if _finite(loss_v) and _finite(g_v):
-            # Smoothed over about ten steps; decides where the smallest eigenvalue is measured.
-            self._loss_ema = (
-                loss_v if self._loss_ema is None else 0.9 * self._loss_ema + 0.1 * loss_v
-            )
-            self._grad_ema = g_v if self._grad_ema is None else 0.9 * self._grad_ema + 0.1 * g_v
-            self._grad_ema_max = max(self._grad_ema_max, self._grad_ema)
+        self._loss_v = loss_v
         record: dict[str, Any] = {}
         if "loss" in self.quantities:
             record["loss"] = loss_v
@@ -252,6 +269,45 @@ class Monitor:
                 n for n, v in (("loss", loss_v), ("grad_norm", g_v)) if not _finite(v)
             ]
         return record
+
+    def _smooth(self, loss_v: float, g_v: float) -> None:
+        """Smoothed over about ten steps; decides where the smallest eigenvalue is measured."""
+        if _finite(loss_v) and _finite(g_v):
+            self._loss_ema = (
+                loss_v if self._loss_ema is None else 0.9 * self._loss_ema + 0.1 * loss_v
+            )
+            self._grad_ema = g_v if self._grad_ema is None else 0.9 * self._grad_ema + 0.1 * g_v
+            self._grad_ema_max = max(self._grad_ema_max, self._grad_ema)
+
+    def _reduce(self, record: dict[str, Any], batch: tuple[Any, Any] | None) -> None:
+        """The loss of the global batch (the ranks' mean, as DDP averages gradients), and the
+        local gradients' mean squared norm for the noise tier; one collective. The gradient in
+        ``.grad`` is already DDP's average, so its norm needs none."""
+        from optiscope import _distributed
+
+        local = self._local.collect() if self._local is not None and self._local.armed else None
+        b = _batch_size(batch)
+        vals = _distributed.sums(
+            [
+                self._loss_v,
+                local if local is not None else 0.0,
+                float(local is not None and b > 0),
+                float(b),
+            ],
+            self.params[0],
+        )
+        w = torch.distributed.get_world_size()
+        self._loss_v = vals[0] / w
+        if "loss" in record:
+            record["loss"] = self._loss_v
+        if "nonfinite" in record:
+            record["nonfinite"] = [
+                n
+                for n, v in (("loss", self._loss_v), ("grad_norm", self._grad_norm))
+                if not _finite(v)
+            ]
+        # Every rank holds a local gradient of the same batch size: else no noise estimate.
+        self._ranks = (b, vals[1] / w) if vals[2] == w and vals[3] == w * b else None
 
     @contextlib.contextmanager
     def _aside(self) -> Iterator[None]:
@@ -273,12 +329,28 @@ class Monitor:
         values: dict[str, Any],
         recorded: tuple[Tensor, float] | None = None,
     ) -> None:
+        from optiscope import _distributed
         from optiscope._problem import Problem
-        from optiscope._quantities import gradient_noise, noise_from_moments, stability_threshold
+        from optiscope._quantities import (
+            gradient_noise,
+            noise_from_moments,
+            noise_from_ranks,
+            stability_threshold,
+        )
         from optiscope._recurrent import hidden_state_gradients
 
         inputs, targets = batch
         ids = {id(p) for p in self.params}
+        if "noise" in due and self._dist:
+            if self._ranks is not None:
+                b, mean_local_sq = self._ranks
+                q = noise_from_ranks(
+                    b, torch.distributed.get_world_size(), mean_local_sq, self._grad_norm**2
+                )
+                values.update({k: q[k] for k in _NOISE})
+            due = [t for t in due if t != "noise"]
+            if not due:
+                return
         if "noise" in due and recorded is not None:
             sq, scale = recorded
             q = noise_from_moments(len(sq), float(sq.sum()), (scale * self._grad_norm) ** 2)
@@ -288,13 +360,15 @@ class Monitor:
                 return
         with self._aside():
             # The training step has just run the model on this batch: no need to check it.
-            problem = Problem(
-                self.model,
+            problem: Any = Problem(
+                self._module,
                 self.loss_fn,
                 (inputs, targets),
                 params=lambda n, p: id(p) in ids,
                 check=False,
             )
+            if self._dist:
+                problem = _distributed.ReducedProblem(problem)
             if "curvature" in due:
                 g = problem.cached_gradient()
                 assert g is not None  # one batch: the graph is cached
@@ -313,9 +387,10 @@ class Monitor:
                 q = gradient_noise(problem, inputs, targets)
                 values.update({k: q[k] for k in _NOISE})
             if "recurrent" in due and self._has_rnn:
-                for module, norms in hidden_state_gradients(
-                    self.model, self.loss_fn, inputs, targets
-                ).items():
+                found = hidden_state_gradients(self._module, self.loss_fn, inputs, targets)
+                if self._dist:
+                    found = _distributed.hidden_norms(found, self.params[0])
+                for module, norms in found.items():
                     self._extra.append(
                         {
                             "type": "hidden_gradients",
@@ -468,23 +543,38 @@ class Monitor:
             self._writer.write(record)
 
     def close(self) -> None:
-        """Write what is pending, remove the optimizer hook and close the records file."""
+        """Write what is pending, remove the hooks, close the records file and write the
+        findings next to it (``findings.json``)."""
         self._flush()
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
         if self._recorder is not None:
             self._recorder.disarm()
+        if self._local is not None:
+            self._local.disarm()
         self._before = None
         if self._writer is not None:
             self._writer.close()
-            self._writer = None
+            path, self._writer = self._writer.path, None
+            from optiscope._runner import write_findings
+
+            self.findings = write_findings(path.parent)
 
     def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _batch_size(batch: Any) -> int:
+    """The number of samples in a batch's targets (0 when it cannot be told)."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        t = batch[1]
+        if isinstance(t, Tensor) and t.ndim:
+            return int(t.shape[0])
+    return 0
 
 
 def _finite(x: Any) -> bool:

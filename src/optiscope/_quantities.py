@@ -203,3 +203,22 @@ def noise_from_moments(n: int, sum_sq: float, mean_sq: float) -> dict[str, Any]:
         "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
         "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
     }
+
+
+def noise_from_ranks(
+    local: int, ranks: int, mean_local_sq: float, global_sq: float
+) -> dict[str, Any]:
+    """The noise quantities from ``ranks`` local gradients of ``local`` samples each (the mean of
+    their squared norms) and their average (its squared norm): McCandlish et al. (2018, app. A),
+    E|g_B|^2 = |G|^2 + tr(Sigma)/B at the two batch sizes B = local and B = ranks * local."""
+    n = local * ranks
+    trace_cov = max((mean_local_sq - global_sq) / (1 / local - 1 / n), 0.0)
+    g2 = global_sq - trace_cov / n
+    return {
+        "batch_size": n,
+        "grad_norm_sq": global_sq,
+        "trace_cov": trace_cov,
+        "grad_norm_sq_unbiased": g2,
+        "snr": global_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
+    }

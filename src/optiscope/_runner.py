@@ -90,7 +90,7 @@ def _final_point(
 ) -> None:
     """Curvature at the final point, the straight path from the start to it, and the
     trajectory's plane."""
-    from optiscope._curvature import critical_point
+    from optiscope._curvature import critical_point, spectral_density
     from optiscope._landscape import interpolate
     from optiscope._problem import Problem
 
@@ -113,6 +113,18 @@ def _final_point(
                 "index": cp.index,
                 "hvps": cp.hvps,
                 "reason": cp.reason,
+            }
+        )
+        density = spectral_density(problem, steps=min(60, problem.num_params), grid_size=200)
+        monitor.write(
+            {
+                "type": "analysis",
+                "name": "spectral_density",
+                "grid": density.grid.tolist(),
+                "density": density.density.tolist(),
+                "sigma": density.sigma,
+                "fraction_negative": density.fraction_below(0.0),
+                "hvps": density.hvps,
             }
         )
         line = interpolate(problem, start, problem.point)
@@ -184,7 +196,15 @@ def run_experiment(
         _final_point(exp, monitor, start, snapshots)
     finally:
         monitor.close()
-    findings = diagnose(read_records(out).records)
-    payload = {"experiment": exp.name, "findings": [f.to_dict() for f in findings]}
+    return RunResult(out, monitor.findings, time.perf_counter() - t0)
+
+
+def write_findings(out: str | os.PathLike[str]) -> list[Finding]:
+    """Diagnose the records in ``out`` and write ``out/findings.json``; the findings."""
+    out = Path(out)
+    log = read_records(out)
+    findings = diagnose(log.records)
+    name = log.header.get("experiment") if isinstance(log.header, dict) else None
+    payload = {"experiment": name, "findings": [f.to_dict() for f in findings]}
     (out / "findings.json").write_text(json.dumps(_encode(payload), indent=2) + "\n")
-    return RunResult(out, findings, time.perf_counter() - t0)
+    return findings
