@@ -4,16 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.optiscope-installed
+# The tests cover every integration, so they install every extra (torch stays pinned).
+EXTRAS ?= dev,report,tensorboard,lightning,hf
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install browser demo test lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq "$(TORCH)"
-	$(BIN)/python -m pip install -qq -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -qq -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The report's browser test opens it in Debian's Chromium (Playwright drives it, from the dev extra).
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		{ echo "make: cannot install Debian's chromium (needs root and apt-get)" >&2; exit 1; }
 
 demo: install
 	$(BIN)/optiscope diagnose
@@ -23,8 +32,8 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest -q
+test: lint browser
+	OPTISCOPE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 format: install
 	$(BIN)/ruff format src tests benchmarks examples

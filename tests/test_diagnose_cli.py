@@ -4,6 +4,7 @@ findings written, the eight verdicts printed."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -62,9 +63,57 @@ def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys
 
 
 def test_the_convex_control_raises_no_alarm(tmp_path, capsys):
-    assert main(["diagnose", "logistic-control", "--out", str(tmp_path), "--json"]) == 0
-    findings = json.loads(capsys.readouterr().out)["findings"]
+    tb = tmp_path / "tb"
+    args = ["diagnose", "logistic-control", "--out", str(tmp_path), "--json"]
+    assert main([*args, "--tensorboard", str(tb)]) == 0
+    captured = capsys.readouterr()
+    findings = json.loads(captured.out)["findings"]  # stdout holds the JSON and nothing else
     assert all(f["severity"] in ("ok", "info") for f in findings), findings
+    assert captured.err == ""  # no progress bar under --json
+    html = (tmp_path / "report.html").read_text()
+    assert all(f'id="{f["challenge"]}"' in html for f in findings)
+    # The same run in TensorBoard: the loss at every step, as in the records.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+    events.Reload()
+    steps, losses = read_records(tmp_path).series("loss")
+    scalars = events.Scalars("optiscope/loss")
+    assert [e.step for e in scalars] == steps
+    assert [e.value for e in scalars] == pytest.approx(losses, rel=1e-6)
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_verdict_table(tmp_path):
+    """Under a pseudo-terminal: rich draws the bar on stderr and the table on stdout."""
+    import os
+    import pty
+
+    main_fd, term = pty.openpty()
+    command = [sys.executable, "-m", "optiscope.cli", "diagnose", "logistic-control"]
+    proc = subprocess.Popen(
+        [*command, "--out", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=term,
+        stderr=term,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(term)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:  # the terminal closes with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main_fd)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.wait(timeout=300) == 0, text
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # colours and cursor moves
+    assert "training" in text and "200/200" in text  # the bar, counted in steps
+    assert "┃ challenge" in text and "│ ill-conditioning" in text  # the table's box drawing
+    assert f"report.html in {tmp_path}/" in text
 
 
 def test_a_users_experiment_file_is_loaded_with_its_seed(tmp_path):

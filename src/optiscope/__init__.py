@@ -30,6 +30,7 @@ from optiscope._monitor import Monitor, MonitorError
 from optiscope._problem import GGNOperator, HessianOperator, Problem
 from optiscope._records import Records, RecordsError, read_records
 from optiscope._recurrent import hidden_state
+from optiscope._report import ReportError, write_report
 from optiscope._restarts import Restarts, RestartsError, restarts
 from optiscope._surface import (
     Directions,
@@ -73,6 +74,7 @@ __all__ = [
     "ProblemError",
     "Records",
     "RecordsError",
+    "ReportError",
     "Restarts",
     "RestartsError",
     "SpectralDensity",
@@ -105,4 +107,5 @@ __all__ = [
     "surface",
     "trajectory_directions",
     "unit_counts",
+    "write_report",
 ]

@@ -80,6 +80,12 @@ class Monitor:
         second-order predicted change against the actual one; ``sharpness``: the extreme Hessian
         eigenvalues against the optimizer's stability threshold; ``noise``: the gradient noise
         scale; ``recurrent``: hidden-state gradients), overriding the preset; 0 turns one off.
+    tensorboard:
+        A folder for TensorBoard event files: every quantity as a scalar, the hidden-state
+        gradients as histograms over the time steps (needs the ``tensorboard`` extra).
+
+    Under torch.distributed (DDP), quantities are those of the global batch, and only rank 0
+    writes records, findings and TensorBoard events.
 
     The tiers run in eval mode (dropout off, batch-norm statistics frozen) with the random number
     generators forked, then restore the modules' modes: the training run is not changed.
@@ -105,6 +111,7 @@ class Monitor:
         loss_fn: Any = None,
         preset: str = "default",
         every: Mapping[str, int] | None = None,
+        tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
@@ -189,11 +196,18 @@ class Monitor:
         self._grad_norm = math.nan
         self._loss_v = math.nan
         self._writer: RecordWriter | None = None
+        self._sinks: list[Any] = []
         # Under torch.distributed only rank 0 writes.
-        if out is not None and (not self._dist or torch.distributed.get_rank() == 0):
-            facts = {**environment(), "device": str(self.params[0].device)}
-            facts.update(dict(header or {}))
+        writes = not self._dist or torch.distributed.get_rank() == 0
+        facts = {**environment(), "device": str(self.params[0].device), **dict(header or {})}
+        if tensorboard is not None and writes:
+            from optiscope._tensorboard import TensorBoardSink
+
+            self._sinks.append(TensorBoardSink(tensorboard))
+        if out is not None and writes:
             self._writer = RecordWriter(os.path.join(os.fspath(out), "records.jsonl"), facts)
+        for sink in self._sinks:
+            sink.write({"type": "header", **facts})
 
     # -- the three calls a loop makes ------------------------------------------------------------
 
@@ -534,13 +548,13 @@ class Monitor:
         self.history.append(dict(record))
         if self._writer is not None:
             self._writer.write(record)
+        for sink in self._sinks:
+            sink.write(record)
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append a record of the caller's own (an event, an analysis) to the log."""
         self._flush()
-        self.history.append(dict(record))
-        if self._writer is not None:
-            self._writer.write(record)
+        self._emit(record)
 
     def close(self) -> None:
         """Write what is pending, remove the hooks, close the records file and write the
@@ -554,6 +568,9 @@ class Monitor:
         if self._local is not None:
             self._local.disarm()
         self._before = None
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []
         if self._writer is not None:
             self._writer.close()
             path, self._writer = self._writer.path, None

@@ -142,8 +142,10 @@ def run_experiment(
     *,
     preset: str = "curvature",
     progress: Callable[[int, int], None] | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunResult:
-    """Train ``exp`` under the Monitor, write records.jsonl and findings.json into ``out``."""
+    """Train ``exp`` under the Monitor, write records.jsonl and findings.json into ``out`` (and
+    TensorBoard events into ``tensorboard``)."""
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(exp.seed)
@@ -179,6 +181,7 @@ def run_experiment(
         preset=preset,
         header=header,
         every=every,
+        tensorboard=tensorboard,
     )
     keep = _snapshot_steps(exp)
     snapshots = [start.clone()] if 0 in keep else []

@@ -10,7 +10,7 @@ from optiscope._errors import OptiscopeError
 
 def build_parser() -> argparse.ArgumentParser:
     from optiscope import __version__
-    from optiscope.cli import analyze, diagnose, lab, landscape
+    from optiscope.cli import analyze, diagnose, lab, landscape, report
 
     parser = argparse.ArgumentParser(
         prog="optiscope",
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.register(sub)
     landscape.register(sub)
     lab.register(sub)
+    report.register(sub)
     return parser
 
 

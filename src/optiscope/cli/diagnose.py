@@ -15,7 +15,8 @@ def register(sub: Any) -> None:
         description=(
             "Train EXPERIMENT (a built-in name, path/to/file.py:function or "
             "package.module:function; default digits-mlp) under the monitor, analyse the final "
-            "point, write OUT/records.jsonl and OUT/findings.json, and print the eight verdicts."
+            "point, write OUT/records.jsonl, OUT/findings.json and the HTML report "
+            "OUT/report.html, and print the eight verdicts."
         ),
     )
     p.add_argument("experiment", nargs="?", default="digits-mlp")
@@ -23,30 +24,23 @@ def register(sub: Any) -> None:
     p.add_argument("--preset", default="curvature", help="default, curvature or full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="also write every quantity as TensorBoard events into DIR",
+    )
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.set_defaults(run=run)
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-
-    def show(step: int, total: int) -> None:
-        width = 30
-        done = int(width * step / total)
-        sys.stderr.write(f"\r  training [{'#' * done}{'.' * (width - done)}] {step}/{total}")
-        if step == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def run(args: argparse.Namespace) -> int:
     from optiscope._builtins import BUILTINS
     from optiscope._experiment import load_experiment
     from optiscope._monitor import PRESETS, MonitorError
+    from optiscope._report import write_report
     from optiscope._runner import run_experiment
+    from optiscope.cli import _term
 
     if args.list:
         for name, fn in BUILTINS.items():
@@ -57,18 +51,18 @@ def run(args: argparse.Namespace) -> int:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
     exp = load_experiment(args.experiment, seed=args.seed)
     out = args.out or f"runs/{exp.name}"
-    result = run_experiment(
-        exp, out, preset=args.preset, progress=_progress(sys.stderr.isatty() and not args.json)
-    )
+    with _term.progress("training", not args.json) as show:
+        result = run_experiment(
+            exp, out, preset=args.preset, progress=show, tensorboard=args.tensorboard
+        )
+    write_report(result.out)
     if args.json:
         json.dump(json.loads((result.out / "findings.json").read_text()), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    width = max(len(f.challenge) for f in result.findings)
-    print(f"{exp.name}: {exp.steps} steps, preset {args.preset}, {result.seconds:.1f} s")
-    for f in result.findings:
-        print(f"  {f.challenge:<{width}}  {f.severity:<8}  {f.summary}")
-        if f.severity in ("warning", "critical") and f.remedy:
-            print(f"  {'':<{width}}  {'':<8}  try: {f.remedy}")
-    print(f"records and findings in {result.out}/")
+    _term.verdicts(
+        f"{exp.name}: {exp.steps} steps, preset {args.preset}, {result.seconds:.1f} s",
+        result.findings,
+        f"records, findings and report.html in {result.out}/",
+    )
     return 0
