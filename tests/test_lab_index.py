@@ -38,13 +38,15 @@ def test_index_grows_with_loss_at_true_critical_points(runs):
 
 def test_deterministic_under_the_seed(runs):
     a, b = runs[0].numbers, runs[1].numbers
-    # Round-off quantities (||g|| ~ 1e-12, eigenvalues to ~1e-11) may differ in the last bits
-    # between runs with BLAS; everything the verdict rests on is equal or equal to round-off.
+    # BLAS round-off differs between runs in the last bits, and Newton stops anywhere with
+    # ||g|| < 1e-10: a point is fixed to ||g|| / min|lambda| < 1e-10 / 1.5e-4 ~ 1e-6 in the
+    # parameters, so its loss and eigenvalues agree to 1e-6 relative (2.7e-8 seen). Everything
+    # the verdict rests on (counts, indices, rho) is equal exactly.
     noisy = ("gradient_norms", "max_gradient_norm", "hessian_check_max_abs_diff")
     for k in a:
         if k in noisy:
             continue
         if k in ("losses", "min_abs_eigenvalues"):
-            assert a[k] == pytest.approx(b[k], rel=1e-8), k
+            assert a[k] == pytest.approx(b[k], rel=1e-6), k
         else:
             assert a[k] == b[k], k

@@ -33,7 +33,6 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from optiscope._diagnosis import Finding
 from optiscope._monitor import _NEEDS_BATCH, Monitor, MonitorError
-from optiscope._runner import write_findings
 
 __all__ = ["OptiscopeTrainerCallback"]
 
@@ -112,8 +111,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         self.findings = None
-        if not state.is_world_process_zero:
-            return
+        # Every process runs a Monitor: under DDP it averages over the ranks, and rank 0 writes.
         model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
         if not isinstance(model, nn.Module) or optimizer is None:
             raise MonitorError(
@@ -167,7 +165,6 @@ class OptiscopeTrainerCallback(TrainerCallback):
         if self.monitor is None:
             return
         self.close()
-        self.findings = write_findings(self.out)
 
     def close(self) -> None:
         """Remove the hooks and close the records (``on_train_end`` does it; call it after a
@@ -176,7 +173,8 @@ class OptiscopeTrainerCallback(TrainerCallback):
             self._handle.remove()
             self._handle = None
         if self.monitor is not None:
-            self.monitor.close()
+            self.monitor.close()  # writes findings.json next to the records
+            self.findings = self.monitor.findings
         self.monitor = None
         self._losses = []
         self._batch = None

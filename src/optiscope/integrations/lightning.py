@@ -29,7 +29,6 @@ from torch import Tensor
 
 from optiscope._diagnosis import Finding
 from optiscope._monitor import _NEEDS_BATCH, Monitor, MonitorError
-from optiscope._runner import write_findings
 
 __all__ = ["OptiscopeCallback", "default_batch_fn"]
 
@@ -51,7 +50,7 @@ class OptiscopeCallback(pl.Callback):
     Parameters
     ----------
     out:
-        The folder for ``records.jsonl`` and ``findings.json`` (written by global rank 0 only).
+        The folder for ``records.jsonl`` and ``findings.json`` (written by global rank 0 only; every rank measures).
     preset, every:
         As for :class:`optiscope.Monitor`; ``"curvature"`` and ``"full"`` need ``loss_fn``.
     loss_fn:
@@ -63,7 +62,7 @@ class OptiscopeCallback(pl.Callback):
     header:
         Extra facts for the records header.
 
-    After ``fit``, :attr:`findings` holds the findings (``None`` on other ranks).
+    After ``fit``, :attr:`findings` holds the findings (empty on ranks other than 0).
     """
 
     def __init__(
@@ -93,8 +92,7 @@ class OptiscopeCallback(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.findings = None
-        if not trainer.is_global_zero:
-            return
+        # Every rank runs a Monitor: under DDP it averages over the ranks, and rank 0 writes.
         if not trainer.optimizers:
             raise MonitorError(
                 "OptiscopeCallback needs an optimizer: configure_optimizers returned none"
@@ -131,7 +129,6 @@ class OptiscopeCallback(pl.Callback):
         if self.monitor is None:
             return
         self._close()
-        self.findings = write_findings(self.out)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -140,7 +137,8 @@ class OptiscopeCallback(pl.Callback):
 
     def _close(self) -> None:
         if self.monitor is not None:
-            self.monitor.close()
+            self.monitor.close()  # writes findings.json next to the records
+            self.findings = self.monitor.findings
         self.monitor = None
         self._optimizer = None
         self._loss = None
