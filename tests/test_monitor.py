@@ -173,6 +173,8 @@ def _run_tiers(kind, preset, monitored, tmp_path=None):
         opt.step()
     if mon is not None:
         mon.close()
+        if tmp_path is not None:  # with out=, the records live on disk only
+            mon.history = read_records(tmp_path).records
     params = [p.detach().clone() for p in model.parameters()]
     return params, torch.get_rng_state(), model, mon
 

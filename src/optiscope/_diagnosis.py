@@ -45,8 +45,27 @@ class Finding:
 Record = Mapping[str, Any]
 
 
+def _number(x: Any) -> float | None:
+    """``x`` as a float, or None where it is no number (a bool, a string, None, a list)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # JSON holds ints of any size, a float none beyond 1.8e308
+        return math.inf if x > 0 else -math.inf
+
+
 def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    v = _number(x)
+    return v is not None and math.isfinite(v)
+
+
+def _mean(xs: Sequence[float]) -> float:
+    """The mean of finite numbers; fmean's exact sum overflows where theirs passes 1.8e308."""
+    try:
+        return statistics.fmean(xs)
+    except OverflowError:
+        return math.fsum(x / len(xs) for x in xs)
 
 
 def series(records: Iterable[Record], name: str) -> tuple[list[int], list[float]]:
@@ -58,11 +77,11 @@ def series(records: Iterable[Record], name: str) -> tuple[list[int], list[float]
         vals = r.get("values")
         if not isinstance(vals, Mapping):
             continue
-        v = vals.get(name)
+        v = _number(vals.get(name))
         step = r.get("step")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(step, int):
+        if v is not None and isinstance(step, int) and not isinstance(step, bool):
             steps.append(step)
-            values.append(float(v))
+            values.append(v)
     return steps, values
 
 
@@ -279,8 +298,8 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     pairs = [(t, g) for t, g in zip(trace_cov[half:], g2[half:]) if math.isfinite(t + g)]
     size = _median(batch[half:])
     s = _median(snr[half:]) if snr else None
-    mean_tr = statistics.fmean(t for t, _ in pairs) if pairs else None
-    mean_g2 = statistics.fmean(g for _, g in pairs) if pairs else None
+    mean_tr = _mean([t for t, _ in pairs]) if pairs else None
+    mean_g2 = _mean([g for _, g in pairs]) if pairs else None
     bs: float | None = None
     if mean_tr is not None and mean_g2 is not None:
         bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
@@ -387,7 +406,7 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
             reasons.append(f"sharpness {v:.3g} >= stability threshold {t:.3g} at step {s}")
     if reasons:
         top = max(
-            [c / t for _, c, t in over_g]
+            [c / t for _, c, t in over_g if t > 0]  # c >= t holds at t <= 0 too
             + [v / t for v, t in zip(sharp, thresh) if math.isfinite(v) and _finite(t) and t > 0],
             default=0.0,
         )
@@ -546,7 +565,9 @@ def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
         evidence["trajectory_ratio"] = traj[-1].get("ratio")
         if len(explained) == 2:
             plane = f"; two directions hold {sum(explained):.0%} of the trajectory's variance"
-    ends = [v for v in (r.get("losses") or [])[:1] + (r.get("losses") or [])[-1:] if _finite(v)]
+    losses = r.get("losses")
+    losses = losses if isinstance(losses, list) else []  # a record read back may hold anything
+    ends = [v for v in losses[:1] + losses[-1:] if _finite(v)]
     scale = max([abs(float(v)) for v in ends] + [1e-12])
     if _finite(barrier) and float(barrier) > 1e-3 * scale:  # type: ignore[arg-type]
         return Finding(

@@ -28,8 +28,12 @@ def active() -> bool:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel (or DataParallel) wrapper: measurements run it
-    directly, without the wrapper's gradient synchronisation."""
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper, or under
+    ``torch.compile``: measurements run it directly, without the wrapper's gradient
+    synchronisation or a recompilation for their own calls."""
+    compiled = getattr(model, "_orig_mod", None)
+    if isinstance(compiled, nn.Module):
+        return unwrap(compiled)
     inner = getattr(model, "module", None)
     if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) and isinstance(
         inner, nn.Module

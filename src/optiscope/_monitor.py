@@ -83,6 +83,17 @@ class Monitor:
     tensorboard:
         A folder for TensorBoard event files: every quantity as a scalar, the hidden-state
         gradients as histograms over the time steps (needs the ``tensorboard`` extra).
+    scaler:
+        The ``torch.amp.GradScaler`` of a mixed-precision loop: norms are read unscaled (whether
+        or not ``scaler.unscale_(optimizer)`` ran before ``step``), and a step the scaler skips
+        (inf or NaN in the scaled gradients) is recorded with ``skipped: 1``.
+    on_nonfinite:
+        What a NaN or infinite loss or gradient norm does: ``"record"`` (the default) records and
+        flags it (``nonfinite`` lists what) and skips that step's tiers; ``"raise"`` also raises
+        :class:`optiscope.NonFiniteError` once the step is written, to stop the run.
+
+    Memory stays flat over a run: with ``out`` the records go to disk and :attr:`history` stays
+    empty; without it, :attr:`history` keeps every record (the caller asked for them).
 
     Under torch.distributed (DDP), quantities are those of the global batch, and only rank 0
     writes records, findings and TensorBoard events.
@@ -112,6 +123,8 @@ class Monitor:
         preset: str = "default",
         every: Mapping[str, int] | None = None,
         tensorboard: str | os.PathLike[str] | None = None,
+        scaler: Any = None,
+        on_nonfinite: str = "record",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
@@ -126,6 +139,13 @@ class Monitor:
         if unknown:
             raise MonitorError(f"unknown quantities {unknown}: expected names from {list(CHEAP)}")
         self.quantities = chosen
+        if on_nonfinite not in ("record", "raise"):
+            raise MonitorError(
+                f"on_nonfinite={on_nonfinite!r}: expected 'record' (flag and go on) or 'raise' "
+                "(stop the run with NonFiniteError)"
+            )
+        self.on_nonfinite = on_nonfinite
+        self.scaler = scaler
         self._want_param_norm = "param_norm" in chosen or "update_ratio" in chosen
         # Views that follow in-place updates of the parameters: built once, not every step.
         self._detached = [p.detach() for p in self.params]
@@ -165,6 +185,8 @@ class Monitor:
         self._last_sharpness: tuple[int, float | None] | None = None
         self.optimizer = optimizer
         self.history: list[dict[str, Any]] = []
+        self._keep = out is None
+        self.path_length = 0.0  # the sum of the measured update norms
         self.findings: list[Any] = []  # written by close() next to the records
         self.step_count = 0
         self._before: list[Tensor] | None = None
@@ -172,11 +194,9 @@ class Monitor:
         self._extra: list[dict[str, Any]] = []
         self._snapshot = False
         self._hook = None
-        wants_update = any(q in chosen for q in ("update_norm", "update_ratio"))
-        wants_update = (wants_update and bool(self.every["update"])) or bool(
-            self.every["curvature"]
-        )
-        if optimizer is not None and wants_update:
+        # The hook completes each step's record after the update, and tells a step the
+        # optimizer skipped (GradScaler on inf) by its not firing.
+        if optimizer is not None:
             self._hook = optimizer.register_step_post_hook(self._after_update)
         # The noise tier reads per-sample gradient norms from the training step itself where
         # the model allows it; armed only before the steps where the tier is due.
@@ -188,7 +208,8 @@ class Monitor:
         if self.every["noise"] and self._dist:
             self._local = _distributed.LocalGradients(self.params)
             self._local.arm()
-        elif self.every["noise"]:
+        elif self.every["noise"] and self._module is model:
+            # Not under torch.compile: its graph would trace the recorder's hooks.
             self._recorder = StepRecorder.for_model(self._module, self.params)
         if self._recorder is not None:
             self._recorder.arm()
@@ -199,7 +220,13 @@ class Monitor:
         self._sinks: list[Any] = []
         # Under torch.distributed only rank 0 writes.
         writes = not self._dist or torch.distributed.get_rank() == 0
-        facts = {**environment(), "device": str(self.params[0].device), **dict(header or {})}
+        facts = {
+            **environment(),
+            "device": str(self.params[0].device),
+            # Dropout off and batch-norm statistics frozen while the tiers measure.
+            "curvature_mode": "eval",
+            **dict(header or {}),
+        }
         if tensorboard is not None and writes:
             from optiscope._tensorboard import TensorBoardSink
 
@@ -216,6 +243,9 @@ class Monitor:
 
         ``batch`` is the step's ``(inputs, targets)``, needed on the steps a tier is due.
         """
+        if self._pending is not None and self._hook is not None:
+            # The optimizer did not step since the last record: a skipped step.
+            self._pending["values"]["skipped"] = 1
         self._flush()
         due = [t for t, n in self.every.items() if n and self.step_count % n == 0]
         needs = [t for t in due if t in _NEEDS_BATCH]
@@ -230,6 +260,21 @@ class Monitor:
             self._reduce(record, batch)
         self._smooth(record.get("loss", self._loss_v), self._grad_norm)
         self._pending = {"type": "step", "step": self.step_count, "values": record}
+        pairs = (("loss", self._loss_v), ("grad_norm", self._grad_norm))
+        bad = [n for n, v in pairs if not _finite(v)]
+        if bad:
+            # Curvature of a non-finite point means nothing, and would raise: tiers skip it.
+            needs = []
+            if self.on_nonfinite == "raise":
+                self.step_count += 1
+                self._flush()
+                from optiscope._errors import NonFiniteError
+
+                raise NonFiniteError(
+                    f"non-finite {' and '.join(bad)} at step {self.step_count - 1}: recorded; "
+                    "the run stops (Monitor(on_nonfinite='raise')). Lower the learning rate or "
+                    "clip the gradient norm"
+                )
         recorded = None
         if self._recorder is not None and self._recorder.armed:
             targets = batch[1] if batch is not None else None
@@ -248,13 +293,22 @@ class Monitor:
     def _cheap(self, loss: Tensor | float, update: bool) -> dict[str, Any]:
         """Loss, gradient and parameter norms in one foreach pass and one transfer."""
         grads = [p.grad for p in self.params if p.grad is not None and not p.grad.is_sparse]
+        # Sparse gradients (embeddings with sparse=True): their stored values hold the norm.
+        grads += [
+            p.grad.coalesce()._values()
+            for p in self.params
+            if p.grad is not None and p.grad.is_sparse
+        ]
         want_p = self._want_param_norm and update
         self._snapshot = update and self._hook is not None
         with torch.no_grad():
             tensors = grads + self._detached if want_p else grads
-            parts = list(torch._foreach_norm(tensors)) if tensors else []
+            scale = self._grad_scale()
+            # A GradScaler's gradients can be finite while their float32 norm overflows.
+            wide = {"dtype": torch.float64} if scale != 1.0 else {}
+            parts = list(torch._foreach_norm(tensors, 2, **wide)) if tensors else []
             if isinstance(loss, Tensor):
-                parts.append(loss.detach().reshape(()))
+                parts.append(loss.detach().reshape(()).to(parts[0].dtype if parts else loss.dtype))
             if self._snapshot:
                 if self._before is None:
                     self._before = [t.clone() for t in self._detached]
@@ -266,7 +320,7 @@ class Monitor:
                 vals = [float(t) for t in parts]
         # The squares in float64: a float32 norm above 1e19 would overflow when squared.
         k = len(grads)
-        g_v = math.sqrt(sum(v * v for v in vals[:k]))
+        g_v = math.sqrt(sum(v * v for v in vals[:k])) / scale
         p_v = math.sqrt(sum(v * v for v in vals[k : len(tensors)])) if want_p else 0.0
         loss_v = vals[-1] if isinstance(loss, Tensor) else float(loss)
         self._grad_norm = g_v
@@ -283,6 +337,19 @@ class Monitor:
                 n for n, v in (("loss", loss_v), ("grad_norm", g_v)) if not _finite(v)
             ]
         return record
+
+    def _grad_scale(self) -> float:
+        """The factor by which a GradScaler's gradients in ``.grad`` are still scaled (1 once
+        ``scaler.unscale_`` ran, or without a scaler)."""
+        scaler = self.scaler
+        if scaler is None or not scaler.is_enabled() or self.optimizer is None:
+            return 1.0
+        # GradScaler keeps, per optimizer, whether unscale_ already ran this step.
+        state = getattr(scaler, "_per_optimizer_states", {}).get(id(self.optimizer), {})
+        stage = state.get("stage")
+        if stage is not None and getattr(stage, "name", "") in ("UNSCALED", "STEPPED"):
+            return 1.0
+        return float(scaler.get_scale())
 
     def _smooth(self, loss_v: float, g_v: float) -> None:
         """Smoothed over about ten steps; decides where the smallest eigenvalue is measured."""
@@ -426,8 +493,10 @@ class Monitor:
             th = stability_threshold(self.optimizer)
             if th.preconditioned:
                 prec = adam_preconditioner(self.optimizer, self.params)
+            else:
+                prec = _group_preconditioner(self.optimizer, self.params)
             values["stability_threshold"] = th.value
-            values["threshold_preconditioned"] = th.preconditioned and prec is not None
+            values["threshold_preconditioned"] = prec is not None
         plateau = self._at_plateau()
         hessian = problem.hessian_operator()
         start = problem.hvp_count
@@ -507,6 +576,8 @@ class Monitor:
             torch._foreach_sub_(self._before, self._detached)
             unorm = _norm(self._before)
         values = self._pending["values"]
+        if _finite(unorm):
+            self.path_length += unorm
         if "update_norm" in self.quantities:
             values["update_norm"] = unorm
         if "update_ratio" in self.quantities:
@@ -545,7 +616,8 @@ class Monitor:
             self._emit(r)
 
     def _emit(self, record: Mapping[str, Any]) -> None:
-        self.history.append(dict(record))
+        if self._keep:
+            self.history.append(dict(record))
         if self._writer is not None:
             self._writer.write(record)
         for sink in self._sinks:
@@ -583,6 +655,25 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _group_preconditioner(optimizer: Any, params: list[Tensor]) -> Tensor | None:
+    """Parameter groups with different learning rates step ``lr_i g_i``: stable while the top
+    eigenvalue of ``P^-1 H`` stays below the first group's threshold, with ``P = lr_0 / lr_i``
+    per parameter. None when every parameter has the first group's rate."""
+    groups = optimizer.param_groups
+    lr0 = float(groups[0]["lr"])
+    rate = {id(p): float(g["lr"]) for g in groups for p in g["params"]}
+    rates = [rate.get(id(p), lr0) for p in params]
+    if lr0 <= 0 or all(r == lr0 for r in rates):
+        return None
+    # A zero rate gives an infinite P: that parameter does not move, and P^-1/2 is 0 there.
+    return torch.cat(
+        [
+            torch.full((p.numel(),), lr0 / r if r > 0 else math.inf, dtype=torch.float64)
+            for p, r in zip(params, rates)
+        ]
+    ).to(params[0].device)
 
 
 def _batch_size(batch: Any) -> int:

@@ -126,10 +126,18 @@ class Records:
         """Steps and values of one quantity over the ``step`` records that hold it."""
         steps, values = [], []
         for r in self.of_type("step"):
-            v = r.get("values", {}).get(name)
-            if v is not None:
-                steps.append(int(r["step"]))
-                values.append(v)
+            # A file read back may hold anything: skip a record whose values are no object or
+            # whose step is no number rather than raise.
+            vals = r.get("values")
+            v = vals.get(name) if isinstance(vals, dict) else None
+            if v is None:
+                continue
+            try:
+                step = int(r["step"])
+            except (KeyError, TypeError, ValueError, OverflowError):
+                continue
+            steps.append(step)
+            values.append(v)
         return steps, values
 
 
@@ -147,7 +155,10 @@ def parse_records(data: bytes, source: str = "<bytes>") -> Records:
             item = json.loads(raw.decode("utf-8"))
             if not isinstance(item, dict):
                 raise ValueError("not a JSON object")
-        except (UnicodeDecodeError, ValueError) as err:
+            item = _decode(item)
+        # JSON nested deeper than the interpreter's recursion limit raises RecursionError in
+        # json.loads (or in _decode, a level or two shallower): a line no writer of ours made.
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
             if last and not complete:
                 truncated = True
                 break
@@ -156,7 +167,7 @@ def parse_records(data: bytes, source: str = "<bytes>") -> Records:
                 f"{raw[:60]!r}{'...' if len(raw) > 60 else ''} ({err}). The file is not an "
                 "optiscope records file or was edited"
             ) from None
-        parsed.append(_decode(item))
+        parsed.append(item)
     if not parsed or parsed[0].get("type") != "header":
         raise RecordsError(
             f"{source}: expected a header record on the first line, got "

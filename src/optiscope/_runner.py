@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -128,8 +127,7 @@ def _final_point(
             }
         )
         line = interpolate(problem, start, problem.point)
-    path = [r["values"].get("update_norm") for r in monitor.history if r.get("type") == "step"]
-    length = sum(v for v in path if isinstance(v, float) and math.isfinite(v))
+    length = monitor.path_length
     monitor.write(
         {"type": "analysis", "name": "interpolation", **line.to_dict(), "path_length": length}
     )

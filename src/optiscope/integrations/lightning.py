@@ -50,7 +50,8 @@ class OptiscopeCallback(pl.Callback):
     Parameters
     ----------
     out:
-        The folder for ``records.jsonl`` and ``findings.json`` (written by global rank 0 only; every rank measures).
+        The folder for ``records.jsonl`` and ``findings.json`` (written by global rank 0 only;
+        every rank measures).
     preset, every:
         As for :class:`optiscope.Monitor`; ``"curvature"`` and ``"full"`` need ``loss_fn``.
     loss_fn:
