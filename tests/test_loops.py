@@ -289,6 +289,11 @@ def test_mixed_precision_reads_unscaled_gradients_and_records_skipped_steps(tmp_
             skipped.append(scaler.get_scale() < before)
     rec = _steps(tmp_path)
     assert skipped[0] and not any(skipped[-2:])
+    # The scaler's overflows are its calibration, not cliffs.
+    findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    cliffs = next(f for f in findings if f["challenge"] == "cliffs")
+    assert cliffs["evidence"]["nonfinite_steps"] == []
+    assert cliffs["evidence"]["skipped_steps"] == sum(skipped)
     for s in range(steps):
         if skipped[s]:
             assert rec[s].get("skipped") == 1

@@ -3,6 +3,7 @@
 The public API is what ``__all__`` lists; everything else lives in private modules.
 """
 
+from optiscope._checkpoint import CheckpointError, load_checkpoint
 from optiscope._connect import Connection, bezier, connect
 from optiscope._curvature import (
     CriticalPoint,
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Alignment",
+    "CheckpointError",
     "Connection",
     "CriticalPoint",
     "DenseOperator",
@@ -98,6 +100,7 @@ __all__ = [
     "interpolate",
     "krylov_trace",
     "lanczos",
+    "load_checkpoint",
     "permute_units",
     "random_directions",
     "read_records",

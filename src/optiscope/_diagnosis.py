@@ -97,8 +97,15 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
     if not steps:
         return _not_measured("cliffs", "no gradient norms recorded", "record grad_norm")
     loss_at = dict(zip(loss_steps, losses))
-    bad = [s for s, v in zip(steps, norms) if not math.isfinite(v)]
-    bad += [s for s, v in zip(loss_steps, losses) if not math.isfinite(v) and s not in bad]
+    # A step a GradScaler skipped had an overflow in its scaled gradients: the scaler's own
+    # calibration, not a cliff (the update never happened).
+    skipped = set(series(records, "skipped")[0])
+    bad = [s for s, v in zip(steps, norms) if not math.isfinite(v) and s not in skipped]
+    bad += [
+        s
+        for s, v in zip(loss_steps, losses)
+        if not math.isfinite(v) and s not in bad and s not in skipped
+    ]
     spikes = []
     for i in range(len(norms)):
         past = [v for v in norms[max(0, i - window) : i] if math.isfinite(v)]
@@ -128,6 +135,7 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         "spikes": spikes[:20],
         "spike_count": len(spikes),
         "nonfinite_steps": sorted(bad)[:20],
+        "skipped_steps": len(skipped),
         "median_grad_norm": statistics.median(finite) if finite else None,
         "max_grad_norm": finite[-1] if finite else None,
         "suggested_clip_norm": clip,

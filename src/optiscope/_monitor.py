@@ -128,11 +128,18 @@ class Monitor:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise MonitorError(
+                f"optimizer must be a torch.optim.Optimizer or None, got a "
+                f"{type(optimizer).__name__}: pass the optimizer that trains the model, e.g. "
+                "Monitor(model, opt)"
+            )
         self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise MonitorError(
-                "the model has no trainable parameters: expected at least one with "
-                "requires_grad=True"
+                f"the model has no trainable parameters: all {len(list(model.parameters()))} "
+                "parameters have requires_grad=False. Unfreeze the ones to train "
+                "(p.requires_grad_(True))"
             )
         chosen = tuple(CHEAP if quantities is None else quantities)
         unknown = [q for q in chosen if q not in CHEAP]
@@ -243,6 +250,12 @@ class Monitor:
 
         ``batch`` is the step's ``(inputs, targets)``, needed on the steps a tier is due.
         """
+        if isinstance(loss, Tensor) and loss.numel() != 1:
+            raise MonitorError(
+                f"monitor.step expects the scalar loss, got a tensor of shape "
+                f"{tuple(loss.shape)}: pass the loss you called backward on, reduced to a scalar "
+                "(loss.mean())"
+            )
         if self._pending is not None and self._hook is not None:
             # The optimizer did not step since the last record: a skipped step.
             self._pending["values"]["skipped"] = 1

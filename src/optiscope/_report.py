@@ -95,10 +95,30 @@ def _is_number(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _load_findings(run_dir: Path, records: list[dict[str, Any]]) -> tuple[list[dict], str]:
+# A Monitor writes findings.json when it closes: a run folder without one was never closed.
+_MISSING = "findings.json was missing: the verdicts were recomputed from the records"
+_NEVER_CLOSED = (
+    "The run never closed its Monitor, so it was cut short (killed, or still running): the "
+    "report shows what was recorded before."
+)
+
+
+def _load_findings(
+    run_dir: Path, records: list[dict[str, Any]], save: bool = False
+) -> tuple[list[dict], str]:
     from optiscope._records import _decode
 
     path = run_dir / "findings.json"
+    if save and not path.exists():
+        from optiscope._runner import write_findings
+
+        try:
+            found = write_findings(run_dir)
+        except OSError as err:
+            findings = [f.to_dict() for f in _diagnose(records)]
+            why = err.strerror or err
+            return findings, f"{_MISSING} (they could not be saved: {why}). {_NEVER_CLOSED}"
+        return [f.to_dict() for f in found], f"{_MISSING} and written to {path}. {_NEVER_CLOSED}"
     try:
         payload = _decode(json.loads(path.read_text(encoding="utf-8")))
         items = payload["findings"]
@@ -108,15 +128,23 @@ def _load_findings(run_dir: Path, records: list[dict[str, Any]]) -> tuple[list[d
             raise ValueError("not a list of findings")
         return items, ""
     except (OSError, ValueError, KeyError, TypeError) as err:
-        from optiscope._diagnosis import diagnose
+        # Unless asked to save them, the verdicts are recomputed in memory only.
+        findings = [f.to_dict() for f in _diagnose(records)]
+        if isinstance(err, FileNotFoundError):
+            return findings, f"{_MISSING}. {_NEVER_CLOSED}"
+        return (
+            findings,
+            "findings.json was unreadable: the verdicts were recomputed from the records.",
+        )
 
-        # The report never writes into the run folder: the verdicts are recomputed in memory.
-        why = "missing" if isinstance(err, FileNotFoundError) else "unreadable"
-        findings = [f.to_dict() for f in diagnose(records)]
-        return findings, f"findings.json was {why}: the verdicts were recomputed from the records."
+
+def _diagnose(records: list[dict[str, Any]]) -> list[Any]:
+    from optiscope._diagnosis import diagnose
+
+    return diagnose(records)
 
 
-def _read_run(run_dir: Path) -> _Run:
+def _read_run(run_dir: Path, save_findings: bool = False) -> _Run:
     from optiscope._records import read_records
 
     if not run_dir.is_dir():
@@ -132,7 +160,7 @@ def _read_run(run_dir: Path) -> _Run:
         )
     log = read_records(run_dir)
     records = [r for r in log.records if isinstance(r, dict)]
-    findings, note = _load_findings(run_dir, records)
+    findings, note = _load_findings(run_dir, records, save_findings)
     header = log.header if isinstance(log.header, dict) else {}
     return _Run(header, records, log.truncated, findings, note)
 
@@ -822,9 +850,11 @@ a{color:#1565c0}footer{color:#888;font-size:.85em;border-top:1px solid #ddd;padd
 """
 
 
-def render_report(run_dir: str | os.PathLike[str]) -> str:
-    """The HTML text of the report of the run folder ``run_dir``."""
-    run = _read_run(Path(run_dir))
+def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = False) -> str:
+    """The HTML text of the report of the run folder ``run_dir``. A folder without
+    ``findings.json`` (a run that never closed) has its verdicts recomputed from the records,
+    and with ``save_findings`` also written to ``run_dir/findings.json``."""
+    run = _read_run(Path(run_dir), save_findings)
     r = _Renderer(run)
     try:
         from optiscope import _plot
@@ -918,11 +948,15 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
 
 
 def write_report(
-    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    save_findings: bool = False,
 ) -> Path:
     """Write the HTML report of the run folder ``run_dir`` to ``out`` (default
-    ``run_dir/report.html``); its path."""
-    text = render_report(run_dir)
+    ``run_dir/report.html``); its path. With ``save_findings``, a missing
+    ``run_dir/findings.json`` (a run cut short) is recomputed from the records and written."""
+    text = render_report(run_dir, save_findings=save_findings)
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,11 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     except OptiscopeError as err:
         if args.debug:
             raise
-        print(f"optiscope {args.command}: error: {err}", file=sys.stderr)
+        print(f"optiscope {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"optiscope {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        # Not a mistake optiscope recognises: one line still, and the traceback behind --debug.
+        if args.debug:
+            raise
+        print(
+            f"optiscope {args.command}: error: unexpected {type(err).__name__}: {_one_line(err)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or repr(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

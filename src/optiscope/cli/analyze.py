@@ -1,4 +1,5 @@
-"""``optiscope analyze``: train the embedded default briefly, then measure the curvature there."""
+"""``optiscope analyze``: train the embedded default (or an experiment) briefly, or load a
+checkpoint, then measure the curvature at that point."""
 
 from __future__ import annotations
 
@@ -14,64 +15,136 @@ from optiscope._errors import OptiscopeError
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "analyze",
-        help="train the digits MLP for a few seconds and analyse the point it reaches",
+        help="train the digits MLP for a few seconds (or load a checkpoint) and analyse the point",
         description=(
-            "Train the embedded default (an MLP 64-256-256-10 on scikit-learn's bundled digits) "
-            "and print the loss, gradient norm, extreme Hessian eigenvalues, trace and the "
-            "critical-point verdict at the point reached."
+            "Train the embedded default (an MLP 64-256-256-10 on scikit-learn's bundled digits), "
+            "or EXPERIMENT when given, and print the loss, gradient norm, extreme Hessian "
+            "eigenvalues, trace and the critical-point verdict at the point reached. With "
+            "--checkpoint nothing is trained: the weights in FILE are loaded into the model and "
+            "analysed where they are."
         ),
     )
-    p.add_argument("--steps", type=int, default=300, help="SGD steps to train (default 300)")
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
-    p.add_argument("--batch-size", type=int, default=64, help="minibatch size (default 64)")
+    p.add_argument(
+        "experiment",
+        nargs="?",
+        default=None,
+        help="a built-in name, path/to/file.py:function or package.module:function (default: "
+        "the embedded digits MLP); trained with its own optimizer, data and steps",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        default=None,
+        help="analyse the weights in FILE (a state_dict saved with torch.save(model."
+        "state_dict(), FILE), or a dict holding one under 'state_dict', 'model_state_dict' or "
+        "'model') instead of training: --steps, --lr and --batch-size are then ignored. FILE is "
+        "read with torch.load(weights_only=True): a file holding other Python objects is refused",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (default 300 for the embedded default, the experiment's own for "
+        "EXPERIMENT)",
+    )
+    p.add_argument(
+        "--lr", type=float, default=0.05, help="SGD learning rate of the default (default 0.05)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="minibatch size of the default (default 64)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     p.add_argument("-k", type=int, default=3, help="eigenvalues at each end (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(run=run)
 
 
-def _train(args: argparse.Namespace):
+def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]]:
+    """The model at the point to analyse, its loss, the data, its name, and how it got there:
+    trained (the embedded default or EXPERIMENT) or loaded from --checkpoint."""
     import torch
 
     from optiscope._data import digits, digits_mlp
 
-    if args.steps < 0 or args.batch_size < 1 or args.lr <= 0:
+    steps = 300 if args.steps is None and args.experiment is None else args.steps
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is None and (
+        (steps is not None and steps < 0) or args.batch_size < 1 or args.lr <= 0
+    ):
         raise OptiscopeError(
-            f"expected --steps >= 0, --batch-size >= 1 and --lr > 0, got --steps {args.steps}, "
+            f"expected --steps >= 0, --batch-size >= 1 and --lr > 0, got --steps {steps}, "
             f"--batch-size {args.batch_size}, --lr {args.lr}"
         )
     torch.manual_seed(args.seed)
-    x, y = digits()
-    model = digits_mlp()
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-    gen = torch.Generator().manual_seed(args.seed)
-    perm = torch.randperm(len(x), generator=gen)
-    pos = 0
-    for _ in range(args.steps):
-        if pos + args.batch_size > len(x):
-            perm, pos = torch.randperm(len(x), generator=gen), 0
-        idx = perm[pos : pos + args.batch_size]
-        pos += args.batch_size
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x[idx]), y[idx]).backward()
-        opt.step()
+    if args.experiment is not None:
+        from optiscope._experiment import load_experiment
+
+        exp = load_experiment(args.experiment, seed=args.seed)
+        model, loss_fn, name = exp.model, exp.loss_fn, exp.name
+        data: Any = exp.eval_data if exp.eval_data is not None else exp.data
+    else:
+        model, loss_fn = digits_mlp(), torch.nn.CrossEntropyLoss()
+        data, name = digits(), "digits-mlp 64-256-256-10"
+    t0 = time.perf_counter()
+    if checkpoint is not None:
+        from optiscope._checkpoint import load_checkpoint
+
+        load_checkpoint(model, checkpoint)
+        how: dict[str, Any] = {"checkpoint": str(checkpoint), "seed": args.seed}
+    elif args.experiment is not None:
+        done = 0
+        model.train()
+        for inputs, targets in exp.batches():
+            if steps is not None and done >= steps:
+                break
+            exp.optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(inputs), targets).backward()
+            exp.optimizer.step()
+            done += 1
+        how = {"steps": done, "optimizer": type(exp.optimizer).__name__, "seed": args.seed}
+    else:
+        x, y = data
+        opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+        gen = torch.Generator().manual_seed(args.seed)
+        perm = torch.randperm(len(x), generator=gen)
+        pos = 0
+        for _ in range(steps):
+            if pos + args.batch_size > len(x):
+                perm, pos = torch.randperm(len(x), generator=gen), 0
+            idx = perm[pos : pos + args.batch_size]
+            pos += args.batch_size
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+        how = {"steps": steps, "lr": args.lr, "seed": args.seed}
     model.eval()
-    return model, loss_fn, x, y
+    how["seconds"] = time.perf_counter() - t0
+    return model, loss_fn, data, name, how
+
+
+def _accuracy(model: Any, data: Any) -> float | None:
+    """The accuracy of a classifier on one (inputs, integer labels) batch; None otherwise."""
+    import torch
+
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        return None
+    x, y = data
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or y.dtype != torch.long:
+        return None
+    with torch.no_grad():
+        out = model(x)
+    if not (isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == y.shape[0]):
+        return None
+    return float((out.argmax(1) == y).float().mean())
 
 
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the command prints, as plain data (reachable from Python)."""
-    import torch
-
     import optiscope
 
-    t0 = time.perf_counter()
-    model, loss_fn, x, y = _train(args)
-    train_s = time.perf_counter() - t0
-    problem = optiscope.Problem(model, loss_fn, (x, y))
-    with torch.no_grad():
-        accuracy = float((model(x).argmax(1) == y).float().mean())
+    model, loss_fn, data, name, how = _setup(args)
+    problem = optiscope.Problem(model, loss_fn, data)
+    accuracy = _accuracy(model, data)
     t = time.perf_counter()
     eig = optiscope.hessian_eigenvalues(problem, k=args.k, which="both", tol=1e-4)
     eig_s = time.perf_counter() - t
@@ -83,10 +156,10 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     cp_s = time.perf_counter() - t
     k = args.k
     return {
-        "model": "digits-mlp 64-256-256-10",
+        "model": name,
         "parameters": problem.num_params,
         "samples": problem.num_samples,
-        "train": {"steps": args.steps, "lr": args.lr, "seed": args.seed, "seconds": train_s},
+        "train": how,
         "loss": cp.loss,
         "accuracy": accuracy,
         "gradient_norm": cp.gradient_norm,
@@ -116,17 +189,20 @@ def _table(r: dict[str, Any]) -> str:
         return ", ".join(f"{v:.5g}" for v in vals)
 
     cp = r["critical_point"]
+    tr = r["train"]
+    if "checkpoint" in tr:
+        how = f"none: weights loaded from {tr['checkpoint']} ({tr['seconds']:.1f} s)"
+    else:
+        by = f"SGD steps, lr {tr['lr']}" if "lr" in tr else f"steps of {tr['optimizer']}"
+        how = f"{tr['steps']} {by}, seed {tr['seed']} ({tr['seconds']:.1f} s)"
+    acc = "" if r["accuracy"] is None else f" (accuracy {r['accuracy']:.3f})"
     trace = f"{r['trace']:.6g}"
     if r["trace_std_error"] > 0:
         trace += f" +/- {r['trace_std_error']:.2g}"
     rows = [
         ("model", f"{r['model']} ({r['parameters']} parameters, {r['samples']} samples)"),
-        (
-            "training",
-            f"{r['train']['steps']} SGD steps, lr {r['train']['lr']}, "
-            f"seed {r['train']['seed']} ({r['train']['seconds']:.1f} s)",
-        ),
-        ("loss", f"{r['loss']:.6g} (accuracy {r['accuracy']:.3f})"),
+        ("training", how),
+        ("loss", f"{r['loss']:.6g}" + acc),
         ("gradient norm", f"{r['gradient_norm']:.4g}"),
         ("top eigenvalues", fmt(r["top_eigenvalues"])),
         ("bottom eigenvalues", fmt(r["bottom_eigenvalues"])),

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.preset not in PRESETS:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
     exp = load_experiment(args.experiment, seed=args.seed)
+    exp.check()  # a batch the model cannot take fails here, before anything is written
     out = args.out or f"runs/{exp.name}"
     with _term.progress("training", not args.json) as show:
         result = run_experiment(

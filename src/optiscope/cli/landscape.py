@@ -79,6 +79,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        default=None,
+        help="take the end point (the line's end, the surface's center) from the weights in FILE "
+        "instead of training: a state_dict saved with torch.save(model.state_dict(), FILE), read "
+        "with torch.load(weights_only=True). The line starts at the experiment's initial point "
+        "(--seed). For interpolate and for surfaces along random or hessian directions only",
+    )
+    p.add_argument(
         "--points", type=int, default=21, help="points along a line or curve (default 21)"
     )
     p.add_argument(
@@ -166,6 +175,19 @@ def _check(args: argparse.Namespace) -> None:
         (args.points < 2, f"--points must be at least 2 (the two ends), got {args.points}"),
         (args.curve_steps < 0, f"--curve-steps must be 0 or more, got {args.curve_steps}"),
         (
+            getattr(args, "checkpoint", None) is not None
+            and (args.kind not in ("interpolate", "surface") or args.directions == "pca"),
+            f"--checkpoint gives one point, for --kind interpolate or surface with random or "
+            f"hessian directions; got --kind {args.kind}"
+            + (
+                " with --directions pca (the plane of a training trajectory, which a checkpoint "
+                "does not have)"
+                if args.kind == "surface"
+                else ""
+            )
+            + ". Leave out --checkpoint to train the experiment",
+        ),
+        (
             args.restarts < 2,
             f"--restarts must be at least 2 (restarts are compared with each other), got "
             f"{args.restarts}",
@@ -217,6 +239,37 @@ def train(exp: Any, snapshots: int = 0) -> Training:
             "the run diverged, and there is no surface to map around it. Lower the learning rate"
         )
     return Training(start, end, step, time.perf_counter() - t0, points)
+
+
+def _trained(args: argparse.Namespace, exp: Any, snapshots: int = 0) -> Training:
+    """The run whose end point is analysed: ``exp`` trained, or its initial point and the
+    weights of ``--checkpoint`` (no training)."""
+    import torch
+
+    from optiscope._checkpoint import load_checkpoint
+    from optiscope._problem import flat_parameters
+
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is None:
+        return train(exp, snapshots)
+    t0 = time.perf_counter()
+    start = flat_parameters(exp.model)
+    load_checkpoint(exp.model, checkpoint)
+    exp.model.eval()
+    end = flat_parameters(exp.model)
+    if not bool(torch.isfinite(end).all()):
+        raise LandscapeError(
+            f"checkpoint {checkpoint!r} holds parameters that are not finite: there is no "
+            "surface to map around it. Pass a checkpoint saved before the run diverged"
+        )
+    return Training(start, end, 0, time.perf_counter() - t0, [start, end] if snapshots else [])
+
+
+def _where(args: argparse.Namespace, tr: Training) -> str:
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None:
+        return f"the checkpoint {checkpoint}"
+    return f"the end of {tr.steps} training steps"
 
 
 def _agree(training: Training) -> Training:
@@ -280,7 +333,7 @@ def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
     from optiscope._landscape import interpolate
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
-    tr = _agree(train(exp))
+    tr = _agree(_trained(args, exp))
     problem = _problem(exp, tr.end)
     result = interpolate(problem, tr.start, tr.end, points=args.points)
     start_loss, end_loss = result.losses[0], result.losses[-1]
@@ -290,8 +343,8 @@ def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
         else f"barrier {_g(result.barrier)} above the higher end"
     )
     summary = [
-        f"{exp.name}: loss along the line from the start (seed {args.seed}) to the end of "
-        f"{tr.steps} training steps, {args.points} points",
+        f"{exp.name}: loss along the line from the start (seed {args.seed}) to "
+        f"{_where(args, tr)}, {args.points} points",
         f"  start {_g(start_loss)}, end {_g(end_loss)}; {barrier}; distance {_g(result.distance)}",
     ]
     payload = {
@@ -349,7 +402,7 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     )
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
-    tr = _agree(train(exp, snapshots=SNAPSHOTS))
+    tr = _agree(_trained(args, exp, snapshots=SNAPSHOTS))
     problem = _problem(exp, tr.end)
     start_loss, end_loss = _loss(problem, tr.start), _loss(problem, tr.end)
     pts = torch.stack([p.double() for p in tr.snapshots])
@@ -399,8 +452,8 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     lo = float(finite.min()) if finite.size else math.nan
     hi = float(finite.max()) if finite.size else math.nan
     summary = [
-        f"{exp.name}: {args.steps} x {args.steps} surface around the end of {tr.steps} training "
-        f"steps (seed {args.seed}), {args.directions} directions, box "
+        f"{exp.name}: {args.steps} x {args.steps} surface around {_where(args, tr)} "
+        f"(seed {args.seed}), {args.directions} directions, box "
         f"[{_g(box[0])}, {_g(box[1])}] x [{_g(box[2])}, {_g(box[3])}]",
         f"  loss min {_g(lo)}, max {_g(hi)}, at the center {_g(result.center_loss)}"
         + (
@@ -600,6 +653,8 @@ def landscape(args: argparse.Namespace, exp: Any = None) -> Landscape:
         "seed": args.seed,
         **out.payload,
     }
+    if getattr(args, "checkpoint", None) is not None:
+        out.payload["checkpoint"] = str(args.checkpoint)
     return out
 
 

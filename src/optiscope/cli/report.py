@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
@@ -13,7 +14,10 @@ def register(sub: Any) -> None:
         description=(
             "Read DIR/records.jsonl and DIR/findings.json (written by `optiscope diagnose` or a "
             "Monitor) and write one self-contained HTML file: the eight verdicts, their evidence "
-            "and figures. Nothing in it reaches the network."
+            "and figures. Nothing in it reaches the network. A run cut short (killed before its "
+            "Monitor closed) has no findings.json: the verdicts are then recomputed from the "
+            "records that were written, saved to DIR/findings.json, and the report says the run "
+            "was cut short."
         ),
     )
     p.add_argument("dir", metavar="DIR", help="the run folder")
@@ -24,6 +28,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from optiscope._report import write_report
 
-    path = write_report(args.dir, args.out)
+    findings = Path(args.dir) / "findings.json"
+    missing = Path(args.dir).is_dir() and not findings.exists()
+    path = write_report(args.dir, args.out, save_findings=True)
+    if missing and findings.exists():
+        print(f"the run was cut short: findings recomputed from its records, written to {findings}")
     print(f"report written to {path}")
     return 0
