@@ -36,6 +36,25 @@ def _equal(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+def _train(model, out, x, y, net=None, steps=3):
+    """Train ``model`` (called through ``net``, e.g. its compiled wrapper) for a few SGD steps
+    on one batch, under the full preset's Monitor writing to ``out`` (None: no Monitor)."""
+    net = model if net is None else net
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(net, opt, out=out, loss_fn=loss_fn, preset="full") if out else None
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        if mon is not None:
+            mon.step(loss, batch=(x, y))
+        opt.step()
+    if mon is not None:
+        mon.close()
+    return model
+
+
 # -- gradient accumulation ---------------------------------------------------------------------
 
 
@@ -231,22 +250,10 @@ def test_models_returning_dicts_or_their_own_loss(kind, tmp_path):
 
 def test_a_compiled_model(tmp_path):
     x, y = _data()
-    loss_fn = nn.CrossEntropyLoss()
 
     def run(out):
         model = _mlp()
-        compiled = torch.compile(model, backend="aot_eager")
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        mon = Monitor(compiled, opt, out=out, loss_fn=loss_fn, preset="full") if out else None
-        for _ in range(3):
-            opt.zero_grad()
-            loss = loss_fn(compiled(x), y)
-            loss.backward()
-            if mon is not None:
-                mon.step(loss, batch=(x, y))
-            opt.step()
-        if mon is not None:
-            mon.close()
+        _train(model, out, x, y, net=torch.compile(model, backend="aot_eager"))
         return [p.detach().clone() for p in model.parameters()]
 
     assert _equal(run(tmp_path), run(None))
@@ -340,24 +347,13 @@ def test_sparse_and_none_gradients_count_in_the_norm(tmp_path):
 
 def test_curvature_is_measured_in_eval_mode_and_the_record_says_so(tmp_path):
     x, y = _data()
-    loss_fn = nn.CrossEntropyLoss()
 
     def run(out):
         torch.manual_seed(0)
         model = nn.Sequential(
             nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3)
         )
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        mon = Monitor(model, opt, out=out, loss_fn=loss_fn, preset="full") if out else None
-        for _ in range(3):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            if mon is not None:
-                mon.step(loss, batch=(x, y))
-            opt.step()
-        if mon is not None:
-            mon.close()
+        _train(model, out, x, y)
         state = [t.detach().clone() for t in model.state_dict().values()]
         return state, torch.get_rng_state()
 
@@ -418,21 +414,9 @@ def test_an_unknown_nonfinite_policy_is_refused():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_model_on_cuda(tmp_path):
     x, y = (t.cuda() for t in _data())
-    loss_fn = nn.CrossEntropyLoss()
 
     def run(out):
-        model = _mlp().cuda()
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        mon = Monitor(model, opt, out=out, loss_fn=loss_fn, preset="full") if out else None
-        for _ in range(3):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            if mon is not None:
-                mon.step(loss, batch=(x, y))
-            opt.step()
-        if mon is not None:
-            mon.close()
+        model = _train(_mlp().cuda(), out, x, y)
         return [p.detach().clone() for p in model.parameters()]
 
     assert _equal(run(tmp_path), run(None))

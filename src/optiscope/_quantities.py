@@ -193,16 +193,7 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
 def noise_from_moments(n: int, sum_sq: float, mean_sq: float) -> dict[str, Any]:
     """The noise quantities of :func:`gradient_noise` from ``sum_i ||g_i||^2`` and ``||g||^2``
     of the mean per-sample gradient g."""
-    trace_cov = max((sum_sq - n * mean_sq) / (n - 1), 0.0)
-    g2 = mean_sq - trace_cov / n
-    return {
-        "batch_size": n,
-        "grad_norm_sq": mean_sq,
-        "trace_cov": trace_cov,
-        "grad_norm_sq_unbiased": g2,
-        "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
-        "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
-    }
+    return _noise(n, mean_sq, max((sum_sq - n * mean_sq) / (n - 1), 0.0))
 
 
 def noise_from_ranks(
@@ -212,13 +203,18 @@ def noise_from_ranks(
     their squared norms) and their average (its squared norm): McCandlish et al. (2018, app. A),
     E|g_B|^2 = |G|^2 + tr(Sigma)/B at the two batch sizes B = local and B = ranks * local."""
     n = local * ranks
-    trace_cov = max((mean_local_sq - global_sq) / (1 / local - 1 / n), 0.0)
-    g2 = global_sq - trace_cov / n
+    return _noise(n, global_sq, max((mean_local_sq - global_sq) / (1 / local - 1 / n), 0.0))
+
+
+def _noise(n: int, mean_sq: float, trace_cov: float) -> dict[str, Any]:
+    """|G|^2 = |g|^2 - tr(Sigma)/n unbiased, the SNR and B_simple = tr(Sigma) / |G|^2 from the
+    squared norm of a batch of n's gradient and the trace of the per-sample covariance."""
+    g2 = mean_sq - trace_cov / n
     return {
         "batch_size": n,
-        "grad_norm_sq": global_sq,
+        "grad_norm_sq": mean_sq,
         "trace_cov": trace_cov,
         "grad_norm_sq_unbiased": g2,
-        "snr": global_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
         "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
     }
