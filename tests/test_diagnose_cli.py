@@ -185,3 +185,40 @@ def test_each_pathology_gets_the_verdict_it_was_built_to_show(
     found = {f.challenge: f for f in result.findings}[challenge]
     assert found.severity in severities, found
     assert found.evidence and found.remedy
+
+
+def test_a_run_that_diverges_stops_there_and_is_still_diagnosed(tmp_path, capsys):
+    """The policy of `diagnose`: training stops at the first non-finite loss or gradient; the
+    records up to it are diagnosed and reported, the end point is not analysed."""
+    path = tmp_path / "diverge.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch, optiscope
+            from torch import nn
+
+            def make(seed=0):
+                torch.manual_seed(seed)
+                model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 1))
+                x, y = torch.randn(64, 8), torch.randn(64, 1)
+                opt = torch.optim.SGD(model.parameters(), lr=50.0)
+                return optiscope.Experiment(model, nn.MSELoss(), [(x, y)], opt, 40)
+            """
+        )
+    )
+    out = tmp_path / "run"
+    assert main(["diagnose", f"{path}:make", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    rec = read_records(out)
+    steps = [r["step"] for r in rec.of_type("step")]
+    stop = next(rec.of_type("event"))
+    assert stop["name"] == "stopped" and stop["step"] == steps[-1] < 39
+    assert f"training stopped: non-finite loss and grad_norm at step {steps[-1]}" in text
+    assert not any(r.get("name") == "final_point" for r in rec.of_type("analysis"))
+    cliffs = next(
+        f
+        for f in json.loads((out / "findings.json").read_text())["findings"]
+        if f["challenge"] == "cliffs"
+    )
+    assert cliffs["severity"] == "critical" and f"at step {steps[-1]}" in cliffs["summary"]
+    assert 'id="cliffs"' in (out / "report.html").read_text()

@@ -611,7 +611,12 @@ class Monitor:
         else:
             dhd = float(torch.dot(d, problem.hvp(d)))
         predicted = float(torch.dot(g, d)) + 0.5 * dhd
-        actual = problem.loss(problem.point + d) - problem.loss()
+        from optiscope._errors import NonFiniteError
+
+        try:
+            actual = problem.loss(problem.point + d) - problem.loss()
+        except NonFiniteError:  # the step threw the loss to infinity: a cliff, recorded as such
+            actual = math.inf
         return {"predicted_change": predicted, "actual_change": actual}
 
     def _flush(self) -> None:

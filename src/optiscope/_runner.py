@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from optiscope._diagnosis import Finding, diagnose
+from optiscope._errors import NonFiniteError
 from optiscope._experiment import Experiment
 from optiscope._monitor import Monitor
 from optiscope._problem import flat_parameters
@@ -26,6 +27,7 @@ class RunResult:
     out: Path
     findings: list[Finding]
     seconds: float
+    stopped: str | None = None  # why training stopped early (a non-finite loss or gradient)
 
 
 def _batch_len(batch: Any) -> int:
@@ -180,24 +182,34 @@ def run_experiment(
         header=header,
         every=every,
         tensorboard=tensorboard,
+        # Policy: a non-finite loss or gradient ends training there (every later step would be
+        # NaN too); the records up to it are diagnosed and the end point is not analysed.
+        on_nonfinite="raise",
     )
     keep = _snapshot_steps(exp)
     snapshots = [start.clone()] if 0 in keep else []
+    stopped = None
     try:
         for step, (inputs, targets) in enumerate(exp.batches()):
             exp.optimizer.zero_grad(set_to_none=True)
             loss = exp.loss_fn(exp.model(inputs), targets)
             loss.backward()
-            monitor.step(loss, batch=(inputs, targets))
+            try:
+                monitor.step(loss, batch=(inputs, targets))
+            except NonFiniteError as err:
+                stopped = str(err).split(":")[0] + f" (of {exp.steps} steps)"
+                monitor.write({"type": "event", "name": "stopped", "step": step, "reason": stopped})
+                break
             exp.optimizer.step()
             if step + 1 in keep:
                 snapshots.append(flat_parameters(exp.model))
             if progress is not None:
                 progress(step + 1, exp.steps)
-        _final_point(exp, monitor, start, snapshots)
+        if stopped is None:
+            _final_point(exp, monitor, start, snapshots)
     finally:
         monitor.close()
-    return RunResult(out, monitor.findings, time.perf_counter() - t0)
+    return RunResult(out, monitor.findings, time.perf_counter() - t0, stopped)
 
 
 def write_findings(out: str | os.PathLike[str]) -> list[Finding]:

@@ -61,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
         json.dump(json.loads((result.out / "findings.json").read_text()), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    footer = f"records, findings and report.html in {result.out}/"
+    if result.stopped:
+        footer = f"training stopped: {result.stopped}\n{footer}"
     _term.verdicts(
         f"{exp.name}: {exp.steps} steps, preset {args.preset}, {result.seconds:.1f} s",
         result.findings,
-        f"records, findings and report.html in {result.out}/",
+        footer,
     )
     return 0
