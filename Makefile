@@ -44,6 +44,7 @@ bench:
 	.bench-venv/bin/python benchmarks/curvature.py
 	.bench-venv/bin/python benchmarks/monitor.py
 	.bench-venv/bin/python benchmarks/landscape.py
+	.bench-venv/bin/python benchmarks/long_run.py
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .ruff_cache
