@@ -235,3 +235,57 @@ def test_under_ddp_only_rank_0_writes_and_training_is_unchanged(ddp_runs, kind):
         saved = torch.load(ddp_runs / kind / f"params{rank}.pt", weights_only=True)
         # Bit for bit: the Monitor's hooks and collectives change nothing DDP computes.
         assert all(torch.equal(a, b) for a, b in zip(saved["watched"], saved["plain"]))
+
+
+# -- the Lightning callback under Lightning's DDP ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lightning_ddp(tmp_path_factory) -> Path:
+    pytest.importorskip("lightning.pytorch")
+    out = tmp_path_factory.mktemp("lightning")
+    run_distributed(HERE / "distributed_lightning.py", out, timeout=300)
+    return out
+
+
+def test_the_lightning_callback_under_ddp_measures_the_global_batch(lightning_ddp, tmp_path):
+    from . import distributed_lightning as script
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single_params = script.fit(tmp_path / "single", devices=1)
+    finally:
+        torch.set_num_threads(threads)
+    ddp, single = _by_step(lightning_ddp / "run"), _by_step(tmp_path / "single")
+    assert sorted(ddp) == sorted(single) == list(range(script.STEPS))
+    for step in ddp:
+        a, b = ddp[step], single[step]
+        for name in ("loss", "grad_norm", "update_norm"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4), (step, name)
+        for name in ("gtg", "gthg", "sharpness"):
+            assert (name in a) == (name in b)
+            if name in b:
+                assert a[name] == pytest.approx(b[name], rel=2e-3), (step, name)
+    found = [
+        [
+            (f["challenge"], f["severity"])
+            for f in json.loads((d / "findings.json").read_text())["findings"]
+        ]
+        for d in (lightning_ddp / "run", tmp_path / "single")
+    ]
+    assert found[0] == found[1]
+    # Only rank 0 wrote; both ranks trained as they would have without the callback, and the
+    # two ranks' replicas agree, as DDP keeps them.
+    assert sorted(p.name for p in (lightning_ddp / "run").iterdir()) == [
+        "findings.json",
+        "records.jsonl",
+    ]
+    saved = [torch.load(lightning_ddp / f"params{r}.pt", weights_only=True) for r in (0, 1)]
+    for s in saved:
+        assert all(torch.equal(a, b) for a, b in zip(s["watched"], s["plain"]))
+    assert all(torch.equal(a, b) for a, b in zip(saved[0]["watched"], saved[1]["watched"]))
+    assert all(
+        torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+        for a, b in zip(saved[0]["watched"], single_params)
+    )

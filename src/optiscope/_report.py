@@ -372,11 +372,18 @@ def _fig_sharpness(run: _Run) -> str:
     (s1, sharp), (s2, thr) = _need(run, "sharpness", "stability_threshold")
     if not _has(sharp):
         raise _NoData('"sharpness" in the step records')
+    # Adam's threshold, and that of groups with their own rates, apply to P^-1 H.
+    pre = any(
+        isinstance(r.get("values"), Mapping) and r["values"].get("threshold_preconditioned") is True
+        for r in run.records
+        if r.get("type") == "step"
+    )
+    what = "of P^-1 H" if pre else "of H"
     fig = _new()
     ax = fig.add_subplot()
-    _line(ax, s1, sharp, color="C0", marker=".", markersize=4, label="sharpness (top eigenvalue)")
+    _line(ax, s1, sharp, color="C0", marker=".", markersize=4, label=f"top eigenvalue {what}")
     if _has(thr):
-        _line(ax, s2, thr, color="C3", linestyle="--", label="stability threshold (2/lr)")
+        _line(ax, s2, thr, color="C3", linestyle="--", label="the optimizer's stability threshold")
     ax.set(xlabel="step", ylabel="eigenvalue", title="sharpness against the stability threshold")
     _finish(ax, log_of=[sharp, thr])
     return _svg(fig)
@@ -691,7 +698,8 @@ _FIGURES: dict[str, list[_Figure]] = {
             _fig_curvature,
         ),
         _Figure(
-            "Sharpness (the top Hessian eigenvalue) against the stability threshold 2/lr.",
+            "Sharpness (the top Hessian eigenvalue; of the preconditioned Hessian P^-1 H under "
+            "Adam) against the optimizer's stability threshold (2/lr for plain SGD).",
             _fig_sharpness,
         ),
         _Figure(
