@@ -289,3 +289,35 @@ def test_the_lightning_callback_under_ddp_measures_the_global_batch(lightning_dd
         torch.allclose(a, b, rtol=1e-4, atol=1e-6)
         for a, b in zip(saved[0]["watched"], single_params)
     )
+
+
+# -- the Hugging Face callback under the Trainer's DDP -----------------------------------------
+
+
+def test_the_hf_callback_under_ddp_records_the_mean_of_the_ranks(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    run_distributed(HERE / "distributed_hf.py", tmp_path, timeout=300)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    steps = _by_step(tmp_path / "run")
+    assert sorted(steps) == list(range(10))
+    assert all(len(r["losses"]) == 10 for r in ranks)
+    # Each rank saw its own half of every global batch; the record holds their mean, the global
+    # batch's loss.
+    for k in range(10):
+        mean = (ranks[0]["losses"][k] + ranks[1]["losses"][k]) / 2
+        assert steps[k]["loss"] == pytest.approx(mean, rel=1e-6)
+        assert ranks[0]["losses"][k] != ranks[1]["losses"][k]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "findings.json",
+        "records.jsonl",
+    ]
+    assert read_records_header(tmp_path / "run")["world_size"] == 2
+    for r in ranks:
+        assert all(torch.equal(a, b) for a, b in zip(r["watched"], r["plain"]))
+
+
+def read_records_header(path: Path) -> dict:
+    from optiscope import read_records
+
+    return read_records(path).header
