@@ -36,6 +36,27 @@ def _equal(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+class _Off:
+    """Stands in for the Monitor in the reference run without it."""
+
+    def step(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _watch(out, *args, **kwargs):
+    return Monitor(*args, out=out, **kwargs) if out is not None else _Off()
+
+
+def _params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
 def _train(model, out, x, y, net=None, steps=3):
     """Train ``model`` (called through ``net``, e.g. its compiled wrapper) for a few SGD steps
     on one batch, under the full preset's Monitor writing to ``out`` (None: no Monitor)."""
@@ -108,19 +129,24 @@ def test_gradient_accumulation_gives_one_record_per_optimizer_step(tmp_path):
 
 
 def test_the_stability_threshold_follows_the_scheduled_learning_rate(tmp_path):
-    model = _mlp()
-    opt = torch.optim.SGD(model.parameters(), lr=0.2)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
     loss_fn = nn.CrossEntropyLoss()
     x, y = _data()
-    with Monitor(model, opt, out=tmp_path, loss_fn=loss_fn, every={"sharpness": 1}) as mon:
-        for _ in range(6):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            mon.step(loss, batch=(x, y))
-            opt.step()
-            sched.step()
+
+    def run(out):
+        model = _mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.2)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        with _watch(out, model, opt, loss_fn=loss_fn, every={"sharpness": 1}) as mon:
+            for _ in range(6):
+                opt.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                mon.step(loss, batch=(x, y))
+                opt.step()
+                sched.step()
+        return _params(model)
+
+    assert _equal(run(tmp_path), run(None))
     rec = _steps(tmp_path)
     lrs = [0.2, 0.2, 0.1, 0.1, 0.05, 0.05]
     assert [rec[s]["stability_threshold"] for s in range(6)] == pytest.approx(
@@ -129,29 +155,36 @@ def test_the_stability_threshold_follows_the_scheduled_learning_rate(tmp_path):
 
 
 def test_frozen_parameters_and_groups_with_their_own_learning_rates(tmp_path):
-    model = _mlp()
-    model[0].bias.requires_grad_(False)  # frozen: not read, not in the Hessian
-    opt = torch.optim.SGD(
-        [
-            {"params": [model[0].weight], "lr": 0.1},
-            {"params": list(model[2].parameters()), "lr": 0.4},
-        ]
-    )
     loss_fn = nn.CrossEntropyLoss()
     x, y = _data()
-    with Monitor(model, opt, out=tmp_path, loss_fn=loss_fn, every={"sharpness": 1}) as mon:
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        mon.step(loss, batch=(x, y))
-        opt.step()
+
+    def run(out):
+        model = _mlp()
+        model[0].bias.requires_grad_(False)  # frozen: not read, not in the Hessian
+        opt = torch.optim.SGD(
+            [
+                {"params": [model[0].weight], "lr": 0.1},
+                {"params": list(model[2].parameters()), "lr": 0.4},
+            ]
+        )
+        # The dense Hessian over the trainable parameters where the Monitor measures.
+        select = lambda n, p: p.requires_grad  # noqa: E731
+        h = optiscope.Problem(model, loss_fn, (x, y), params=select).dense_hessian()
+        with _watch(out, model, opt, loss_fn=loss_fn, every={"sharpness": 1}) as mon:
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            mon.step(loss, batch=(x, y))
+            opt.step()
+        return model, h
+
+    (model, h), (plain, _) = run(tmp_path), run(None)
+    assert _equal(_params(model), _params(plain))
     values = _steps(tmp_path)[0]
     # The update is diag(lr_i) g: stable while the top eigenvalue of P^-1/2 H P^-1/2, with
     # P = lr_0 / lr_i, stays below 2 / lr_0.
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(trainable) == 3
-    # The Monitor measured before the step; rebuild the point it saw from the saved gradient.
-    h = _dense_before_step(model, loss_fn, x, y, opt)
     scale = torch.cat(
         [torch.full((p.numel(),), r) for p, r in zip(trainable, (1.0, 4.0, 4.0))]
     ).double()
@@ -163,28 +196,6 @@ def test_frozen_parameters_and_groups_with_their_own_learning_rates(tmp_path):
     assert values["sharpness"] == pytest.approx(float(top), rel=5e-2)
     assert float(torch.linalg.eigvalsh(h)[-1]) < 0.5 * values["sharpness"]
     assert "param_norm" not in values or values["param_norm"] > 0
-
-
-def _dense_before_step(model, loss_fn, x, y, opt):
-    """The dense Hessian over the trainable parameters at the point before the last step."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    before = [p.detach() + g * lr for p, g, lr in _undo(opt, trainable)]
-    with torch.no_grad():
-        saved = [p.detach().clone() for p in trainable]
-        for p, b in zip(trainable, before):
-            p.copy_(b)
-    try:
-        problem = optiscope.Problem(model, loss_fn, (x, y), params=lambda n, p: p.requires_grad)
-        return problem.dense_hessian()
-    finally:
-        with torch.no_grad():
-            for p, s in zip(trainable, saved):
-                p.copy_(s)
-
-
-def _undo(opt, params):
-    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-    return [(p, p.grad, rate[id(p)]) for p in params]
 
 
 # -- outputs and losses of all shapes ----------------------------------------------------------
@@ -266,34 +277,37 @@ def test_a_compiled_model(tmp_path):
 
 
 def test_mixed_precision_reads_unscaled_gradients_and_records_skipped_steps(tmp_path):
-    model = _mlp()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loss_fn = nn.CrossEntropyLoss()
     x, y = _data()
-    # A first scale so large that the scaled gradients overflow: the scaler skips those steps
-    # and halves the scale until they fit.
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127, growth_interval=1000)
-    expected, skipped = [], []
     steps = 8
-    with Monitor(model, opt, out=tmp_path, scaler=scaler) as mon:
-        for step in range(steps):
-            opt.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = 100 * loss_fn(model(x), y)
-            scaler.scale(loss).backward()
-            scale = scaler.get_scale()
-            expected.append(
-                math.sqrt(
-                    sum(float((p.grad.double() / scale).pow(2).sum()) for p in model.parameters())
-                )
-            )
-            if step == steps - 1:
-                scaler.unscale_(opt)  # as before clipping: the Monitor must not divide twice
-            mon.step(loss)
-            before = scaler.get_scale()
-            scaler.step(opt)
-            scaler.update()
-            skipped.append(scaler.get_scale() < before)
+
+    def run(out):
+        model = _mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        # A first scale so large that the scaled gradients overflow: the scaler skips those
+        # steps and halves the scale until they fit.
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127, growth_interval=1000)
+        expected, skipped = [], []
+        with _watch(out, model, opt, scaler=scaler) as mon:
+            for step in range(steps):
+                opt.zero_grad()
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = 100 * loss_fn(model(x), y)
+                scaler.scale(loss).backward()
+                scale = scaler.get_scale()
+                sq = sum(float((p.grad.double() / scale).pow(2).sum()) for p in model.parameters())
+                expected.append(math.sqrt(sq))
+                if step == steps - 1:
+                    scaler.unscale_(opt)  # as before clipping: the Monitor must not divide twice
+                mon.step(loss)
+                before = scaler.get_scale()
+                scaler.step(opt)
+                scaler.update()
+                skipped.append(scaler.get_scale() < before)
+        return _params(model), expected, skipped
+
+    (watched, expected, skipped), (plain, _, _) = run(tmp_path), run(None)
+    assert _equal(watched, plain)
     rec = _steps(tmp_path)
     assert skipped[0] and not any(skipped[-2:])
     # The scaler's overflows are its calibration, not cliffs.
@@ -325,20 +339,26 @@ class _Bag(nn.Module):
 
 
 def test_sparse_and_none_gradients_count_in_the_norm(tmp_path):
-    torch.manual_seed(0)
-    model = _Bag()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     idx = torch.randint(0, 50, (16, 5), generator=torch.Generator().manual_seed(2))
     y = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(3))
-    with Monitor(model, opt, out=tmp_path) as mon:
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(idx), y)
-        loss.backward()
-        assert model.emb.weight.grad.is_sparse and model.unused.weight.grad is None
-        dense = model.emb.weight.grad.to_dense().double().pow(2).sum()
-        dense += sum(p.grad.double().pow(2).sum() for p in model.head.parameters())
-        mon.step(loss)
-        opt.step()
+
+    def run(out):
+        torch.manual_seed(0)
+        model = _Bag()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with _watch(out, model, opt) as mon:
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(idx), y)
+            loss.backward()
+            assert model.emb.weight.grad.is_sparse and model.unused.weight.grad is None
+            dense = model.emb.weight.grad.to_dense().double().pow(2).sum()
+            dense += sum(p.grad.double().pow(2).sum() for p in model.head.parameters())
+            mon.step(loss)
+            opt.step()
+        return _params(model), dense
+
+    (watched, dense), (plain, _) = run(tmp_path), run(None)
+    assert _equal(watched, plain)
     assert _steps(tmp_path)[0]["grad_norm"] == pytest.approx(float(dense.sqrt()), rel=1e-6)
 
 
