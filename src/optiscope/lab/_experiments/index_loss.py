@@ -222,6 +222,12 @@ def index_loss(lab: Lab) -> None:
         ax = fig.add_subplot(1, 2, 1)
         ax.scatter(losses, indices, c="C0", s=18)
         ax.set_xscale("log")
+        from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+        # 0.01, 0.02, 0.05, 0.1, ...: matplotlib's minor labels of one decade overlap.
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training loss")
         ax.set_ylabel("index (fraction of negative eigenvalues)")
         ax.set_title(f"{count} critical points, Spearman rho = {rho:.2f}")
