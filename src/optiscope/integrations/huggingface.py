@@ -74,7 +74,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
     header:
         Extra facts for the records header.
 
-    After ``train``, :attr:`findings` holds the findings (``None`` on other processes).
+    After ``train``, :attr:`findings` holds the findings (empty on processes other than 0).
     """
 
     def __init__(
