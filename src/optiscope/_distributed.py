@@ -111,7 +111,10 @@ class LocalGradients:
     def _hook(self, i: int) -> Any:
         def read(grad: Tensor) -> None:
             self._calls[i] = self._calls.get(i, 0) + 1
-            self._parts.append(grad.detach().double().pow(2).sum())
+            g = grad.detach()
+            g = g.coalesce()._values() if g.is_sparse else g
+            # Accumulated in float64 without a float64 copy of the gradient.
+            self._parts.append(torch.linalg.vector_norm(g, dtype=torch.float64) ** 2)
 
         return read
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optiscope._errors import OptiscopeError
+from optiscope._errors import NonFiniteError, OptiscopeError
 from optiscope._records import RecordWriter, environment
 
 CHEAP = ("loss", "grad_norm", "param_norm", "update_norm", "update_ratio", "nonfinite")
@@ -271,18 +271,18 @@ class Monitor:
         record = self._cheap(loss, "update" in due)
         if self._dist:
             self._reduce(record, batch)
-        self._smooth(record.get("loss", self._loss_v), self._grad_norm)
+        self._smooth(self._loss_v, self._grad_norm)
         self._pending = {"type": "step", "step": self.step_count, "values": record}
         pairs = (("loss", self._loss_v), ("grad_norm", self._grad_norm))
         bad = [n for n, v in pairs if not _finite(v)]
+        if "nonfinite" in self.quantities:
+            record["nonfinite"] = bad
         if bad:
             # Curvature of a non-finite point means nothing, and would raise: tiers skip it.
             needs = []
             if self.on_nonfinite == "raise":
                 self.step_count += 1
                 self._flush()
-                from optiscope._errors import NonFiniteError
-
                 raise NonFiniteError(
                     f"non-finite {' and '.join(bad)} at step {self.step_count - 1}: recorded; "
                     "the run stops (Monitor(on_nonfinite='raise')). Lower the learning rate or "
@@ -305,12 +305,11 @@ class Monitor:
 
     def _cheap(self, loss: Tensor | float, update: bool) -> dict[str, Any]:
         """Loss, gradient and parameter norms in one foreach pass and one transfer."""
-        grads = [p.grad for p in self.params if p.grad is not None and not p.grad.is_sparse]
         # Sparse gradients (embeddings with sparse=True): their stored values hold the norm.
-        grads += [
-            p.grad.coalesce()._values()
-            for p in self.params
-            if p.grad is not None and p.grad.is_sparse
+        grads = [
+            g.coalesce()._values() if g.is_sparse else g
+            for g in (p.grad for p in self.params)
+            if g is not None
         ]
         want_p = self._want_param_norm and update
         self._snapshot = update and self._hook is not None
@@ -345,10 +344,6 @@ class Monitor:
             record["grad_norm"] = g_v
         if want_p:
             record["param_norm"] = p_v
-        if "nonfinite" in self.quantities:
-            record["nonfinite"] = [
-                n for n, v in (("loss", loss_v), ("grad_norm", g_v)) if not _finite(v)
-            ]
         return record
 
     def _grad_scale(self) -> float:
@@ -394,12 +389,6 @@ class Monitor:
         self._loss_v = vals[0] / w
         if "loss" in record:
             record["loss"] = self._loss_v
-        if "nonfinite" in record:
-            record["nonfinite"] = [
-                n
-                for n, v in (("loss", self._loss_v), ("grad_norm", self._grad_norm))
-                if not _finite(v)
-            ]
         # Every rank holds a local gradient of the same batch size: else no noise estimate.
         self._ranks = (b, vals[1] / w) if vals[2] == w and vals[3] == w * b else None
 
@@ -611,8 +600,6 @@ class Monitor:
         else:
             dhd = float(torch.dot(d, problem.hvp(d)))
         predicted = float(torch.dot(g, d)) + 0.5 * dhd
-        from optiscope._errors import NonFiniteError
-
         try:
             actual = problem.loss(problem.point + d) - problem.loss()
         except NonFiniteError:  # the step threw the loss to infinity: a cliff, recorded as such

@@ -24,11 +24,12 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from optiscope._diagnosis import diagnose, series
 from optiscope._errors import OptiscopeError
+from optiscope._plot import _spans_decades
 
 # A line of more points than this is thinned to min/max buckets (a pixel cannot show more).
 MAX_POINTS = 1000
-_DECADES = 100.0
 _SEVERITY_COLOURS = {
     "ok": "#2e7d32",
     "info": "#1565c0",
@@ -68,19 +69,8 @@ class _Run:
     findings_note: str
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Steps and values of a numeric step quantity (NaN where a value is not a number)."""
-        steps, values = [], []
-        for r in self.records:
-            if r.get("type") != "step":
-                continue
-            vals = r.get("values")
-            if not isinstance(vals, Mapping) or name not in vals:
-                continue
-            step, v = r.get("step"), vals[name]
-            if not _is_number(step) or not (_is_number(v) or v is None):
-                continue
-            steps.append(float(step))
-            values.append(math.nan if v is None else float(v))
+        """Steps and values of a numeric step quantity."""
+        steps, values = series(self.records, name)
         return np.array(steps, dtype=np.float64), np.array(values, dtype=np.float64)
 
     def analysis(self, name: str) -> dict[str, Any] | None:
@@ -115,7 +105,7 @@ def _load_findings(
         try:
             found = write_findings(run_dir)
         except OSError as err:
-            findings = [f.to_dict() for f in _diagnose(records)]
+            findings = [f.to_dict() for f in diagnose(records)]
             why = err.strerror or err
             return findings, f"{_MISSING} (they could not be saved: {why}). {_NEVER_CLOSED}"
         return [f.to_dict() for f in found], f"{_MISSING} and written to {path}. {_NEVER_CLOSED}"
@@ -129,19 +119,13 @@ def _load_findings(
         return items, ""
     except (OSError, ValueError, KeyError, TypeError) as err:
         # Unless asked to save them, the verdicts are recomputed in memory only.
-        findings = [f.to_dict() for f in _diagnose(records)]
+        findings = [f.to_dict() for f in diagnose(records)]
         if isinstance(err, FileNotFoundError):
             return findings, f"{_MISSING}. {_NEVER_CLOSED}"
         return (
             findings,
             "findings.json was unreadable: the verdicts were recomputed from the records.",
         )
-
-
-def _diagnose(records: list[dict[str, Any]]) -> list[Any]:
-    from optiscope._diagnosis import diagnose
-
-    return diagnose(records)
 
 
 def _read_run(run_dir: Path, save_findings: bool = False) -> _Run:
@@ -242,11 +226,6 @@ def decimate(
     return x[sel], y[sel]
 
 
-def _spans_decades(*arrays: np.ndarray) -> bool:
-    v = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.array([])
-    return v.size > 1 and float(v.min()) > 0 and float(v.max()) >= _DECADES * float(v.min())
-
-
 def _has(y: np.ndarray) -> bool:
     return bool(np.isfinite(y).any())
 
@@ -259,7 +238,7 @@ def _line(ax: Any, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:
 
 
 def _finish(ax: Any, *, log_of: Sequence[np.ndarray] = (), legend: bool = True) -> None:
-    if log_of and _spans_decades(*log_of):
+    if log_of and _spans_decades(np.concatenate(log_of)):
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     if legend and ax.get_legend_handles_labels()[0]:

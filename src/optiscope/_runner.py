@@ -15,7 +15,7 @@ import torch
 from optiscope._diagnosis import Finding, diagnose
 from optiscope._errors import NonFiniteError
 from optiscope._experiment import Experiment
-from optiscope._monitor import Monitor
+from optiscope._monitor import Monitor, _batch_size
 from optiscope._problem import flat_parameters
 from optiscope._records import _encode, read_records
 
@@ -28,11 +28,6 @@ class RunResult:
     findings: list[Finding]
     seconds: float
     stopped: str | None = None  # why training stopped early (a non-finite loss or gradient)
-
-
-def _batch_len(batch: Any) -> int:
-    targets = batch[1] if isinstance(batch, (tuple, list)) and len(batch) == 2 else None
-    return int(targets.shape[0]) if isinstance(targets, torch.Tensor) and targets.ndim else 32
 
 
 # Parameter snapshots kept for the trajectory's principal components, and their memory cap.
@@ -158,7 +153,6 @@ def run_experiment(
         "preset": preset,
         "optimizer": type(exp.optimizer).__name__,
         "config": exp.config,
-        "curvature_mode": "eval",
     }
     # Every update is measured (the trajectory's length sums them); with the curvature preset the
     # tiers are spread so that a run of any length gets enough measurements of each.
@@ -166,7 +160,7 @@ def run_experiment(
     if preset == "curvature":
         n = exp.steps
         # Small batches give noisy noise estimates but cost little: measure them more often.
-        size = _batch_len(next(iter(exp.data)))
+        size = _batch_size(next(iter(exp.data))) or 32
         every.update(
             curvature=max(1, n // 30),
             sharpness=max(1, n // 6),

@@ -140,7 +140,6 @@ class OptiscopeTrainerCallback(TrainerCallback):
             "max_grad_norm": args.max_grad_norm,
             "seed": args.seed,
             "world_size": args.world_size,
-            "curvature_mode": "eval",
             **self.header,
         }
         self.monitor = Monitor(

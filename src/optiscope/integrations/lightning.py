@@ -112,7 +112,6 @@ class OptiscopeCallback(pl.Callback):
             "gradient_clip_val": trainer.gradient_clip_val,
             "precision": str(trainer.precision),
             "world_size": trainer.world_size,
-            "curvature_mode": "eval",
             **self.header,
         }
         self.monitor = Monitor(
