@@ -85,6 +85,20 @@ def series(records: Iterable[Record], name: str) -> tuple[list[int], list[float]
     return steps, values
 
 
+def log_slope(norms: Sequence[float], min_points: int = 2) -> float | None:
+    """Least-squares slope of ``ln norms[t]`` against the distance back in time ``T - 1 - t``
+    over the finite positive norms (negative: the gradient vanishes back in time, by
+    ``exp(slope)`` per step); None with fewer than ``min_points`` of them."""
+    T = len(norms)
+    pts = [(T - 1 - t, math.log(n)) for t, n in enumerate(norms) if math.isfinite(n) and n > 0]
+    if len(pts) < max(min_points, 2):
+        return None
+    mx = statistics.fmean(d for d, _ in pts)
+    my = statistics.fmean(y for _, y in pts)
+    sxx = sum((d - mx) ** 2 for d, _ in pts)
+    return sum((d - mx) * (y - my) for d, y in pts) / sxx
+
+
 def _not_measured(challenge: str, what: str, how: str) -> Finding:
     return Finding(challenge, "info", f"not measured: {what}", {}, how)
 
@@ -226,13 +240,9 @@ def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
     for module, r in latest.items():
         norms = [float(x) if _finite(x) else math.nan for x in r["norms"]]
         T = len(norms)
-        pts = [(T - 1 - t, math.log(n)) for t, n in enumerate(norms) if math.isfinite(n) and n > 0]
-        if len(pts) < 3:
+        slope = log_slope(norms, min_points=3)
+        if slope is None:
             continue
-        mx = statistics.fmean(d for d, _ in pts)
-        my = statistics.fmean(y for _, y in pts)
-        sxx = sum((d - mx) ** 2 for d, _ in pts)
-        slope = sum((d - mx) * (y - my) for d, y in pts) / sxx if sxx > 0 else 0.0
         rate = math.exp(max(min(slope, 50.0), -50.0))
         last, first = norms[-1], norms[0]
         ratio = first / last if _finite(first) and _finite(last) and last > 0 else math.nan

@@ -30,10 +30,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from optiscope._diagnosis import log_slope
 from optiscope._errors import OptiscopeError
 
 PREFIX = "optiscope"
@@ -95,19 +96,6 @@ def _path(alphas: Any, losses: Any) -> list[tuple[float, float]]:
             return []  # a nested grid (a surface) is not a path
         pairs.append((alpha, loss))
     return pairs
-
-
-def log_slope(norms: Sequence[float]) -> float | None:
-    """Least-squares slope of ``ln norms[t]`` against ``T - 1 - t`` over the finite positive
-    norms; ``None`` with fewer than two of them."""
-    T = len(norms)
-    pts = [(T - 1 - t, math.log(n)) for t, n in enumerate(norms) if math.isfinite(n) and n > 0]
-    if len(pts) < 2:
-        return None
-    mx = sum(d for d, _ in pts) / len(pts)
-    my = sum(y for _, y in pts) / len(pts)
-    sxx = sum((d - mx) ** 2 for d, _ in pts)
-    return sum((d - mx) * (y - my) for d, y in pts) / sxx
 
 
 class TensorBoardSink:
