@@ -842,7 +842,7 @@ def bench_exact_trace(bench: Bench, repeats: int, dense: float | None) -> Row:
     row.target = "time <= BackPACK's"
     fns: dict[str, Callable[[], Any]] = {"gradient": bench.gradient}
     values: dict[str, float] = {}
-    have_ours = importlib.util.find_spec("optiscope._hessdiag") is not None
+    have_ours = importlib.util.find_spec("optiscope.problem.hessdiag") is not None
     if have_ours:
 
         def ours():
@@ -878,7 +878,7 @@ def bench_exact_trace(bench: Bench, repeats: int, dense: float | None) -> Row:
         check, check_name = est.value, f"Hutch++ 300 (+-{abs(est.std_error / est.value):.1e})"
     row.data = {"check": check, "check_name": check_name, "seconds": med, "values": values}
     if not have_ours:
-        row.optiscope = "n/a (not available: no module optiscope._hessdiag)"
+        row.optiscope = "n/a (not available: no module optiscope.problem.hessdiag)"
     elif "optiscope" in med:
         t = med["optiscope"]
         diff = abs(values["optiscope"] - check) / abs(check)
@@ -1097,7 +1097,8 @@ def environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": version("scipy"),
         "optiscope": f"{optiscope.__version__} ({commit})",
-        "optiscope._hessdiag": importlib.util.find_spec("optiscope._hessdiag") is not None,
+        "optiscope.problem.hessdiag": importlib.util.find_spec("optiscope.problem.hessdiag")
+        is not None,
         **{dist: version(dist) for dist in PEERS},
     }
 

@@ -191,7 +191,7 @@ class CockpitLoop(Loop):
 
 
 def tiers() -> tuple[str, ...]:
-    return tuple(getattr(sys.modules["optiscope._monitor"], "TIERS", ()))
+    return tuple(getattr(sys.modules["optiscope.monitor.monitor"], "TIERS", ()))
 
 
 def every_step(*names: str) -> dict[str, int]:
@@ -542,10 +542,10 @@ def environment() -> dict[str, Any]:
             return "not installed"
 
     env = {k: v for k, v in curvature_environment().items() if k not in CURVATURE_PEERS}
-    env.pop("optiscope._hessdiag", None)
+    env.pop("optiscope.problem.hessdiag", None)
     env.update(
         {
-            "optiscope presets": getattr(sys.modules["optiscope._monitor"], "PRESETS", "?"),
+            "optiscope presets": getattr(sys.modules["optiscope.monitor.monitor"], "PRESETS", "?"),
             "cockpit-for-pytorch": version("cockpit-for-pytorch"),
             "backpack-for-pytorch": version("backpack-for-pytorch"),
             "setuptools": version("setuptools"),

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 import optiscope
-from optiscope import _shard
+from optiscope.core import shard as _shard
 
 STEPS = 40
 GLOBAL_BATCH = 64

@@ -16,9 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from optiscope import _shard
-from optiscope._experiment import Experiment
-from optiscope._restarts import restarts
+from optiscope.core import shard as _shard
+from optiscope.landscape.restarts import restarts
+from optiscope.training.experiment import Experiment
 
 XOR_LOSS_TOL = 0.05  # successes end within 0.01 of each other, failures ~0.33 above them
 TRAINED: set[int] = set()  # the seeds whose training data this process read

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from optiscope import _shard
-from optiscope._problem import Problem
-from optiscope._surface import _Grid, random_directions, surface
+from optiscope.core import shard as _shard
+from optiscope.landscape.surface import _Grid, random_directions, surface
+from optiscope.problem.problem import Problem
 
 EVALUATED = {"points": 0}
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from optiscope import Experiment, ExperimentError, Monitor, MonitorError, Problem, ProblemError
-from optiscope._experiment import load_experiment
 from optiscope.cli import main
+from optiscope.training.experiment import load_experiment
 
 # -- helpers ---------------------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope._checkpoint import CheckpointError, load_checkpoint
-from optiscope._errors import OptiscopeError
-from optiscope._experiment import load_experiment
 from optiscope.cli import main
+from optiscope.core.errors import OptiscopeError
+from optiscope.training.checkpoint import CheckpointError, load_checkpoint
+from optiscope.training.experiment import load_experiment
 
 
 class Payload:

@@ -12,9 +12,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from optiscope import Problem
-from optiscope._connect import bezier, connect
-from optiscope._errors import NonFiniteError
-from optiscope._landscape import LandscapeError
+from optiscope.core.errors import NonFiniteError
+from optiscope.landscape.connect import bezier, connect
+from optiscope.landscape.line import LandscapeError
 
 F64 = torch.float64
 

@@ -12,10 +12,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from optiscope._diagnosis import CHALLENGES, SEVERITIES
-from optiscope._experiment import ExperimentError, load_experiment
-from optiscope._records import read_records
 from optiscope.cli import main
+from optiscope.diagnosis.detectors import CHALLENGES, SEVERITIES
+from optiscope.records.log import read_records
+from optiscope.training.experiment import ExperimentError, load_experiment
 
 
 def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys):
@@ -179,7 +179,7 @@ def test_diagnose_list_and_a_bad_name_from_the_command_line():
 def test_each_pathology_gets_the_verdict_it_was_built_to_show(
     name, challenge, severities, tmp_path
 ):
-    from optiscope._runner import run_experiment
+    from optiscope.runner.run import run_experiment
 
     result = run_experiment(load_experiment(name), tmp_path)
     found = {f.challenge: f for f in result.findings}[challenge]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optiscope._diagnosis import CHALLENGES, SEVERITIES, detect_cliffs, diagnose
+from optiscope.diagnosis.detectors import CHALLENGES, SEVERITIES, detect_cliffs, diagnose
 
 
 def steps(loss, grad_norm):
@@ -89,7 +89,7 @@ def test_detectors_never_raise_on_arbitrary_series(pairs, constant):
         assert "detector failed" not in f.summary
 
 
-from optiscope._diagnosis import (  # noqa: E402
+from optiscope.diagnosis.detectors import (  # noqa: E402
     detect_ill_conditioning,
     detect_inexact_gradients,
     detect_local_global_mismatch,

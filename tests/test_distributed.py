@@ -2,7 +2,7 @@
 process gives, and each rank computes only its share.
 
 Each case is a script under tests/ launched by :func:`run_distributed`; the script calls
-``optiscope._shard.init_from_env()`` first and writes what the test compares into a folder.
+``optiscope.core.shard.init_from_env()`` first and writes what the test compares into a folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from optiscope._restarts import restarts
+from optiscope.landscape.restarts import restarts
 
 from .distributed_restarts import XOR_LOSS_TOL, xor
 
@@ -118,7 +118,7 @@ def surface_ranks(tmp_path_factory) -> list[dict]:
 
 
 def test_a_surface_on_two_ranks_equals_one_process(surface_ranks, monkeypatch):
-    from optiscope._surface import _Grid
+    from optiscope.landscape.surface import _Grid
 
     from . import distributed_surface as script
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope._diagnosis import CHALLENGES
-from optiscope._records import read_records
 from optiscope.cli import main
+from optiscope.diagnosis.detectors import CHALLENGES
+from optiscope.records.log import read_records
 
 TRAIN = textwrap.dedent(
     """

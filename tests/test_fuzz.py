@@ -14,9 +14,16 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from optiscope import _diagnosis
-from optiscope._diagnosis import CHALLENGES, DETECTORS, SEVERITIES, Finding, _finite, diagnose
-from optiscope._records import Records, RecordsError, _encode, parse_records
+from optiscope.diagnosis import detectors as _diagnosis
+from optiscope.diagnosis.detectors import (
+    CHALLENGES,
+    DETECTORS,
+    SEVERITIES,
+    Finding,
+    _finite,
+    diagnose,
+)
+from optiscope.records.log import Records, RecordsError, _encode, parse_records
 
 FUZZ = settings(
     max_examples=150,

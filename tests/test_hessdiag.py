@@ -1,4 +1,4 @@
-"""Exact Hessian diagonal (optiscope._hessdiag) against the diagonal of the dense Hessian."""
+"""Exact Hessian diagonal (optiscope.problem.hessdiag) against the diagonal of the dense Hessian."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from optiscope import _hessdiag
-from optiscope._hessdiag import UnsupportedModelError, exact_hessian_diagonal, supports
+from optiscope.problem import hessdiag as _hessdiag
+from optiscope.problem.hessdiag import UnsupportedModelError, exact_hessian_diagonal, supports
 
 DT = torch.float64
 TOL = 1e-10

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope._records import read_records
+from optiscope.records.log import read_records
 
 # Import the libraries at collection, where installed, so that no test pays for the first import.
 for _name in ("lightning.pytorch", "transformers", "accelerate"):

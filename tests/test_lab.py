@@ -9,7 +9,8 @@ import pytest
 
 import optiscope.lab as lab
 from optiscope.cli import main
-from optiscope.lab._core import REGISTRY, Lab, LabError, experiment, write_index
+from optiscope.lab._framework import REGISTRY, Lab, LabError, experiment
+from optiscope.lab._runner import write_index
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from optiscope import Problem
-from optiscope._landscape import LandscapeError, interpolate
-from optiscope._symmetry import align_units, permute_units, unit_counts
+from optiscope.landscape.line import LandscapeError, interpolate
+from optiscope.landscape.symmetry import align_units, permute_units, unit_counts
 
 from .conftest import Saddle
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from optiscope._experiment import load_experiment
-from optiscope._landscape import LandscapeError
-from optiscope._problem import Problem
 from optiscope.cli import main
+from optiscope.landscape.line import LandscapeError
+from optiscope.problem.problem import Problem
+from optiscope.training.experiment import load_experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -206,7 +206,7 @@ def test_without_matplotlib_the_numbers_are_written_and_the_exit_is_zero(
 
 
 def test_only_rank_zero_writes_and_prints(tmp_path, monkeypatch, capsys):
-    import optiscope._shard as shard
+    import optiscope.core.shard as shard
 
     monkeypatch.setattr(shard, "init_from_env", lambda: True)
     monkeypatch.setattr(shard, "world", lambda: (1, 2))
@@ -273,7 +273,7 @@ def test_the_command_line_shows_no_traceback_and_loads_no_matplotlib():
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("optiscope landscape: error: unknown experiment 'nothere'")
     code = (
-        "import sys, optiscope, optiscope.cli, optiscope.cli.landscape, optiscope._plot; "
+        "import sys, optiscope, optiscope.cli, optiscope.cli.landscape, optiscope.report.plot; "
         "optiscope.cli.build_parser(); print('matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,8 +14,8 @@ from optiscope import (
     krylov_trace,
     lanczos,
 )
-from optiscope._linalg import slq_density
-from optiscope._linalg.operators import CallableOperator
+from optiscope.linalg import slq_density
+from optiscope.linalg.operators import CallableOperator
 
 
 def spectrum_matrix(eigs: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope._monitor import Monitor, MonitorError
-from optiscope._records import read_records
+from optiscope.monitor.monitor import Monitor, MonitorError
+from optiscope.records.log import read_records
 
 
 def _setup(opt_name: str, seed: int = 0):
@@ -317,7 +317,7 @@ def test_no_lambda_min_while_the_loss_falls():
 
 def test_plain_sgd_predicted_change_needs_no_second_product():
     # d = -lr g: d^T H d comes from g^T H g; it equals the product computed outright.
-    from optiscope._quantities import step_curvature
+    from optiscope.quantities.step import step_curvature
 
     expected = []
 

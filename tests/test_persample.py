@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from optiscope import Problem
-from optiscope._persample import gradient_moments
-from optiscope._quantities import gradient_noise
+from optiscope.problem.persample import gradient_moments
+from optiscope.quantities.step import gradient_noise
 
 
 class Seq(nn.Module):
@@ -118,7 +118,9 @@ def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
     model, loss_fn, x, y = _case("cnn", "ce-mean", n=13)
     problem = Problem(model, loss_fn, (x, y))
     whole = gradient_moments(problem, x, y)
-    monkeypatch.setattr("optiscope._persample._CHUNK_ELEMENTS", 100)  # a few samples at a time
+    monkeypatch.setattr(
+        "optiscope.problem.persample._CHUNK_ELEMENTS", 100
+    )  # a few samples at a time
     chunked = gradient_moments(problem, x, y)
     assert whole is not None and chunked is not None
     torch.testing.assert_close(chunked.sq_norms, whole.sq_norms, rtol=1e-12, atol=0)
@@ -175,7 +177,7 @@ def test_gradient_noise_says_which_method_it_used():
 
 
 def _train_with_noise(model, copy, loss_fn, x, y, steps=4, accumulate=False):
-    from optiscope._monitor import Monitor
+    from optiscope.monitor.monitor import Monitor
 
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     mon = Monitor(model, opt, loss_fn=loss_fn, every={"noise": 1})
@@ -212,7 +214,7 @@ def _train_with_noise(model, copy, loss_fn, x, y, steps=4, accumulate=False):
 def test_the_noise_tier_reads_the_training_step_or_measures_apart(
     kind, loss, accumulate, read, monkeypatch
 ):
-    import optiscope._quantities as quantities
+    import optiscope.quantities.step as quantities
 
     calls = []
     real = quantities.gradient_noise
@@ -229,7 +231,7 @@ def test_the_noise_tier_reads_the_training_step_or_measures_apart(
 
 
 def test_dropout_in_training_mode_is_measured_apart_in_eval_mode():
-    from optiscope._monitor import Monitor
+    from optiscope.monitor.monitor import Monitor
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Tanh(), nn.Linear(6, 3)).double()
@@ -248,7 +250,7 @@ def test_dropout_in_training_mode_is_measured_apart_in_eval_mode():
 
 
 def test_the_hooks_are_there_only_before_the_steps_the_tier_is_due():
-    from optiscope._monitor import Monitor
+    from optiscope.monitor.monitor import Monitor
 
     model, loss_fn, x, y = _case("mlp", "ce-mean", n=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from optiscope import Problem
-from optiscope._quantities import (
+from optiscope.quantities.step import (
     adam_preconditioner,
     gradient_noise,
     sharpness,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optiscope._records import RecordsError, RecordWriter, parse_records, read_records
+from optiscope.records.log import RecordsError, RecordWriter, parse_records, read_records
 
 
 def test_records_round_trip_with_non_finite_values(tmp_path):
@@ -47,7 +47,7 @@ def test_a_run_killed_with_sigkill_leaves_readable_records(tmp_path):
     path = tmp_path / "records.jsonl"
     code = textwrap.dedent(
         f"""
-        from optiscope._records import RecordWriter
+        from optiscope.records.log import RecordWriter
         w = RecordWriter({str(path)!r}, {{"experiment": "killed"}})
         step = 0
         while True:

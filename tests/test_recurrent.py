@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope._recurrent import _exposed, hidden_state, hidden_state_gradients
+from optiscope.problem.recurrent import _exposed, hidden_state, hidden_state_gradients
 
 
 class Seq(nn.Module):

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optiscope._diagnosis import CHALLENGES
-from optiscope._records import RecordWriter
-from optiscope._report import MAX_POINTS, ReportError, decimate, render_report, write_report
 from optiscope.cli import main
+from optiscope.diagnosis.detectors import CHALLENGES
+from optiscope.records.log import RecordWriter
+from optiscope.report.page import MAX_POINTS, ReportError, decimate, render_report, write_report
 
 HEADER = {
     "experiment": "synthetic",
@@ -215,7 +215,7 @@ def test_decimation_keeps_the_extremes_and_bounds_the_file(tmp_path):
 
 
 def test_without_matplotlib_the_report_keeps_its_text(tmp_path, monkeypatch):
-    from optiscope import _plot
+    from optiscope.report import plot as _plot
 
     def unavailable(*args, **kwargs):
         raise _plot.PlotUnavailable("no matplotlib")
@@ -228,14 +228,14 @@ def test_without_matplotlib_the_report_keeps_its_text(tmp_path, monkeypatch):
 
 
 def test_importing_the_report_does_not_load_matplotlib():
-    code = "import sys, optiscope, optiscope._report; assert 'matplotlib' not in sys.modules"
+    code = "import sys, optiscope, optiscope.report.page; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    from optiscope._experiment import load_experiment
-    from optiscope._runner import run_experiment
+    from optiscope.runner.run import run_experiment
+    from optiscope.training.experiment import load_experiment
 
     out = tmp_path_factory.mktemp("logistic")
     run_experiment(load_experiment("logistic-control", seed=0), out)  # about 3 s

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from optiscope._diagnosis import CHALLENGES
-from optiscope._report import write_report
+from optiscope.diagnosis.detectors import CHALLENGES
+from optiscope.report.page import write_report
 from tests.test_report import EVIL, write_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,8 +73,8 @@ class Page:
 
 @pytest.fixture(scope="module")
 def real_report(tmp_path_factory):
-    from optiscope._experiment import load_experiment
-    from optiscope._runner import run_experiment
+    from optiscope.runner.run import run_experiment
+    from optiscope.training.experiment import load_experiment
 
     # The recurrent experiment records every kind of data the report draws.
     out = tmp_path_factory.mktemp("rnn")

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope._experiment import Experiment, ExperimentError
-from optiscope._problem import ProblemError
-from optiscope._restarts import Restarts, RestartsError, restarts, summarize_losses
-from optiscope._symmetry import permute_units, rescale_units, unit_counts
+from optiscope.landscape.restarts import Restarts, RestartsError, restarts, summarize_losses
+from optiscope.landscape.symmetry import permute_units, rescale_units, unit_counts
+from optiscope.problem.problem import ProblemError
+from optiscope.training.experiment import Experiment, ExperimentError
 
 from .distributed_restarts import XOR_LOSS_TOL, xor
 

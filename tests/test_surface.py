@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from optiscope import Problem
-from optiscope._landscape import LandscapeError
-from optiscope._surface import (
+from optiscope.landscape.line import LandscapeError
+from optiscope.landscape.surface import (
     hessian_directions,
     random_directions,
     surface,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope._symmetry import (
+from optiscope.landscape.symmetry import (
     SymmetryError,
     align_units,
     hidden_layers,

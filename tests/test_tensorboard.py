@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from optiscope._errors import OptiscopeError
-from optiscope._tensorboard import (
+from optiscope.core.errors import OptiscopeError
+from optiscope.monitor.tensorboard import (
     TensorBoardError,
     TensorBoardSink,
     TensorBoardUnavailable,
@@ -203,7 +203,7 @@ def test_missing_tensorboard_says_how_to_install(tmp_path, monkeypatch):
 
 def test_import_does_not_load_tensorboard():
     code = (
-        "import sys, optiscope, optiscope._tensorboard\n"
+        "import sys, optiscope, optiscope.monitor.tensorboard\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] == 'tensorboard'"
         " or m.startswith('torch.utils.tensorboard')]\n"
         "assert not loaded, loaded\n"

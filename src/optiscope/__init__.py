@@ -3,20 +3,29 @@
 The public API is what ``__all__`` lists; everything else lives in private modules.
 """
 
-from optiscope._checkpoint import CheckpointError, load_checkpoint
-from optiscope._connect import Connection, bezier, connect
-from optiscope._curvature import (
-    CriticalPoint,
-    critical_point,
-    hessian_diagonal,
-    hessian_eigenvalues,
-    hessian_trace,
-    spectral_density,
+from optiscope.core.errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
+from optiscope.core.version import __version__
+from optiscope.landscape.connect import Connection, bezier, connect
+from optiscope.landscape.line import Interpolation, LandscapeError, interpolate
+from optiscope.landscape.restarts import Restarts, RestartsError, restarts
+from optiscope.landscape.surface import (
+    Directions,
+    Surface,
+    Trajectory,
+    hessian_directions,
+    random_directions,
+    surface,
+    trajectory_directions,
 )
-from optiscope._errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
-from optiscope._experiment import Experiment, ExperimentError
-from optiscope._landscape import Interpolation, LandscapeError, interpolate
-from optiscope._linalg import (
+from optiscope.landscape.symmetry import (
+    Alignment,
+    SymmetryError,
+    align_units,
+    permute_units,
+    rescale_units,
+    unit_counts,
+)
+from optiscope.linalg import (
     DenseOperator,
     EigenResult,
     LinearOperator,
@@ -27,31 +36,21 @@ from optiscope._linalg import (
     krylov_trace,
     lanczos,
 )
-from optiscope._monitor import Monitor, MonitorError
-from optiscope._problem import GGNOperator, HessianOperator, Problem
-from optiscope._records import Records, RecordsError, read_records
-from optiscope._recurrent import hidden_state
-from optiscope._report import ReportError, write_report
-from optiscope._restarts import Restarts, RestartsError, restarts
-from optiscope._surface import (
-    Directions,
-    Surface,
-    Trajectory,
-    hessian_directions,
-    random_directions,
-    surface,
-    trajectory_directions,
+from optiscope.monitor.monitor import Monitor, MonitorError
+from optiscope.problem.problem import GGNOperator, HessianOperator, Problem
+from optiscope.problem.recurrent import hidden_state
+from optiscope.quantities.curvature import (
+    CriticalPoint,
+    critical_point,
+    hessian_diagonal,
+    hessian_eigenvalues,
+    hessian_trace,
+    spectral_density,
 )
-from optiscope._symmetry import (
-    Alignment,
-    SymmetryError,
-    align_units,
-    permute_units,
-    rescale_units,
-    unit_counts,
-)
-
-__version__ = "0.1.0"
+from optiscope.records.log import Records, RecordsError, read_records
+from optiscope.report.page import ReportError, write_report
+from optiscope.training.checkpoint import CheckpointError, load_checkpoint
+from optiscope.training.experiment import Experiment, ExperimentError
 
 __all__ = [
     "Alignment",

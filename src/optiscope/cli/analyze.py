@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from optiscope._errors import OptiscopeError
+from optiscope.core.errors import OptiscopeError
 
 
 def register(sub: Any) -> None:
@@ -64,7 +64,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
     trained (the embedded default or EXPERIMENT) or loaded from --checkpoint."""
     import torch
 
-    from optiscope._data import digits, digits_mlp
+    from optiscope.core.data import digits, digits_mlp
 
     steps = 300 if args.steps is None and args.experiment is None else args.steps
     checkpoint = getattr(args, "checkpoint", None)
@@ -77,7 +77,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
         )
     torch.manual_seed(args.seed)
     if args.experiment is not None:
-        from optiscope._experiment import load_experiment
+        from optiscope.training.experiment import load_experiment
 
         exp = load_experiment(args.experiment, seed=args.seed)
         model, loss_fn, name = exp.model, exp.loss_fn, exp.name
@@ -87,7 +87,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
         data, name = digits(), "digits-mlp 64-256-256-10"
     t0 = time.perf_counter()
     if checkpoint is not None:
-        from optiscope._checkpoint import load_checkpoint
+        from optiscope.training.checkpoint import load_checkpoint
 
         load_checkpoint(model, checkpoint)
         how: dict[str, Any] = {"checkpoint": str(checkpoint), "seed": args.seed}

@@ -35,12 +35,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optiscope._builtins import BUILTINS
-    from optiscope._experiment import load_experiment
-    from optiscope._monitor import PRESETS, MonitorError
-    from optiscope._report import write_report
-    from optiscope._runner import run_experiment
     from optiscope.cli import _term
+    from optiscope.monitor.monitor import PRESETS, MonitorError
+    from optiscope.report.page import write_report
+    from optiscope.runner.run import run_experiment
+    from optiscope.training.builtins import BUILTINS
+    from optiscope.training.experiment import load_experiment
 
     if args.list:
         for name, fn in BUILTINS.items():

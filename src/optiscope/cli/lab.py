@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optiscope import lab
-    from optiscope.lab._core import REGISTRY, LabError, write_index
+    from optiscope.lab._framework import REGISTRY, LabError
+    from optiscope.lab._runner import write_index
 
     if args.action == "list":
         for name in lab.names():

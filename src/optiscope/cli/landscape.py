@@ -4,14 +4,14 @@ Four kinds, each a thin layer over one library function:
 
 - ``interpolate``: the loss along the straight line from the start of training to its end
   (:func:`optiscope.interpolate`, Goodfellow, Vinyals and Saxe 2015) and its barrier.
-- ``surface``: the loss on a plane through the end point (``optiscope._surface.surface``, Li et al.
+- ``surface``: the loss on a plane through the end point (:func:`optiscope.surface`, Li et al.
   2018), spanned by filter-normalized random directions, the top two Hessian eigenvectors, or the
   first two principal components of the training trajectory (drawn on the plane).
 - ``connect``: two minima (seeds ``s`` and ``s + 1``, the second's hidden units permuted to match
   the first's where :func:`optiscope.align_units` supports the network) joined by a trained Bezier
-  curve and by the straight line (``optiscope._connect.connect``, Garipov et al. 2018).
+  curve and by the straight line (``optiscope.landscape.connect.connect``, Garipov et al. 2018).
 - ``restarts``: the experiment trained from N seeds, its final losses and its minima grouped up to
-  symmetry (``optiscope._restarts.restarts``).
+  symmetry (``optiscope.landscape.restarts.restarts``).
 
 The default box of a surface (``--span`` not given):
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optiscope._landscape import LandscapeError
+from optiscope.landscape.line import LandscapeError
 
 KINDS = ("interpolate", "surface", "connect", "restarts")
 DIRECTIONS = ("random", "hessian", "pca")
@@ -217,7 +217,7 @@ def train(exp: Any, snapshots: int = 0) -> Training:
     spaced along the run. Leaves the model in eval mode."""
     import torch
 
-    from optiscope._problem import flat_parameters
+    from optiscope.problem.problem import flat_parameters
 
     t0 = time.perf_counter()
     exp.model.train()
@@ -246,8 +246,8 @@ def _trained(args: argparse.Namespace, exp: Any, snapshots: int = 0) -> Training
     weights of ``--checkpoint`` (no training)."""
     import torch
 
-    from optiscope._checkpoint import load_checkpoint
-    from optiscope._problem import flat_parameters
+    from optiscope.problem.problem import flat_parameters
+    from optiscope.training.checkpoint import load_checkpoint
 
     checkpoint = getattr(args, "checkpoint", None)
     if checkpoint is None:
@@ -276,7 +276,7 @@ def _agree(training: Training) -> Training:
     """Under torchrun, every rank takes rank 0's points, so that shared work is on one run."""
     import torch.distributed as dist
 
-    from optiscope._shard import world
+    from optiscope.core.shard import world
 
     if world()[1] <= 1 or not dist.is_initialized():
         return training
@@ -288,7 +288,7 @@ def _agree(training: Training) -> Training:
 
 
 def _problem(exp: Any, point: Any) -> Any:
-    from optiscope._problem import Problem
+    from optiscope.problem.problem import Problem
 
     exp.model.eval()
     data = exp.eval_data if exp.eval_data is not None else exp.data
@@ -296,7 +296,7 @@ def _problem(exp: Any, point: Any) -> Any:
 
 
 def _loss(problem: Any, point: Any) -> float:
-    from optiscope._errors import NonFiniteError
+    from optiscope.core.errors import NonFiniteError
 
     try:
         return float(problem.loss(point))
@@ -309,7 +309,7 @@ def _g(x: Any) -> str:
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
-    from optiscope._shard import world
+    from optiscope.core.shard import world
 
     if not args.json and world()[0] == 0 and sys.stderr.isatty():
         sys.stderr.write(f"  {message}\n")
@@ -329,8 +329,8 @@ def _training_dict(tr: Training, start_loss: float, end_loss: float) -> dict[str
 
 
 def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope import _plot
-    from optiscope._landscape import interpolate
+    from optiscope.landscape.line import interpolate
+    from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp))
@@ -393,13 +393,13 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     import numpy as np
     import torch
 
-    from optiscope import _plot
-    from optiscope._surface import (
+    from optiscope.landscape.surface import (
         hessian_directions,
         random_directions,
         surface,
         trajectory_directions,
     )
+    from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp, snapshots=SNAPSHOTS))
@@ -504,10 +504,10 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
 
 
 def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope import _plot
-    from optiscope._connect import connect
-    from optiscope._experiment import load_experiment
-    from optiscope._symmetry import SymmetryError, align_units
+    from optiscope.landscape.connect import connect
+    from optiscope.landscape.symmetry import SymmetryError, align_units
+    from optiscope.report import plot as _plot
+    from optiscope.training.experiment import load_experiment
 
     _say(args, f"training {exp.name} with seeds {args.seed} and {args.seed + 1}")
     first = _agree(train(exp))
@@ -587,8 +587,8 @@ def _load_point(model: Any, point: Any) -> None:
 
 
 def _restarts(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope import _plot
-    from optiscope._restarts import restarts
+    from optiscope.landscape.restarts import restarts
+    from optiscope.report import plot as _plot
 
     seeds = list(range(args.seed, args.seed + args.restarts))
 
@@ -639,7 +639,7 @@ def landscape(args: argparse.Namespace, exp: Any = None) -> Landscape:
     """Everything the command writes and prints, computed but not written: ``args`` as the
     command line parses them, ``exp`` the experiment already loaded with ``args.seed`` (default:
     loaded here)."""
-    from optiscope._experiment import load_experiment
+    from optiscope.training.experiment import load_experiment
 
     _check(args)
     if exp is None:
@@ -661,10 +661,10 @@ def landscape(args: argparse.Namespace, exp: Any = None) -> Landscape:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from optiscope import _plot
-    from optiscope._experiment import load_experiment
-    from optiscope._records import _encode
-    from optiscope._shard import finish, init_from_env, world
+    from optiscope.core.shard import finish, init_from_env, world
+    from optiscope.records.log import _encode
+    from optiscope.report import plot as _plot
+    from optiscope.training.experiment import load_experiment
 
     _check(args)
     exp = load_experiment(args.experiment, seed=args.seed)

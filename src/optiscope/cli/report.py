@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optiscope._report import write_report
+    from optiscope.report.page import write_report
 
     findings = Path(args.dir) / "findings.json"
     missing = Path(args.dir).is_dir() and not findings.exists()

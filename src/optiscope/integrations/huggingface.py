@@ -31,8 +31,8 @@ import transformers
 from torch import Tensor, nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from optiscope._diagnosis import Finding
-from optiscope._monitor import _NEEDS_BATCH, Monitor, MonitorError
+from optiscope.diagnosis.detectors import Finding
+from optiscope.monitor.monitor import _NEEDS_BATCH, Monitor, MonitorError
 
 __all__ = ["OptiscopeTrainerCallback"]
 

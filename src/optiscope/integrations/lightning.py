@@ -27,8 +27,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from optiscope._diagnosis import Finding
-from optiscope._monitor import _NEEDS_BATCH, Monitor, MonitorError
+from optiscope.diagnosis.detectors import Finding
+from optiscope.monitor.monitor import _NEEDS_BATCH, Monitor, MonitorError
 
 __all__ = ["OptiscopeCallback", "default_batch_fn"]
 

@@ -4,6 +4,7 @@ against a stated criterion. ``names()`` lists the experiments, ``run(name)`` run
 Built from optiscope's public API only.
 """
 
-from optiscope.lab._core import LabError, Result, names, run, run_all
+from optiscope.lab._framework import LabError, Result
+from optiscope.lab._runner import names, run, run_all
 
 __all__ = ["LabError", "Result", "names", "run", "run_all"]

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 TARGET = 3.0
 LR = 0.05

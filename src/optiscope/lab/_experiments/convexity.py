@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 
 def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

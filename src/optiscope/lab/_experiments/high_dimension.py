@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 
 def _mean_abs_cos(d: int, pairs: int, gen: torch.Generator) -> float:

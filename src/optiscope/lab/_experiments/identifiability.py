@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, digits, experiment
+from optiscope.lab._framework import Lab, digits, experiment
 
 
 def _flat(model: nn.Module) -> torch.Tensor:

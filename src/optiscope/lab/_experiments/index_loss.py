@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from torch import Tensor, nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 _DT = torch.float64
 

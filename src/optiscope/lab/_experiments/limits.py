@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 BOUND = 50.0  # |weights| and |biases| of the exact solvers; margins are 1
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 RADII = (0.5, 0.9, 1.5)
 

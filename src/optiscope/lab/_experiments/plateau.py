@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 _WIDTH = 6
 _DEPTH = 3

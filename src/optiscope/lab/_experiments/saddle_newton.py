@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope.lab._core import Lab, experiment
+from optiscope.lab._framework import Lab, experiment
 
 
 class _Quadratic(nn.Module):

@@ -1,0 +1,1 @@
+"""The bottom layer: errors, small statistics, catalogues of module kinds, bundled data."""

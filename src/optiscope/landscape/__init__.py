@@ -1,0 +1,1 @@
+"""Lines, planes, symmetry, connectivity and restarts around trained points."""

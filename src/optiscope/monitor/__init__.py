@@ -1,0 +1,1 @@
+"""The Monitor: a scheduler over probes inside a training loop, and its sinks."""

@@ -1,0 +1,1 @@
+"""A model, a loss and data as a function of one flat parameter vector."""

@@ -1,0 +1,634 @@
+"""A model, a loss and data seen as one function of a flat parameter vector (layer 1 of the design).
+
+``F(theta) = sum_b w_b * loss_fn(model(x_b; theta), y_b)`` with ``w_b = n_b / N`` for a loss with
+``reduction="mean"`` and ``w_b = 1`` for ``"sum"``: the loss that ``loss_fn`` would give on the
+whole data set as one batch, however it is split into batches. The model is called through
+``torch.func.functional_call``, so its own parameters, buffers and ``.grad`` are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.utils._pytree import tree_map
+
+from optiscope.core.errors import NonFiniteError, ProblemError, TrainingModeError
+from optiscope.linalg.operators import LinearOperator
+
+ParamSpec = None | str | Sequence[str] | nn.Module | Callable[[str, Tensor], bool]
+
+_STOCHASTIC: tuple[type[nn.Module], ...] = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return f"a tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+    if isinstance(x, dict):
+        return f"a dict with keys {sorted(map(str, x))}"
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of {len(x)} items"
+    return f"a {type(x).__name__}"
+
+
+def _batch_size(inputs: Any, targets: Any) -> int:
+    if isinstance(targets, Tensor) and targets.ndim >= 1:
+        return int(targets.shape[0])
+    leaves = [t for t in torch.utils._pytree.tree_leaves(inputs) if isinstance(t, Tensor)]
+    if leaves and leaves[0].ndim >= 1:
+        return int(leaves[0].shape[0])
+    raise ProblemError(
+        f"cannot tell the batch size: expected targets as a tensor whose first dimension counts "
+        f"samples, got {_describe(targets)}"
+    )
+
+
+def _is_one_batch(data: Any) -> bool:
+    return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], Tensor)
+
+
+def _call(model: nn.Module, params: dict[str, Tensor], inputs: Any) -> Any:
+    if isinstance(inputs, dict):
+        return functional_call(model, params, (), inputs)
+    if isinstance(inputs, (tuple, list)):
+        return functional_call(model, params, tuple(inputs))
+    return functional_call(model, params, (inputs,))
+
+
+def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
+    named: list[tuple[str, Tensor]] = list(model.named_parameters())
+    if not named:
+        raise ProblemError(
+            f"the model ({type(model).__name__}) has no parameters: expected at least one "
+            "nn.Parameter to differentiate with respect to"
+        )
+    trainable: list[tuple[str, Tensor]] = [(n, p) for n, p in named if p.requires_grad]
+    if not trainable:
+        raise ProblemError(
+            f"the model has no trainable parameters: all {len(named)} parameters have "
+            "requires_grad=False. Unfreeze the ones to analyse (p.requires_grad_(True))"
+        )
+    if params is None:
+        return trainable
+    if isinstance(params, nn.Module):
+        ids = {id(p) for p in params.parameters()}
+        chosen: list[tuple[str, Tensor]] = [(n, p) for n, p in trainable if id(p) in ids]
+        if not ids or not any(id(p) in ids for _, p in named):
+            raise ProblemError(
+                f"params is a module ({type(params).__name__}) that is not part of the model: "
+                "expected a submodule such as model.fc1"
+            )
+        what = f"module {type(params).__name__}"
+    elif isinstance(params, str) or (
+        isinstance(params, Sequence) and all(isinstance(s, str) for s in params)
+    ):
+        names = [params] if isinstance(params, str) else list(params)
+        known = dict(named)
+        chosen = []
+        for name in names:
+            if name in known:
+                chosen.append((name, known[name]))
+                continue
+            # A module name selects all of its parameters.
+            prefixed = [(n, p) for n, p in named if n.startswith(name + ".")]
+            if not prefixed:
+                raise ProblemError(
+                    f"unknown parameter or module name {name!r}: expected one of "
+                    f"{[n for n, _ in named][:12]}{' ...' if len(named) > 12 else ''}"
+                )
+            chosen.extend(prefixed)
+        chosen = list(dict(chosen).items())
+        chosen = [(n, p) for n, p in chosen if p.requires_grad]
+        what = f"names {names}"
+    elif callable(params):
+        chosen = [(n, p) for n, p in trainable if params(n, p)]
+        what = "the predicate"
+    else:
+        raise ProblemError(
+            "params must be None, a parameter or module name, a list of names, a submodule, or "
+            f"a predicate (name, tensor) -> bool; got {_describe(params)}"
+        )
+    if not chosen:
+        raise ProblemError(f"{what} selected no trainable parameter of the model")
+    return chosen
+
+
+def check_deterministic(model: nn.Module) -> None:
+    """Refuse a model whose loss is a random or batch-coupled function in training mode."""
+    for name, m in model.named_modules():
+        label = name or type(model).__name__
+        if not m.training:
+            continue
+        rate = float(getattr(m, "p", 0.0))
+        if isinstance(m, _STOCHASTIC) and rate > 0:
+            kind = f"dropout ({label!r}, p={rate:g})"
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            kind = f"batch norm ({label!r})"
+        elif isinstance(m, nn.RNNBase) and m.dropout > 0:
+            kind = f"recurrent dropout ({label!r}, dropout={m.dropout})"
+        else:
+            continue
+        raise TrainingModeError(
+            f"the model is in training mode and has {kind}: its loss is then a random or "
+            "batch-dependent function, and its Hessian is not that of a fixed function. Call "
+            "model.eval() before building the Problem (curvature is then measured in eval mode)"
+        )
+
+
+def flat_parameters(model: nn.Module) -> Tensor:
+    """A new flat vector of ``model``'s trainable parameters in named order: the point a
+    Problem on the model with the default selection uses."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+
+
+class Problem:
+    """A model, a loss and data seen as a function of one flat parameter vector.
+
+    Parameters
+    ----------
+    model:
+        A ``torch.nn.Module``. Its selected parameters are copied once as the point of analysis;
+        the model itself is never modified.
+    loss_fn:
+        ``loss_fn(model(inputs), targets)`` must return a scalar tensor.
+    data:
+        One ``(inputs, targets)`` pair of tensors, or a re-iterable collection of such batches (a
+        list, a ``DataLoader``). Inputs may also be a tuple (positional arguments) or a dict
+        (keyword arguments) of tensors.
+    params:
+        Which parameters to analyse: ``None`` (all trainable ones), a parameter or module name, a
+        list of names, a submodule of the model, or a predicate ``(name, tensor) -> bool``.
+    reduction:
+        ``"mean"`` or ``"sum"``; read from ``loss_fn.reduction`` when it has one, else ``"mean"``.
+    cache_graph:
+        Keep the gradient's graph between Hessian-vector products. ``"auto"`` does so when the
+        data is a single batch; with many batches each product recomputes the graph batch by batch.
+    point:
+        The point of analysis as a flat vector (default: the selected parameters' values).
+    check:
+        Run the model on a few samples of the first batch at construction, so that a wrong
+        shape, dtype or device fails here with a clear message. Skip it where the caller has just
+        run the model on that batch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[Any, Any], Tensor],
+        data: Any,
+        params: ParamSpec = None,
+        *,
+        reduction: str | None = None,
+        cache_graph: bool | str = "auto",
+        point: Tensor | None = None,
+        check: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ProblemError(f"model must be a torch.nn.Module, got {_describe(model)}")
+        if not callable(loss_fn):
+            raise ProblemError(
+                f"loss_fn must be callable as loss_fn(outputs, targets), got {_describe(loss_fn)}"
+            )
+        self.model = model
+        self.loss_fn = loss_fn
+        check_deterministic(model)
+        selected = _select(model, params)
+        devices = {p.device for _, p in selected}
+        if len(devices) > 1:
+            raise ProblemError(
+                f"the selected parameters live on several devices {sorted(map(str, devices))}: "
+                "expected one device. Move the model with model.to(device), or select the "
+                "parameters of one device with params="
+            )
+        dtypes = {p.dtype for _, p in selected}
+        if len(dtypes) > 1:
+            raise ProblemError(
+                f"the selected parameters have several dtypes {sorted(map(str, dtypes))}: "
+                "expected one. Convert the model with model.float() or model.double()"
+            )
+        self.names = [n for n, _ in selected]
+        self.shapes = [tuple(p.shape) for _, p in selected]
+        self.numels = [p.numel() for _, p in selected]
+        self.num_params = sum(self.numels)
+        self.device = next(iter(devices))
+        self.dtype = next(iter(dtypes))
+        if point is None:
+            point = torch.cat([p.detach().reshape(-1) for _, p in selected]).clone()
+        elif point.shape != (self.num_params,):
+            raise ProblemError(
+                f"point must be a flat vector of {self.num_params} parameters, got a tensor of "
+                f"shape {tuple(point.shape)}"
+            )
+        self.point = point.detach().to(device=self.device, dtype=self.dtype)
+        if reduction is None:
+            reduction = getattr(loss_fn, "reduction", "mean")
+        if reduction not in ("mean", "sum"):
+            raise ProblemError(
+                f"the loss reduction is {reduction!r}: expected 'mean' or 'sum' so that the loss "
+                "is a scalar. Build the loss with reduction='mean'"
+            )
+        self.reduction = reduction
+        self._data = data
+        self._one_batch = _is_one_batch(data)
+        if not self._one_batch:
+            if isinstance(data, Tensor) or not isinstance(data, Iterable):
+                raise ProblemError(
+                    "data must be one (inputs, targets) pair or an iterable of such batches, "
+                    f"got {_describe(data)}"
+                )
+            if isinstance(data, Iterator):
+                raise ProblemError(
+                    f"data is an iterator ({type(data).__name__}) that can be traversed only "
+                    "once; a Problem passes over the data many times. Pass a list of batches or "
+                    "a DataLoader instead (list(generator) if it fits in memory)"
+                )
+        self._sizes = [n for n, _ in self._scan()]
+        self.num_samples = sum(self._sizes)
+        if self.num_samples == 0:
+            raise ProblemError("data is empty: expected at least one batch with one sample")
+        self._has_rnn = any(isinstance(m, nn.RNNBase) for m in model.modules())
+        if cache_graph == "auto":
+            cache_graph = self._one_batch
+        self.cache_graph = bool(cache_graph)
+        self.hvp_count = 0
+        self.gradient_count = 0
+        self._graph: tuple[list[Tensor], list[Tensor]] | None = None
+        self._moved: tuple[Any, Any] | None = None
+        self._graph_loss: float | None = None
+        if check:
+            self._check_first_batch()
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _raw_batches(self) -> Iterator[tuple[Any, Any]]:
+        if self._one_batch:
+            yield self._data[0], self._data[1]
+            return
+        for i, batch in enumerate(self._data):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise ProblemError(
+                    f"each batch must be a pair (inputs, targets); batch {i} is "
+                    f"{_describe(batch)}. Wrap your data so it yields (inputs, targets)"
+                )
+            yield batch[0], batch[1]
+
+    def _scan(self) -> Iterator[tuple[int, tuple[Any, Any]]]:
+        for inputs, targets in self._raw_batches():
+            yield _batch_size(inputs, targets), (inputs, targets)
+
+    def batches(self) -> Iterator[tuple[float, Any, Any]]:
+        """Yield ``(weight, inputs, targets)`` on the model's device, weights as in ``F``."""
+        if self._one_batch and self._moved is not None:
+            inputs, targets = self._moved
+            yield self._weight(self.num_samples), inputs, targets
+            return
+        for n, (inputs, targets) in self._scan():
+            if n == 0:
+                continue
+            inputs, targets = self._to_device(inputs), self._to_device(targets)
+            if self._one_batch:
+                self._moved = (inputs, targets)
+            yield self._weight(n), inputs, targets
+
+    def _weight(self, n: int) -> float:
+        return n / self.num_samples if self.reduction == "mean" else 1.0
+
+    def _to_device(self, x: Any) -> Any:
+        return tree_map(
+            lambda t: t.to(self.device, non_blocking=True) if isinstance(t, Tensor) else t, x
+        )
+
+    # -- the function ------------------------------------------------------------------------
+
+    def split(self, flat: Tensor) -> dict[str, Tensor]:
+        """The flat vector as a ``{name: tensor}`` dict of the selected parameters' shapes."""
+        return {
+            n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.numels), self.shapes)
+        }
+
+    def flatten(self, tensors: Iterable[Tensor]) -> Tensor:
+        """Concatenate per-parameter tensors (in ``names`` order) into one flat vector."""
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def outputs(self, inputs: Any, theta: Tensor | None = None) -> Any:
+        """The model's outputs on ``inputs`` at ``theta`` (default: the point)."""
+        return _call(self.model, self.split(self.point if theta is None else theta), inputs)
+
+    def _leaves(self, theta: Tensor) -> list[Tensor]:
+        # Per-parameter leaves: double backward through them is faster than through one flat leaf.
+        return [t.detach().clone().requires_grad_(True) for t in self.split(theta).values()]
+
+    def _leaf_loss(self, leaves: list[Tensor], inputs: Any, targets: Any, index: int) -> Tensor:
+        out = _call(self.model, dict(zip(self.names, leaves)), inputs)
+        return self._batch_loss_from_outputs(out, targets, index)
+
+    def _batch_loss(self, theta: Tensor, inputs: Any, targets: Any, index: int = 0) -> Tensor:
+        out = _call(self.model, self.split(theta), inputs)
+        loss = self.loss_fn(out, targets)
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            got = _describe(loss)
+            raise ProblemError(
+                f"loss_fn must return a scalar tensor, got {got} on batch {index}. Use a loss "
+                "with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
+            )
+        return loss
+
+    def _check_first_batch(self) -> None:
+        # A few samples show a wrong shape, dtype, device or loss at a fraction of a full pass;
+        # non-finite values elsewhere are caught when the full batch is first evaluated.
+        for _, inputs, targets in self.batches():
+            n = _batch_size(inputs, targets)
+            if n > 4 and isinstance(targets, Tensor):
+                inputs = tree_map(
+                    lambda t, n=n: t[:4] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
+                    inputs,
+                )
+                targets = targets[:4]
+            try:
+                with torch.no_grad():
+                    out = _call(self.model, self.split(self.point), inputs)
+            except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                raise ProblemError(
+                    f"the model could not take the first batch: inputs are {_describe(inputs)}; "
+                    f"the model raised {type(err).__name__}: {first}. Check the input shape, "
+                    "dtype and device the model expects"
+                ) from err
+            try:
+                with torch.no_grad():
+                    loss = self.loss_fn(out, targets)
+            except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                raise ProblemError(
+                    f"loss_fn could not take the model's outputs ({_describe(out)}) and the "
+                    f"targets ({_describe(targets)}): {type(err).__name__}: {first}"
+                ) from err
+            if not isinstance(loss, Tensor) or loss.ndim != 0:
+                raise ProblemError(
+                    f"loss_fn must return a scalar tensor, got {_describe(loss)} on batch 0. Use "
+                    "a loss with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
+                )
+            self._check_finite(loss, 0, "loss")
+            return
+
+    def _check_finite(self, value: Tensor, index: int, what: str) -> None:
+        if not bool(torch.isfinite(value).all()):
+            bad = "NaN" if bool(torch.isnan(value).any()) else "infinite"
+            raise NonFiniteError(
+                f"the {what} is {bad} on batch {index} at this point: curvature is undefined "
+                "there. Check the data for NaN/inf, lower the learning rate that led here, or "
+                "analyse an earlier checkpoint"
+            )
+
+    def _context(self):
+        # cuDNN's RNN kernels have no double backward.
+        if self._has_rnn and self.device.type == "cuda":
+            return torch.backends.cudnn.flags(enabled=False)
+        return contextlib.nullcontext()
+
+    def loss(self, theta: Tensor | None = None) -> float:
+        """``F(theta)`` (default: at the point), without building a graph."""
+        if theta is None and self._graph_loss is not None:
+            return self._graph_loss
+        theta = self.point if theta is None else theta.detach()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            for i, (w, inputs, targets) in enumerate(self.batches()):
+                total += w * self._batch_loss(theta, inputs, targets, i).double()
+        self._check_finite(total, 0, "loss")
+        return float(total)
+
+    def gradient(self, theta: Tensor | None = None) -> Tensor:
+        """``grad F(theta)`` as a flat vector (default: at the point)."""
+        if theta is None and self._graph is not None:
+            self.gradient_count += 1
+            return self.cached_gradient()  # type: ignore[return-value]
+        return self.loss_and_gradient(theta)[1]
+
+    def cached_gradient(self) -> Tensor | None:
+        """The gradient at the point if the graph is cached (building it if needed), else None."""
+        if not self.cache_graph:
+            return None
+        if self._graph is None:
+            self._graph = self._build_graph()
+        return self.flatten(g.detach() for g in self._graph[1])
+
+    def loss_and_gradient(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
+        """``F(theta)`` and its gradient, in one pass over the data."""
+        leaves = self._leaves(self.point if theta is None else theta)
+        grads = [torch.zeros_like(t) for t in leaves]
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        with self._context():
+            for i, (w, inputs, targets) in enumerate(self.batches()):
+                loss = self._leaf_loss(leaves, inputs, targets, i)
+                self._check_finite(loss.detach(), i, "loss")
+                for acc, g in zip(grads, torch.autograd.grad(w * loss, leaves)):
+                    acc += g
+                total += w * loss.detach().double()
+        self.gradient_count += 1
+        return float(total), self.flatten(grads)
+
+    def _build_graph(self) -> tuple[list[Tensor], list[Tensor]]:
+        leaves = self._leaves(self.point)
+        grads: list[Tensor] | None = None
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        with self._context():
+            for i, (w, inputs, targets) in enumerate(self.batches()):
+                loss = self._leaf_loss(leaves, inputs, targets, i)
+                self._check_finite(loss.detach(), i, "loss")
+                gs = torch.autograd.grad(w * loss, leaves, create_graph=True)
+                grads = list(gs) if grads is None else [a + b for a, b in zip(grads, gs)]
+                total += w * loss.detach().double()
+        assert grads is not None
+        self._graph_loss = float(total)
+        return leaves, grads
+
+    def hvp(self, v: Tensor) -> Tensor:
+        """The Hessian-vector product ``H v`` at the point (one count of :attr:`hvp_count`)."""
+        if v.shape != (self.num_params,):
+            raise ProblemError(
+                f"expected a vector of {self.num_params} entries (the selected parameters), "
+                f"got a tensor of shape {tuple(v.shape)}"
+            )
+        v = v.to(device=self.device, dtype=self.dtype)
+        parts = list(self.split(v).values())
+        self.hvp_count += 1
+        with self._context():
+            if self.cache_graph:
+                if self._graph is None:
+                    self._graph = self._build_graph()
+                leaves, grads = self._graph
+                return self.flatten(torch.autograd.grad(grads, leaves, parts, retain_graph=True))
+            hv = torch.zeros_like(v)
+            for i, (w, inputs, targets) in enumerate(self.batches()):
+                leaves = self._leaves(self.point)
+                loss = self._leaf_loss(leaves, inputs, targets, i)
+                gs = torch.autograd.grad(w * loss, leaves, create_graph=True)
+                hv += self.flatten(torch.autograd.grad(gs, leaves, parts))
+            return hv
+
+    def ggn_vp(self, v: Tensor) -> Tensor:
+        """The generalized Gauss-Newton product ``J^T H_out J v`` (Schraudolph 2002).
+
+        ``J`` is the Jacobian of the model's outputs and ``H_out`` the Hessian of the loss with
+        respect to them; positive semi-definite whenever the loss is convex in the outputs
+        (cross-entropy, squared error).
+        """
+        v = v.to(device=self.device, dtype=self.dtype)
+        self.hvp_count += 1
+        result = torch.zeros_like(v)
+        for i, (w, inputs, targets) in enumerate(self.batches()):
+
+            def f(t, inputs=inputs):
+                return _call(self.model, self.split(t), inputs)
+
+            with self._context():
+                out, jv = torch.func.jvp(f, (self.point,), (v,))[:2]
+                if not isinstance(out, Tensor):
+                    raise ProblemError(
+                        "the Gauss-Newton matrix needs a model that returns one tensor, got "
+                        f"{_describe(out)}; use the Hessian instead"
+                    )
+                leaf = out.detach().requires_grad_(True)
+                loss = self._batch_loss_from_outputs(leaf, targets, i)
+                (g,) = torch.autograd.grad(w * loss, leaf, create_graph=True)
+                (hjv,) = torch.autograd.grad(g, leaf, jv)
+                vjp = torch.func.vjp(f, self.point)[1]
+                (jthjv,) = vjp(hjv)
+            result += jthjv
+        return result
+
+    def _batch_loss_from_outputs(self, out: Tensor, targets: Any, index: int) -> Tensor:
+        loss = self.loss_fn(out, targets)
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ProblemError(
+                f"loss_fn must return a scalar tensor, got {_describe(loss)} on batch {index}"
+            )
+        return loss
+
+    def hessian_operator(self) -> HessianOperator:
+        """The Hessian at the point as a :class:`LinearOperator` (products count as HVPs)."""
+        return HessianOperator(self)
+
+    def ggn_operator(self) -> GGNOperator:
+        """The generalized Gauss-Newton matrix at the point as a :class:`LinearOperator`."""
+        return GGNOperator(self)
+
+    def dense_hessian(self, max_params: int = 5000) -> Tensor:
+        """The full Hessian by ``torch.func.hessian``, for tiny problems and tests."""
+        if self.num_params > max_params:
+            raise ProblemError(
+                f"the dense Hessian of {self.num_params} parameters would take "
+                f"{self.num_params**2 * 8 / 2**30:.1f} GiB; expected at most {max_params} "
+                "parameters. Use hessian_eigenvalues or hessian_trace, or raise max_params"
+            )
+        total = torch.zeros((self.num_params, self.num_params), dtype=self.dtype)
+        total = total.to(self.device)
+        with self._context():
+            for i, (w, inputs, targets) in enumerate(self.batches()):
+
+                def f(t, inputs=inputs, targets=targets, i=i, w=w):
+                    return w * self._batch_loss(t, inputs, targets, i)
+
+                total += torch.func.hessian(f)(self.point)
+        return total
+
+    def per_sample_gradients(self, inputs: Any = None, targets: Any = None) -> Tensor:
+        """Gradients of each sample's own loss ``loss_fn(model(x_i), y_i)``, one row per sample.
+
+        ``F`` is their mean (``reduction="mean"``) or sum. Defaults to all the data, as an
+        ``(N, num_params)`` tensor; pass one batch to bound the memory. Uses ``torch.func.vmap``
+        and falls back to a loop over samples where the model cannot be vmapped.
+        """
+        if inputs is None:
+            rows = [self.per_sample_gradients(x, y) for _, x, y in self.batches()]
+            return torch.cat(rows)
+        inputs, targets = self._to_device(inputs), self._to_device(targets)
+
+        def sample_loss(params, x, y):
+            one = tree_map(lambda t: t.unsqueeze(0) if isinstance(t, Tensor) else t, (x, y))
+            return self._batch_loss_from_outputs(_call(self.model, params, one[0]), one[1], 0)
+
+        n = _batch_size(inputs, targets)
+        with self._context():
+            try:
+                # Per-parameter gradients, concatenated after: vmap through the split of one
+                # flat vector costs about twice as much.
+                per = torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0, 0))(
+                    self.split(self.point), inputs, targets
+                )
+                grads = torch.cat([per[name].reshape(n, -1) for name in self.names], 1)
+            except (RuntimeError, NotImplementedError, ValueError):
+                grads = self._per_sample_loop(inputs, targets)
+        return grads.detach()
+
+    def _per_sample_loop(self, inputs: Any, targets: Any) -> Tensor:
+        n = _batch_size(inputs, targets)
+        rows = []
+        for i in range(n):
+            x = tree_map(lambda t, i=i: t[i : i + 1] if isinstance(t, Tensor) else t, inputs)
+            y = targets[i : i + 1]
+            theta = self.point.detach().clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta)
+            rows.append(g)
+        return torch.stack(rows)
+
+    def at(self, theta: Tensor) -> Problem:
+        """The same model, loss, data and parameter selection at another point."""
+        other = object.__new__(Problem)
+        other.__dict__.update(self.__dict__)
+        if theta.shape != (self.num_params,):
+            raise ProblemError(
+                f"expected a flat vector of {self.num_params} parameters, got a tensor of shape "
+                f"{tuple(theta.shape)}"
+            )
+        other.point = theta.detach().to(device=self.device, dtype=self.dtype)
+        other._graph = None
+        other._graph_loss = None
+        other.hvp_count = 0
+        other.gradient_count = 0
+        return other
+
+    def __repr__(self) -> str:
+        return (
+            f"Problem({type(self.model).__name__}, {self.num_params} parameters in "
+            f"{len(self.names)} tensors, {self.num_samples} samples, reduction={self.reduction!r}, "
+            f"device={self.device})"
+        )
+
+
+class HessianOperator(LinearOperator):
+    """The Hessian of a :class:`Problem` at its point."""
+
+    symmetric = True
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__((problem.num_params,) * 2, problem.dtype, problem.device)
+        self.problem = problem
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return self.problem.hvp(v)
+
+
+class GGNOperator(LinearOperator):
+    """The generalized Gauss-Newton matrix of a :class:`Problem` at its point."""
+
+    symmetric = True
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__((problem.num_params,) * 2, problem.dtype, problem.device)
+        self.problem = problem
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return self.problem.ggn_vp(v)

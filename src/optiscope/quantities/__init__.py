@@ -1,0 +1,1 @@
+"""Quantities measured at a point or a step: plain numbers, no decisions."""

@@ -1,0 +1,220 @@
+"""Quantities measured at a step: each returns plain numbers and decides nothing (layer 3).
+
+Curvature along the step (DESIGN.md, ill-conditioning): with gradient g, Hessian H and update
+d = theta_new - theta_old, the second-order model predicts the loss change
+
+    delta_2 = g^T d + 1/2 d^T H d,   for plain SGD d = -lr g:  -lr g^T g + lr^2/2 g^T H g,
+
+and the step raises the loss once lr^2/2 g^T H g > lr g^T g (Goodfellow et al., Deep Learning,
+sec. 8.2.1). Sharpness, the top Hessian eigenvalue, is compared with the optimizer's stability
+threshold: gradient descent on a quadratic diverges along an eigenvalue above 2/lr.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from optiscope.linalg.lanczos import lanczos
+from optiscope.linalg.operators import CallableOperator, LinearOperator
+from optiscope.problem.problem import Problem
+
+
+@dataclass(frozen=True)
+class StabilityThreshold:
+    """The sharpness above which the optimizer's iteration is unstable on a quadratic.
+
+    ``preconditioned`` says the threshold applies to the sharpness of ``P^-1 H`` (Adam's
+    diagonal preconditioner), not of ``H``; ``note`` states what is exact and what approximated.
+    """
+
+    value: float
+    preconditioned: bool
+    note: str
+
+
+def stability_threshold(optimizer: torch.optim.Optimizer, group: int = 0) -> StabilityThreshold:
+    """The stability threshold of the optimizer's current hyper-parameters (param group ``group``).
+
+    - SGD: ``2 / lr``; with heavy-ball momentum ``beta`` (no dampening, not Nesterov):
+      ``(2 + 2 beta) / lr``, exact for a quadratic.
+    - Adam and AdamW: ``(2 + 2 beta1) / ((1 - beta1) lr)`` on the preconditioned Hessian
+      ``P^-1 H``, ``P = diag(sqrt(v_hat) + eps)`` (Cohen et al. 2022, "Adaptive gradient methods at
+      the edge of stability"): exact for a quadratic with the preconditioner frozen.
+    - Others: ``2 / lr``, stated as an approximation.
+    """
+    hp = optimizer.param_groups[group]
+    lr = float(hp["lr"])
+    if lr <= 0:
+        return StabilityThreshold(float("inf"), False, "learning rate is zero: nothing diverges")
+    if isinstance(optimizer, torch.optim.SGD):
+        beta = float(hp.get("momentum", 0.0))
+        if beta and (hp.get("nesterov") or hp.get("dampening", 0.0)):
+            return StabilityThreshold(
+                (2 + 2 * beta) / lr,
+                False,
+                "SGD with Nesterov or dampening: the heavy-ball threshold (2 + 2 beta) / lr, "
+                "approximate",
+            )
+        if beta:
+            return StabilityThreshold(
+                (2 + 2 * beta) / lr, False, "SGD with momentum: (2 + 2 beta) / lr, exact"
+            )
+        return StabilityThreshold(2 / lr, False, "SGD: 2 / lr, exact on a quadratic")
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        beta1 = float(hp["betas"][0])
+        return StabilityThreshold(
+            (2 + 2 * beta1) / ((1 - beta1) * lr),
+            True,
+            "Adam: (2 + 2 beta1) / ((1 - beta1) lr) on the preconditioned Hessian, exact for a "
+            "frozen preconditioner",
+        )
+    return StabilityThreshold(
+        2 / lr, False, f"{type(optimizer).__name__}: 2 / lr, an approximation (plain GD's)"
+    )
+
+
+def adam_preconditioner(
+    optimizer: torch.optim.Optimizer, params: list[Tensor], group: int = 0
+) -> Tensor | None:
+    """Adam's diagonal ``P = sqrt(v_hat) + eps`` as a flat vector over ``params``, or None."""
+    hp = optimizer.param_groups[group]
+    parts = []
+    for p in params:
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" not in state:
+            return None
+        step = float(state["step"])
+        v_hat = state["exp_avg_sq"] / (1 - hp["betas"][1] ** step)
+        parts.append((v_hat.sqrt() + hp["eps"]).reshape(-1))
+    return torch.cat(parts)
+
+
+def sharpness(
+    problem: Problem,
+    *,
+    preconditioner: Tensor | None = None,
+    tol: float = 1e-3,
+    max_steps: int = 30,
+    seed: int = 0,
+    v0: Tensor | None = None,
+) -> dict[str, Any]:
+    """Top eigenvalue of H, or of ``P^-1 H`` (via the symmetric ``P^-1/2 H P^-1/2``), and its
+    eigenvector (of the symmetric form); ``v0`` starts Lanczos (default: random)."""
+    op: LinearOperator
+    if preconditioner is None:
+        op = problem.hessian_operator()
+    else:
+        d = preconditioner.to(problem.dtype).rsqrt()
+        op = CallableOperator(
+            lambda v: d * problem.hvp(d * v), problem.num_params, problem.dtype, problem.device
+        )
+    res = lanczos(
+        op, 1, "largest", tol=tol, max_steps=min(max_steps, problem.num_params), seed=seed, v0=v0
+    )
+    return {
+        "value": float(res.values[0]),
+        "vector": res.vectors[:, 0],
+        "error": float(res.errors[0]),
+        "converged": bool(res.converged[0]),
+        "hvps": res.hvps,
+        "preconditioned": preconditioner is not None,
+    }
+
+
+def step_curvature(problem: Problem, grad: Tensor, update: Tensor) -> dict[str, float]:
+    """Curvature along the gradient and the update, and the second-order predicted change.
+
+    ``grad`` is g at the problem's point, ``update`` is d; two Hessian-vector products.
+    """
+    g = grad.to(problem.dtype)
+    d = update.to(problem.dtype)
+    hg = problem.hvp(g)
+    hd = problem.hvp(d)
+    gtg = float(torch.dot(g, g))
+    gthg = float(torch.dot(g, hg))
+    dthd = float(torch.dot(d, hd))
+    gtd = float(torch.dot(g, d))
+    return {
+        "gtg": gtg,
+        "gthg": gthg,
+        "curvature_along_gradient": gthg / gtg if gtg > 0 else float("nan"),
+        "dthd": dthd,
+        "predicted_change": gtd + 0.5 * dthd,
+        "first_order_change": gtd,
+    }
+
+
+def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64) -> dict[str, Any]:
+    """Per-sample gradient noise of one minibatch (McCandlish et al. 2018, "An empirical model of
+    large-batch training").
+
+    With per-sample gradients g_i of the batch (size B) and their mean g:
+
+    - ``trace_cov`` = sum_i ||g_i - g||^2 / (B - 1), the trace of the per-sample covariance Sigma;
+    - ``grad_norm_sq_unbiased`` = ||g||^2 - tr(Sigma) / B, an unbiased estimate of |G|^2;
+    - ``snr`` = ||g||^2 / (tr(Sigma) / B), the batch gradient's signal-to-noise ratio;
+    - ``b_simple`` = tr(Sigma) / |G|^2, the critical batch size (inf when |G|^2 is not resolved).
+
+    For models built of Linear and convolution layers, the moments come from one backward pass
+    without per-sample gradients (:func:`optiscope.problem.persample.gradient_moments`). Otherwise
+    per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
+    cannot be vmapped), so memory stays at ``chunk`` gradients.
+    """
+    from optiscope.problem.persample import gradient_moments
+    from optiscope.problem.problem import _batch_size
+
+    n = _batch_size(inputs, targets)
+    if n < 2:
+        raise ValueError(f"gradient noise needs at least 2 samples in the batch, got {n}")
+    moments = gradient_moments(problem, inputs, targets)
+    if moments is not None:
+        total, sq = moments.total.double(), float(moments.sq_norms.sum())
+    else:
+        total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
+        sq = 0.0
+        for start in range(0, n, chunk):
+            sl = slice(start, min(start + chunk, n))
+            x = torch.utils._pytree.tree_map(
+                lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
+                inputs,
+            )
+            rows = problem.per_sample_gradients(x, targets[sl]).double()
+            total += rows.sum(0)
+            sq += float((rows * rows).sum())
+    mean = total / n
+    q = noise_from_moments(n, sq, float(torch.dot(mean, mean)))
+    return {"method": "moments" if moments is not None else "per-sample", **q}
+
+
+def noise_from_moments(n: int, sum_sq: float, mean_sq: float) -> dict[str, Any]:
+    """The noise quantities of :func:`gradient_noise` from ``sum_i ||g_i||^2`` and ``||g||^2``
+    of the mean per-sample gradient g."""
+    return _noise(n, mean_sq, max((sum_sq - n * mean_sq) / (n - 1), 0.0))
+
+
+def noise_from_ranks(
+    local: int, ranks: int, mean_local_sq: float, global_sq: float
+) -> dict[str, Any]:
+    """The noise quantities from ``ranks`` local gradients of ``local`` samples each (the mean of
+    their squared norms) and their average (its squared norm): McCandlish et al. (2018, app. A),
+    E|g_B|^2 = |G|^2 + tr(Sigma)/B at the two batch sizes B = local and B = ranks * local."""
+    n = local * ranks
+    return _noise(n, global_sq, max((mean_local_sq - global_sq) / (1 / local - 1 / n), 0.0))
+
+
+def _noise(n: int, mean_sq: float, trace_cov: float) -> dict[str, Any]:
+    """|G|^2 = |g|^2 - tr(Sigma)/n unbiased, the SNR and B_simple = tr(Sigma) / |G|^2 from the
+    squared norm of a batch of n's gradient and the trace of the per-sample covariance."""
+    g2 = mean_sq - trace_cov / n
+    return {
+        "batch_size": n,
+        "grad_norm_sq": mean_sq,
+        "trace_cov": trace_cov,
+        "grad_norm_sq_unbiased": g2,
+        "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
+    }

@@ -1,0 +1,1 @@
+"""Records: the schema of every record and quantity, and the JSONL writer and reader."""

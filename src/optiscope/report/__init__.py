@@ -1,0 +1,1 @@
+"""The report: renders records and findings (HTML, figures); computes nothing."""

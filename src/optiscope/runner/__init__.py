@@ -1,0 +1,1 @@
+"""The main job: run an experiment under the Monitor, analyse its end, diagnose."""

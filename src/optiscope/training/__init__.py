@@ -1,0 +1,1 @@
+"""Experiments, the one training loop, the built-in experiments, checkpoints."""

@@ -1,0 +1,351 @@
+"""Experiments: a training run described as data, loaded by name or from the user's own code."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from optiscope.core.errors import OptiscopeError
+from optiscope.problem.problem import _describe
+
+
+class ExperimentError(OptiscopeError):
+    """An experiment that cannot be found, loaded or run."""
+
+
+@dataclass
+class Experiment:
+    """A training run as data.
+
+    ``data`` is a re-iterable collection of ``(inputs, targets)`` batches, cycled until
+    ``steps`` optimizer steps have run. ``eval_data`` (default: the first batch) is where the
+    end-of-run analyses measure the final point. ``config`` is recorded in the header.
+    """
+
+    model: nn.Module
+    loss_fn: Callable[[Any, Any], torch.Tensor]
+    data: Iterable[tuple[Any, Any]]
+    optimizer: torch.optim.Optimizer
+    steps: int
+    seed: int = 0
+    name: str = "experiment"
+    eval_data: Any = None
+    description: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            raise ExperimentError(
+                f"Experiment.model must be a torch.nn.Module, got a {type(self.model).__name__}"
+            )
+        if not callable(self.loss_fn):
+            raise ExperimentError(
+                "Experiment.loss_fn must be callable as loss_fn(outputs, targets), got a "
+                f"{type(self.loss_fn).__name__}: pass e.g. torch.nn.CrossEntropyLoss()"
+            )
+        if not isinstance(self.optimizer, torch.optim.Optimizer):
+            raise ExperimentError(
+                "Experiment.optimizer must be a torch.optim.Optimizer, got a "
+                f"{type(self.optimizer).__name__}: pass e.g. "
+                "torch.optim.SGD(model.parameters(), lr=0.1)"
+            )
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ExperimentError(
+                f"Experiment.steps must be a positive int (the number of optimizer steps), got "
+                f"{self.steps!r}: pass steps=N with N >= 1"
+            )
+        self._check_data()
+        named = list(self.model.named_parameters())
+        trainable = [n for n, p in named if p.requires_grad]
+        if not trainable:
+            raise ExperimentError(
+                f"the model has no trainable parameters: all {len(named)} parameters have "
+                "requires_grad=False, so training would change nothing. Unfreeze the ones to "
+                "train (p.requires_grad_(True))"
+            )
+        owned = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        if not any(id(p) in owned for p in self.model.parameters()):
+            raise ExperimentError(
+                "the optimizer holds none of the model's parameters: build it with "
+                "optimizer = torch.optim.SGD(model.parameters(), ...) on this model"
+            )
+
+    def _check_data(self) -> None:
+        data = self.data
+        if isinstance(data, Iterator):
+            raise ExperimentError(
+                f"Experiment.data is an iterator ({type(data).__name__}) that can be read only "
+                "once, but training reads the data again on every epoch. Pass a list of batches "
+                "(list(generator) if it fits in memory) or a DataLoader"
+            )
+        if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
+            raise ExperimentError(
+                "Experiment.data must be a list or DataLoader of (inputs, targets) batches, got "
+                f"{_describe(data)}"
+            )
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and isinstance(data[0], torch.Tensor)
+            and isinstance(data[1], torch.Tensor)
+        ):
+            raise ExperimentError(
+                "Experiment.data is one (inputs, targets) pair, but it must be a collection of "
+                "such batches: wrap it in a list, data=[(inputs, targets)]"
+            )
+        try:
+            size = len(data)  # type: ignore[arg-type]
+        except TypeError:  # an iterable without a length: checked when first read
+            return
+        if size == 0:
+            raise ExperimentError(
+                f"Experiment.data is empty ({type(data).__name__} of length 0): expected at "
+                "least one (inputs, targets) batch"
+            )
+
+    def check(self) -> None:
+        """Run the model and the loss on the first batch, and take the loss's gradient, so that
+        a batch the model cannot take, a wrong target dtype or shape, or a loss that is not a
+        finite scalar fails here with a message instead of deep inside the training loop.
+
+        Nothing changes: the model runs in eval mode (then gets its modes back), the random
+        number generators are forked, and the gradient is not written into ``.grad``.
+        """
+        first = next(iter(self.data), None)
+        if first is None:
+            raise ExperimentError("Experiment.data yielded no batch: expected at least one")
+        inputs, targets = _pair(first, 0)
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                self._check_batch(inputs, targets)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    def _check_batch(self, inputs: Any, targets: Any) -> None:
+        try:
+            out = self.model(inputs)
+        except (RuntimeError, TypeError, ValueError, IndexError) as err:
+            raise ExperimentError(
+                f"the model could not take the first batch: inputs are {_describe(inputs)} "
+                f"(targets {_describe(targets)}); the model raised {_first_line(err)}. Make the "
+                "batches' inputs match the model's expected shape, dtype and device"
+            ) from err
+        _check_targets(self.loss_fn, out, targets)
+        try:
+            loss = self.loss_fn(out, targets)
+        except (RuntimeError, TypeError, ValueError, IndexError) as err:
+            raise ExperimentError(
+                f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
+                f"({_describe(targets)}) of the first batch: {_first_line(err)}"
+                f"{_loss_hint(self.loss_fn, out, targets)}"
+            ) from err
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ExperimentError(
+                f"loss_fn must return a scalar tensor, got {_describe(loss)} on the first batch. "
+                "Use a loss with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
+            )
+        if not bool(torch.isfinite(loss.detach())):
+            bad = "NaN" if bool(torch.isnan(loss.detach())) else "infinite"
+            raise ExperimentError(
+                f"the loss is {bad} on the first batch, before any training step: "
+                "expected a finite number. Check the data for NaN/inf and the model's "
+                "initialisation"
+            )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        try:
+            torch.autograd.grad(loss, params, allow_unused=True)
+        except RuntimeError as err:
+            raise ExperimentError(
+                f"the gradient of the loss on the first batch failed: {_first_line(err)}. The "
+                "loss must be computed from the model's outputs with differentiable operations"
+            ) from err
+
+    def batches(self) -> Iterator[tuple[Any, Any]]:
+        """Batches, cycling over ``data``, one per optimizer step (call :meth:`check` first for
+        a clear message on a first batch that does not fit)."""
+        produced = 0
+        epoch = 0
+        while produced < self.steps:
+            empty = True
+            for batch in self.data:
+                empty = False
+                yield _pair(batch, produced)
+                produced += 1
+                if produced == self.steps:
+                    return
+            if empty and epoch:
+                raise ExperimentError(
+                    f"Experiment.data yielded no batch on its pass number {epoch + 1}: it can be "
+                    "iterated only once, but training reads the data again on every epoch. Pass "
+                    "a list of batches or a DataLoader"
+                )
+            if empty:
+                raise ExperimentError("Experiment.data yielded no batch: expected at least one")
+            epoch += 1
+
+
+_REGRESSION = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else repr(err)
+
+
+def _pair(batch: Any, index: int) -> tuple[Any, Any]:
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise ExperimentError(
+            f"each batch must be a pair (inputs, targets), but batch {index} is "
+            f"{_describe(batch)}. Make the data yield (inputs, targets), e.g. "
+            "list(zip(input_batches, target_batches))"
+        )
+    return batch[0], batch[1]
+
+
+def _check_targets(loss_fn: Any, out: Any, targets: Any) -> None:
+    """Refuse what a regression loss would accept silently: integer targets or shapes that
+    broadcast."""
+    if not (
+        isinstance(loss_fn, _REGRESSION)
+        and isinstance(out, torch.Tensor)
+        and isinstance(targets, torch.Tensor)
+    ):
+        return
+    name = type(loss_fn).__name__
+    if out.is_floating_point() and not targets.is_floating_point():
+        raise ExperimentError(
+            f"{name} got targets of dtype {targets.dtype}, but a regression loss expects "
+            f"floating-point targets like the model's outputs ({out.dtype}). Convert them with "
+            "targets.float(), or use torch.nn.CrossEntropyLoss if they are class indices"
+        )
+    if out.shape != targets.shape:
+        raise ExperimentError(
+            f"{name} got outputs of shape {tuple(out.shape)} and targets of shape "
+            f"{tuple(targets.shape)}: they would be broadcast against each other and the loss "
+            "would be wrong. Give the targets the outputs' shape (e.g. targets.view(-1, 1))"
+        )
+
+
+def _loss_hint(loss_fn: Any, out: Any, targets: Any) -> str:
+    if not (isinstance(out, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        if not isinstance(out, torch.Tensor):
+            return (
+                f". The model returns {_describe(out)}: wrap the loss so that it picks the "
+                "tensor to compare, e.g. loss_fn=lambda out, y: criterion(out['logits'], y)"
+            )
+        return ""
+    if out.ndim and targets.ndim and out.shape[0] != targets.shape[0]:
+        return (
+            f". The outputs hold {out.shape[0]} samples and the targets {targets.shape[0]}: "
+            "each batch needs one target per input"
+        )
+    if (
+        isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
+        and targets.is_floating_point()
+        and targets.shape != out.shape
+    ):
+        return (
+            ". Class indices must be integers: convert the targets with targets.long() (float "
+            "targets are read as class probabilities, of the outputs' shape)"
+        )
+    return ""
+
+
+def _call_factory(fn: Callable[..., Any], seed: int, where: str) -> Experiment:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: call it as it is
+        params = {}  # type: ignore[assignment]
+    required = [
+        name
+        for name, p in params.items()
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and name != "seed"
+    ]
+    if required:
+        raise ExperimentError(
+            f"{where} takes the parameters {required}, but an experiment function is called "
+            "with no argument or only seed=: define it as def make(seed=0) and give the other "
+            "parameters defaults"
+        )
+    torch.manual_seed(seed)
+    try:
+        exp = fn(seed=seed) if "seed" in params else fn()
+    except ExperimentError as err:
+        raise ExperimentError(f"{where}: {err}") from err
+    except Exception as err:
+        raise ExperimentError(
+            f"{where} raised {_first_line(err)} (run with --debug for the traceback)"
+        ) from err
+    if not isinstance(exp, Experiment):
+        raise ExperimentError(
+            f"{where} returned a {type(exp).__name__}, expected an optiscope.Experiment: end "
+            "the function with return optiscope.Experiment(model, loss_fn, data, optimizer, steps)"
+        )
+    exp.seed = seed
+    return exp
+
+
+def load_experiment(spec: str, seed: int = 0) -> Experiment:
+    """A built-in name, ``path/to/file.py:function`` or ``package.module:function``."""
+    from optiscope.training.builtins import BUILTINS
+
+    if spec in BUILTINS:
+        return _call_factory(BUILTINS[spec], seed, f"built-in experiment {spec!r}")
+    if ":" not in spec:
+        raise ExperimentError(
+            f"unknown experiment {spec!r}: expected a built-in name ({', '.join(BUILTINS)}), "
+            "path/to/file.py:function or package.module:function"
+        )
+    where, func = spec.rsplit(":", 1)
+    if where.endswith(".py") or os.sep in where:
+        if not os.path.isfile(where):
+            raise ExperimentError(f"experiment file {where!r} not found (from {spec!r})")
+        mod_name = f"optiscope_user_{abs(hash(os.path.abspath(where)))}"
+        loader_spec = importlib.util.spec_from_file_location(mod_name, where)
+        if loader_spec is None or loader_spec.loader is None:
+            raise ExperimentError(f"cannot import {where!r} as a Python file")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as err:
+            del sys.modules[mod_name]
+            raise ExperimentError(
+                f"cannot load the experiment file {where!r}: it raised {_first_line(err)} "
+                "(run with --debug for the traceback)"
+            ) from err
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as err:
+            raise ExperimentError(
+                f"cannot import module {where!r} (from {spec!r}): {err}. Install it, or run from "
+                "the folder that holds it, or name a file instead: path/to/file.py:function"
+            ) from err
+        except Exception as err:
+            raise ExperimentError(
+                f"importing module {where!r} raised {_first_line(err)} (run with --debug for the "
+                "traceback)"
+            ) from err
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise ExperimentError(
+            f"{where!r} has no function {func!r}: expected one of {names[:10]}. Name the "
+            "function that returns the Experiment after the colon"
+        )
+    return _call_factory(fn, seed, f"{spec!r}")
