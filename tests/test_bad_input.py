@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from optiscope import Experiment, ExperimentError, Monitor, MonitorError, Problem, ProblemError
+from optiscope import Experiment, Monitor, Problem, ProblemError
 from optiscope.cli import main
-from optiscope.training.experiment import load_experiment
+from optiscope.monitor import MonitorError
+from optiscope.training.experiment import ExperimentError, load_experiment
 
 # -- helpers ---------------------------------------------------------------------------------------
 

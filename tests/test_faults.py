@@ -20,7 +20,8 @@ from torch import nn
 
 import optiscope
 from optiscope.cli import main
-from optiscope.diagnosis.detectors import CHALLENGES
+from optiscope.diagnosis import CHALLENGES
+from optiscope.records import schema
 from optiscope.records.log import read_records
 
 TRAIN = textwrap.dedent(
@@ -80,22 +81,22 @@ def test_a_killed_run_keeps_its_records_and_report_rebuilds_its_findings(tmp_pat
     whole = _step_lines(records)
     log = read_records(run)
     assert whole >= 20
-    assert sum(1 for _ in log.of_type("step")) == whole
+    assert sum(1 for _ in log.of_type(schema.STEP_RECORD)) == whole
 
     # A kill in the middle of a write: the last line is cut short.
     with open(records, "ab") as f:
         f.write(b'{"type":"step","step":99999,"values":{"loss":0.')
     log = read_records(run)
     assert log.truncated
-    steps = [r["step"] for r in log.of_type("step")]
+    steps = [r[schema.STEP] for r in log.of_type(schema.STEP_RECORD)]
     assert steps == list(range(whole))
 
     assert main(["report", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"findings recomputed from its records, written to {run / 'findings.json'}" in out
     payload = json.loads((run / "findings.json").read_text())
-    assert payload["experiment"] == "killed <run>"
-    assert len(payload["findings"]) == len(CHALLENGES) == 8
+    assert payload[schema.EXPERIMENT] == "killed <run>"
+    assert len(payload[schema.FINDINGS]) == len(CHALLENGES) == 8
     html = (run / "report.html").read_text()
     assert "killed &lt;run&gt;" in html and "killed <run>" not in html
     assert "The records file ends in a line cut short: the run was cut short" in html
@@ -128,6 +129,6 @@ def test_a_training_loop_that_raises_keeps_its_records_and_findings(tmp_path):
                 opt.step()
     log = read_records(tmp_path)
     assert not log.truncated
-    assert [r["step"] for r in log.of_type("step")] == list(range(12))
-    findings = json.loads((tmp_path / "findings.json").read_text())["findings"]
+    assert [r[schema.STEP] for r in log.of_type(schema.STEP_RECORD)] == list(range(12))
+    findings = json.loads((tmp_path / schema.FINDINGS_FILE).read_text())[schema.FINDINGS]
     assert len(findings) == len(CHALLENGES)

@@ -14,15 +14,10 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from optiscope.core.stats import finite
+from optiscope.diagnosis import CHALLENGES, DETECTORS, Finding, Severity, diagnose
 from optiscope.diagnosis import detectors as _diagnosis
-from optiscope.diagnosis.detectors import (
-    CHALLENGES,
-    DETECTORS,
-    SEVERITIES,
-    Finding,
-    _finite,
-    diagnose,
-)
+from optiscope.records import schema
 from optiscope.records.log import Records, RecordsError, _encode, parse_records
 
 FUZZ = settings(
@@ -35,21 +30,21 @@ FUZZ = settings(
 FUZZ_RUNS = settings(FUZZ, max_examples=100)
 
 NAMES = (
-    "loss",
-    "grad_norm",
-    "batch_size",
-    "trace_cov",
-    "grad_norm_sq_unbiased",
-    "snr",
-    "gthg",
-    "gtg",
-    "predicted_change",
-    "actual_change",
-    "sharpness",
-    "stability_threshold",
-    "lambda_min",
-    "curvature_along_gradient",
-    "gradient_threshold",
+    schema.LOSS,
+    schema.GRAD_NORM,
+    schema.BATCH_SIZE,
+    schema.TRACE_COV,
+    schema.GRAD_NORM_SQ_UNBIASED,
+    schema.SNR,
+    schema.GTHG,
+    schema.GTG,
+    schema.PREDICTED_CHANGE,
+    schema.ACTUAL_CHANGE,
+    schema.SHARPNESS,
+    schema.STABILITY_THRESHOLD,
+    schema.LAMBDA_MIN,
+    schema.CURVATURE_ALONG_GRADIENT,
+    schema.GRADIENT_THRESHOLD,
 )
 NASTY = [
     0.0,
@@ -111,7 +106,7 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
     columns: dict[str, list[Any]] = {}
     names = draw(st.lists(st.sampled_from(NAMES), unique=True))
     if draw(st.booleans()):
-        names += [k for k in ("loss", "grad_norm") if k not in names]
+        names += [k for k in (schema.LOSS, schema.GRAD_NORM) if k not in names]
     for name in names:
         kind = draw(st.sampled_from(["decay", "constant", "ramp", "spike", "decay", "arbitrary"]))
         if kind == "arbitrary":
@@ -125,7 +120,7 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
             columns[name] = [scale * (i + 1) for i in range(n)]
         elif kind == "decay":
             rate = draw(st.sampled_from([0.5, 0.9, 0.999, 1.0, 1.1]))
-            columns[name] = [(v if _finite(v) else 1.0) * rate**i for i in range(n)]
+            columns[name] = [(v if finite(v) else 1.0) * rate**i for i in range(n)]
         else:
             columns[name] = [1.0] * n
             if n:
@@ -134,9 +129,13 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for i in range(n):
         values = {k: col[i] for k, col in columns.items() if i not in holes}
-        record: dict[str, Any] = {"type": "step", "step": steps[i], "values": values}
+        record: dict[str, Any] = {
+            schema.TYPE: schema.STEP_RECORD,
+            schema.STEP: steps[i],
+            schema.VALUES: values,
+        }
         if i in holes:
-            del record[draw(st.sampled_from(["step", "values", "type"]))]
+            del record[draw(st.sampled_from([schema.STEP, schema.VALUES, schema.TYPE]))]
         records.append(record)
     records += draw(st.lists(extra_records, max_size=4))
     records += draw(st.lists(st.one_of(hidden_norms, interpolation), max_size=3))
@@ -158,49 +157,60 @@ norms = st.one_of(
     junk,
 )
 hidden = st.fixed_dictionaries(
-    {"type": st.just("hidden_gradients")},
+    {schema.TYPE: st.just(schema.HIDDEN_GRADIENTS)},
     optional={
-        "step": junk,
-        "module": junk,
-        "norms": norms,
+        schema.STEP: junk,
+        schema.MODULE: junk,
+        schema.NORMS: norms,
     },
 )
 analysis = st.fixed_dictionaries(
-    {"type": st.just("analysis"), "name": st.sampled_from(["interpolation", "trajectory", "x"])},
+    {
+        schema.TYPE: st.just(schema.ANALYSIS),
+        schema.NAME: st.sampled_from([schema.INTERPOLATION, schema.TRAJECTORY, "x"]),
+    },
     optional={
-        "barrier": junk,
-        "path_length": junk,
-        "distance": junk,
-        "losses": st.one_of(junk, st.lists(junk, max_size=4)),
-        "explained": st.one_of(junk, st.lists(st.one_of(junk, st.lists(junk)), max_size=4)),
-        "ratio": junk,
+        schema.BARRIER: junk,
+        schema.PATH_LENGTH: junk,
+        schema.DISTANCE: junk,
+        schema.LOSSES: st.one_of(junk, st.lists(junk, max_size=4)),
+        schema.EXPLAINED: st.one_of(junk, st.lists(st.one_of(junk, st.lists(junk)), max_size=4)),
+        schema.RATIO: junk,
     },
 )
 hidden_norms = st.fixed_dictionaries(
-    {"type": st.just("hidden_gradients"), "step": st.integers(0, 9), "norms": norms}
+    {
+        schema.TYPE: st.just(schema.HIDDEN_GRADIENTS),
+        schema.STEP: st.integers(0, 9),
+        schema.NORMS: norms,
+    }
 )
 interpolation = st.fixed_dictionaries(
     {
-        "type": st.just("analysis"),
-        "name": st.just("interpolation"),
-        "barrier": numbers,
-        "path_length": numbers,
-        "distance": numbers,
-        "losses": st.lists(numbers, max_size=5),
+        schema.TYPE: st.just(schema.ANALYSIS),
+        schema.NAME: st.just(schema.INTERPOLATION),
+        schema.BARRIER: numbers,
+        schema.PATH_LENGTH: numbers,
+        schema.DISTANCE: numbers,
+        schema.LOSSES: st.lists(numbers, max_size=5),
     }
 )
 extra_records = st.one_of(
     hidden,
     analysis,
-    st.dictionaries(st.sampled_from(["type", "step", "values", "norms", "name"]), junk),
-    st.fixed_dictionaries({"type": st.just("step"), "step": junk, "values": junk}),
+    st.dictionaries(
+        st.sampled_from([schema.TYPE, schema.STEP, schema.VALUES, schema.NORMS, schema.NAME]), junk
+    ),
+    st.fixed_dictionaries(
+        {schema.TYPE: st.just(schema.STEP_RECORD), schema.STEP: junk, schema.VALUES: junk}
+    ),
 )
 
 
 def check(finding: Any, challenge: str) -> None:
     assert isinstance(finding, Finding)
     assert finding.challenge == challenge
-    assert finding.severity in SEVERITIES
+    assert isinstance(finding.severity, Severity) and finding.severity != Severity.ERROR
     assert isinstance(finding.summary, str) and finding.summary.strip()
     assert isinstance(finding.remedy, str)
     assert isinstance(finding.evidence, dict)
@@ -211,23 +221,47 @@ def check(finding: Any, challenge: str) -> None:
 def nasty_steps(**columns: list[Any]) -> list[dict[str, Any]]:
     n = max(len(c) for c in columns.values())
     return [
-        {"type": "step", "step": i, "values": {k: c[i] for k, c in columns.items() if i < len(c)}}
+        {
+            schema.TYPE: schema.STEP_RECORD,
+            schema.STEP: i,
+            schema.VALUES: {k: c[i] for k, c in columns.items() if i < len(c)},
+        }
         for i in range(n)
     ]
+
+
+def hidden_record(**fields: Any) -> dict[str, Any]:
+    return {schema.TYPE: schema.HIDDEN_GRADIENTS, **fields}
+
+
+def analysis_record(name: str, **fields: Any) -> dict[str, Any]:
+    return {schema.TYPE: schema.ANALYSIS, schema.NAME: name, **fields}
 
 
 @FUZZ_RUNS
 @given(runs())
 @example([])
-@example([{"type": "step", "step": 0, "values": {"loss": 1.0, "grad_norm": 1.0}}])
-@example(nasty_steps(trace_cov=[1e308] * 4, grad_norm_sq_unbiased=[1.0] * 4, batch_size=[8] * 4))
-@example(nasty_steps(curvature_along_gradient=[1.0] * 4, gradient_threshold=[0.0] * 4))
-@example(nasty_steps(loss=[10**400] * 30, grad_norm=[10**400] * 30))
-@example([{"type": "hidden_gradients", "norms": [10**400, 1.0, 1e-308, 5e-324]}])
-@example([{"type": "hidden_gradients", "norms": []}, {"type": "hidden_gradients"}])
-@example([{"type": "analysis", "name": "interpolation", "barrier": 10**400, "losses": 3}])
-@example([{"type": "analysis", "name": "interpolation", "losses": {"a": 1}, "distance": 0}])
-@example([{"type": "analysis", "name": "trajectory", "explained": [[1.0], 0.5]}])
+@example(nasty_steps(**{schema.LOSS: [1.0], schema.GRAD_NORM: [1.0]}))
+@example(
+    nasty_steps(
+        **{
+            schema.TRACE_COV: [1e308] * 4,
+            schema.GRAD_NORM_SQ_UNBIASED: [1.0] * 4,
+            schema.BATCH_SIZE: [8] * 4,
+        }
+    )
+)
+@example(
+    nasty_steps(
+        **{schema.CURVATURE_ALONG_GRADIENT: [1.0] * 4, schema.GRADIENT_THRESHOLD: [0.0] * 4}
+    )
+)
+@example(nasty_steps(**{schema.LOSS: [10**400] * 30, schema.GRAD_NORM: [10**400] * 30}))
+@example([hidden_record(**{schema.NORMS: [10**400, 1.0, 1e-308, 5e-324]})])
+@example([hidden_record(**{schema.NORMS: []}), hidden_record()])
+@example([analysis_record(schema.INTERPOLATION, **{schema.BARRIER: 10**400, schema.LOSSES: 3})])
+@example([analysis_record(schema.INTERPOLATION, **{schema.LOSSES: {"a": 1}, schema.DISTANCE: 0})])
+@example([analysis_record(schema.TRAJECTORY, **{schema.EXPLAINED: [[1.0], 0.5]})])
 def test_every_detector_answers_in_its_vocabulary_on_any_run(records):
     for challenge, detector in DETECTORS.items():
         check(detector(records), challenge)
@@ -239,7 +273,7 @@ def test_every_detector_answers_in_its_vocabulary_on_any_run(records):
 
 
 reals = st.one_of(
-    st.sampled_from([v for v in NASTY if _finite(v) or isinstance(v, float)]),
+    st.sampled_from([v for v in NASTY if finite(v) or isinstance(v, float)]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=0.5, max_value=2.0),
 )
@@ -255,9 +289,14 @@ def test_the_step_detectors_on_numeric_series_of_any_size(rows):
     (flat, stalled, saddle, spike) meet NaN, infinity, overflow and subnormals."""
     records = [
         {
-            "type": "step",
-            "step": i,
-            "values": {"loss": a, "grad_norm": b, "lambda_min": c, "sharpness": d},
+            schema.TYPE: schema.STEP_RECORD,
+            schema.STEP: i,
+            schema.VALUES: {
+                schema.LOSS: a,
+                schema.GRAD_NORM: b,
+                schema.LAMBDA_MIN: c,
+                schema.SHARPNESS: d,
+            },
         }
         for i, (a, b, c, d) in enumerate(rows)
     ]
@@ -286,7 +325,7 @@ def test_the_public_detectors_are_all_fuzzed():
 
 # --- the record reader --------------------------------------------------------------------------
 
-HEADER = {"type": "header", "schema": 1, "seed": 0}
+HEADER = {schema.TYPE: schema.HEADER, schema.SCHEMA: schema.VERSION, "seed": 0}
 json_values = st.recursive(
     st.one_of(
         st.none(),
@@ -302,8 +341,8 @@ json_values = st.recursive(
 )
 records_st = st.lists(
     st.fixed_dictionaries(
-        {"type": st.just("step"), "step": st.integers(0, 10**6)},
-        optional={"values": st.dictionaries(st.sampled_from(NAMES), json_values, max_size=3)},
+        {schema.TYPE: st.just(schema.STEP_RECORD), schema.STEP: st.integers(0, 10**6)},
+        optional={schema.VALUES: st.dictionaries(st.sampled_from(NAMES), json_values, max_size=3)},
     ),
     max_size=5,
 )
@@ -323,7 +362,7 @@ def parse_or_error(data: bytes) -> Records | None:
     except RecordsError:
         return None
     assert isinstance(result, Records)
-    assert isinstance(result.header, dict) and result.header.get("type") == "header"
+    assert isinstance(result.header, dict) and result.header.get(schema.TYPE) == schema.HEADER
     assert all(isinstance(r, dict) for r in result.records)
     for name in NAMES:  # what the report reads from a parsed run
         steps, values = result.series(name)
@@ -409,7 +448,8 @@ def test_a_valid_file_with_a_byte_flipped_or_inserted_gives_records_or_an_error(
 @given(json_values.filter(lambda v: not isinstance(v, dict)), st.booleans())
 def test_a_line_of_json_that_is_not_an_object_is_a_records_error(value, last):
     bad = json.dumps(_encode(value), allow_nan=False).encode()
-    data = line(HEADER) + bad + (b"\n" if last else b"\n" + line({"type": "step", "step": 1}))
+    after = line({schema.TYPE: schema.STEP_RECORD, schema.STEP: 1})
+    data = line(HEADER) + bad + (b"\n" if last else b"\n" + after)
     assert parse_or_error(data) is None
 
 

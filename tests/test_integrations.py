@@ -296,7 +296,7 @@ def test_hf_gradient_accumulation_and_curvature(tmp_path, monkeypatch):
 
 def test_hf_model_without_its_own_loss_needs_loss_fn(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from optiscope import MonitorError
+    from optiscope.monitor import MonitorError
     from optiscope.integrations.huggingface import OptiscopeTrainerCallback
 
     with pytest.raises(MonitorError, match="needs the batch as \\(inputs, targets\\)"):

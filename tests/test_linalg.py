@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from optiscope import (
+from optiscope.linalg import (
     DenseOperator,
     LinearOperator,
     hutchinson_trace,

@@ -329,3 +329,48 @@ def test_plain_sgd_predicted_change_needs_no_second_product():
     *_, mon, _ = _full_batch_run(0.3, {"curvature": 1}, 3, before=predict)
     got = [r["values"]["predicted_change"] for r in mon.history]
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_layer_gradients_are_the_norms_of_each_layers_own_gradients():
+    """The layer_gradients probe against norms taken by hand: each module owning parameters,
+    in order, its gradient's norm; the names written once, on the first record."""
+    from optiscope.records import schema
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.Linear(16, 3))
+    model[2].bias.requires_grad_(False)  # a frozen parameter is not part of its layer's norm
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    mon = Monitor(model, opt, every={"layer_gradients": 1})
+    expected = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        own = [[p for p in m.parameters() if p.grad is not None] for m in model[0::2]]
+        own.append(list(model[3].parameters()))
+        expected.append([math.sqrt(sum(float(p.grad.pow(2).sum()) for p in ps)) for ps in own])
+        mon.step(loss)
+        opt.step()
+    findings = mon.close()
+    layers = [r for r in mon.history if r[schema.TYPE] == schema.LAYER_GRADIENTS]
+    assert [r[schema.STEP] for r in layers] == [0, 1, 2]
+    assert layers[0][schema.NAMES] == ["0", "2", "3"]
+    assert all(schema.NAMES not in r for r in layers[1:])
+    for r, ref in zip(layers, expected):
+        assert r[schema.NORMS] == pytest.approx(ref, rel=1e-6)
+    assert len(findings) == 8 and findings == mon.findings  # diagnosed without out=
+
+
+def test_every_probe_declares_names_the_schema_holds():
+    """A probe writes only names spelled in the schema, and every tier can be scheduled."""
+    from optiscope.monitor.monitor import PRESETS, TIERS
+    from optiscope.monitor.probes import PROBES
+    from optiscope.records import schema
+
+    known = {v for k, v in vars(schema).items() if k.isupper() and isinstance(v, str)}
+    for probe in PROBES:
+        assert probe.name in TIERS
+        assert probe.writes and set(probe.writes) <= known, probe.name
+    for preset in PRESETS.values():
+        assert set(preset) <= set(TIERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -14,21 +15,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optiscope.records.log import RecordsError, RecordWriter, parse_records, read_records
+from optiscope.records import schema
+from optiscope.records.log import (
+    RecordsError,
+    RecordWriter,
+    parse_records,
+    read_findings,
+    read_records,
+    series,
+    write_findings,
+)
+
+
+def step(i, values):
+    return {schema.TYPE: schema.STEP_RECORD, schema.STEP: i, schema.VALUES: values}
 
 
 def test_records_round_trip_with_non_finite_values(tmp_path):
     path = tmp_path / "run" / "records.jsonl"
     with RecordWriter(path, {"experiment": "x", "seed": 3}) as w:
-        w.write({"type": "step", "step": 0, "values": {"loss": 1.5, "grad_norm": math.inf}})
-        w.write({"type": "step", "step": 1, "values": {"loss": math.nan, "r": [1.0, -math.inf]}})
+        w.write(step(0, {schema.LOSS: 1.5, schema.GRAD_NORM: math.inf}))
+        w.write(step(1, {schema.LOSS: math.nan, "r": [1.0, -math.inf]}))
     rec = read_records(path.parent)
     assert rec.header["experiment"] == "x" and rec.header["seed"] == 3
     assert rec.header["schema"] == 1 and not rec.truncated
-    steps, loss = rec.series("loss")
+    steps, loss = rec.series(schema.LOSS)
     assert steps == [0, 1] and loss[0] == 1.5 and math.isnan(loss[1])
-    assert rec.records[0]["values"]["grad_norm"] == math.inf
-    assert rec.records[1]["values"]["r"] == [1.0, -math.inf]
+    assert rec.records[0][schema.VALUES][schema.GRAD_NORM] == math.inf
+    assert rec.records[1][schema.VALUES]["r"] == [1.0, -math.inf]
     # Strict JSON on disk: no NaN tokens.
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
 
@@ -36,11 +50,11 @@ def test_records_round_trip_with_non_finite_values(tmp_path):
 def test_each_record_is_on_disk_as_soon_as_it_is_written(tmp_path):
     path = tmp_path / "records.jsonl"
     w = RecordWriter(path, {})
-    w.write({"type": "step", "step": 7, "values": {"loss": 0.25}})
-    assert read_records(path).series("loss") == ([7], [0.25])
+    w.write(step(7, {schema.LOSS: 0.25}))
+    assert read_records(path).series(schema.LOSS) == ([7], [0.25])
     w.close()
     with pytest.raises(RecordsError, match="already closed"):
-        w.write({"type": "step"})
+        w.write({schema.TYPE: schema.STEP_RECORD})
 
 
 def test_a_run_killed_with_sigkill_leaves_readable_records(tmp_path):
@@ -62,7 +76,7 @@ def test_a_run_killed_with_sigkill_leaves_readable_records(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     rec = read_records(path)
-    steps, loss = rec.series("loss")
+    steps, loss = rec.series(schema.LOSS)
     assert len(steps) > 100
     assert steps == list(range(len(steps)))
     assert loss[-1] == pytest.approx(1.0 / len(steps))
@@ -112,6 +126,87 @@ def test_the_reader_raises_only_its_own_error_on_arbitrary_bytes(data):
 def test_a_new_run_in_the_same_folder_replaces_the_old_records(tmp_path):
     for run in range(2):
         with RecordWriter(tmp_path / "records.jsonl", {"run": run}) as w:
-            w.write({"type": "step", "step": 0, "values": {"loss": float(run)}})
+            w.write(step(0, {schema.LOSS: float(run)}))
     rec = read_records(tmp_path)
     assert rec.header["run"] == 1 and len(rec.records) == 1
+
+
+def test_one_series_rule_for_every_reader():
+    """Only step records whose values are a mapping, whose step is an int (not a bool), and
+    whose value is a number (a 0-d array counts, a bool does not)."""
+    np = pytest.importorskip("numpy")
+    records = [
+        step(0, {schema.LOSS: 1}),
+        step(1, {schema.LOSS: "1.0"}),
+        step(2, {schema.LOSS: True}),
+        step(3, {schema.LOSS: None}),
+        step(4, {schema.LOSS: [1.0]}),
+        step(5.0, {schema.LOSS: 1.0}),
+        step("6", {schema.LOSS: 1.0}),
+        step(True, {schema.LOSS: 1.0}),
+        step(8, [1.0]),
+        {schema.TYPE: schema.HIDDEN_GRADIENTS, schema.STEP: 9, schema.VALUES: {schema.LOSS: 1}},
+        "not a record",
+        step(10, {schema.LOSS: np.float32(0.5)}),
+        step(11, {schema.LOSS: np.array(0.25)}),
+        step(12, {schema.LOSS: 10**400}),
+        step(13, {schema.GRAD_NORM: 1.0}),
+    ]
+    steps, values = series(records, schema.LOSS)
+    assert steps == [0, 10, 11, 12] and values == [1.0, 0.5, 0.25, math.inf]
+    assert all(type(v) is float for v in values)
+    # Read back from a file, the same rule: 5.0 is read back as a float, "6" as a string.
+    header = {schema.TYPE: schema.HEADER, schema.SCHEMA: schema.VERSION}
+    lines = [json.dumps(r) for r in [header, *records[:10]] if isinstance(r, dict)]
+    rec = parse_records(("\n".join(lines) + "\n").encode())
+    assert rec.series(schema.LOSS) == ([0], [1.0])
+
+
+def test_findings_round_trip_with_non_finite_evidence(tmp_path):
+    findings = [
+        {schema.CHALLENGE: "cliffs", schema.SEVERITY: "ok", schema.EVIDENCE: {"x": math.nan}},
+        {schema.CHALLENGE: "local-minima", schema.EVIDENCE: {"y": [math.inf, -math.inf]}},
+    ]
+    path = write_findings(tmp_path / "run", findings, "exp")
+    assert path == tmp_path / "run" / schema.FINDINGS_FILE
+    text = path.read_text()
+    assert text.endswith("}\n") and "NaN" not in text and "Infinity" not in text
+    payload = json.loads(text)
+    assert payload == {
+        schema.EXPERIMENT: "exp",
+        schema.FINDINGS: [
+            {schema.CHALLENGE: "cliffs", schema.SEVERITY: "ok", schema.EVIDENCE: {"x": "nan"}},
+            {schema.CHALLENGE: "local-minima", schema.EVIDENCE: {"y": ["inf", "-inf"]}},
+        ],
+    }
+    assert text == json.dumps(payload, indent=2) + "\n"
+    back = read_findings(tmp_path / "run")
+    assert math.isnan(back[0][schema.EVIDENCE]["x"])
+    assert back[1][schema.EVIDENCE]["y"] == [math.inf, -math.inf]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [schema.FINDINGS_FILE]
+    assert json.loads(write_findings(tmp_path, [], None).read_text())[schema.EXPERIMENT] is None
+
+
+def test_missing_findings_keep_their_cause_and_malformed_ones_say_what_was_expected(tmp_path):
+    with pytest.raises(RecordsError, match=r"cannot read the findings from .*findings.json") as err:
+        read_findings(tmp_path)
+    assert isinstance(err.value.__cause__, FileNotFoundError)
+    for text in ("{ not json", "[1, 2]", '{"findings": 3}', '{"findings": [{"challenge": 1}]}'):
+        (tmp_path / schema.FINDINGS_FILE).write_text(text)
+        with pytest.raises(
+            RecordsError, match=r'expected \{"experiment": \.\.\., "findings"'
+        ) as err:
+            read_findings(tmp_path)
+        assert not isinstance(err.value.__cause__, FileNotFoundError)
+        assert "delete it and run `optiscope report` to recompute it" in str(err.value)
+    (tmp_path / schema.FINDINGS_FILE).write_bytes(b"\xff\xfe")
+    with pytest.raises(RecordsError, match="expected"):
+        read_findings(tmp_path)
+
+
+def test_unwritable_findings_raise_a_records_error_with_the_os_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RecordsError, match=r"cannot write the findings to .*writable run") as err:
+        write_findings(blocker, [], None)
+    assert isinstance(err.value.__cause__, OSError)

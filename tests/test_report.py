@@ -13,9 +13,18 @@ import numpy as np
 import pytest
 
 from optiscope.cli import main
-from optiscope.diagnosis.detectors import CHALLENGES
-from optiscope.records.log import RecordWriter
-from optiscope.report.page import MAX_POINTS, ReportError, decimate, render_report, write_report
+from optiscope.diagnosis import CHALLENGES, Finding, Severity
+from optiscope.records import schema
+from optiscope.records.log import (
+    Records,
+    RecordsError,
+    RecordWriter,
+    read_findings,
+    read_records,
+)
+from optiscope.report.page import MAX_POINTS, ReportError, decimate, render_report
+from optiscope.runner import report as runner_report
+from optiscope.runner.report import render_run, write_report
 
 HEADER = {
     "experiment": "synthetic",
@@ -27,23 +36,45 @@ EVIL = "<script>alert(1)</script>"
 
 
 def step_values(step: int, full: bool = True) -> dict:
-    values = {"loss": 2.0 * math.exp(-step / 10) + 0.01, "grad_norm": 1.0 / (1 + step)}
+    values = {
+        schema.LOSS: 2.0 * math.exp(-step / 10) + 0.01,
+        schema.GRAD_NORM: 1.0 / (1 + step),
+    }
     if full:
         values.update(
-            gtg=0.5 / (1 + step),
-            gthg=0.1 * (1 + step),
-            sharpness=1.0 + 0.1 * step,
-            stability_threshold=4.0,
-            predicted_change=-0.01,
-            actual_change=-0.009,
-            lambda_min=-0.1,
-            update_ratio=0.01,
-            grad_norm_sq_unbiased=0.2,
-            trace_cov=20.0,
-            b_simple=100.0,
-            batch_size=32,
+            {
+                schema.GTG: 0.5 / (1 + step),
+                schema.GTHG: 0.1 * (1 + step),
+                schema.SHARPNESS: 1.0 + 0.1 * step,
+                schema.STABILITY_THRESHOLD: 4.0,
+                schema.PREDICTED_CHANGE: -0.01,
+                schema.ACTUAL_CHANGE: -0.009,
+                schema.LAMBDA_MIN: -0.1,
+                schema.UPDATE_RATIO: 0.01,
+                schema.GRAD_NORM_SQ_UNBIASED: 0.2,
+                schema.TRACE_COV: 20.0,
+                schema.B_SIMPLE: 100.0,
+                schema.BATCH_SIZE: 32,
+            }
         )
     return values
+
+
+def step_record(step, values: dict) -> dict:
+    return {schema.TYPE: schema.STEP_RECORD, schema.STEP: step, schema.VALUES: values}
+
+
+def hidden_record(step, module, norms) -> dict:
+    return {
+        schema.TYPE: schema.HIDDEN_GRADIENTS,
+        schema.STEP: step,
+        schema.MODULE: module,
+        schema.NORMS: norms,
+    }
+
+
+def analysis_record(name: str, **fields) -> dict:
+    return {schema.TYPE: schema.ANALYSIS, schema.NAME: name, **fields}
 
 
 def write_run(
@@ -55,64 +86,68 @@ def write_run(
 ) -> Path:
     with RecordWriter(folder / "records.jsonl", header or HEADER) as w:
         for s in range(steps):
-            w.write({"type": "step", "step": s, "values": step_values(s, full)})
+            w.write(step_record(s, step_values(s, full)))
             if full and s % 20 == 0:
-                norms = [0.9**t for t in range(30, 0, -1)]
-                w.write({"type": "hidden_gradients", "step": s, "module": "rnn", "norms": norms})
+                w.write(hidden_record(s, "rnn", [0.9**t for t in range(30, 0, -1)]))
         if full:
             grid = np.linspace(-1, 5, 50)
             density = np.exp(-((grid - 2) ** 2)) + 0.1 * np.exp(-((grid + 0.5) ** 2) * 10)
             w.write(
-                {
-                    "type": "analysis",
-                    "name": "spectral_density",
-                    "grid": grid.tolist(),
-                    "density": density.tolist(),
-                    "sigma": 0.05,
-                    "fraction_negative": 0.04,
-                }
+                analysis_record(
+                    schema.SPECTRAL_DENSITY,
+                    **{
+                        schema.GRID: grid.tolist(),
+                        schema.DENSITY: density.tolist(),
+                        schema.SIGMA: 0.05,
+                        schema.FRACTION_NEGATIVE: 0.04,
+                    },
+                )
             )
             w.write(
-                {
-                    "type": "analysis",
-                    "name": "final_point",
-                    "kind": "saddle point",
-                    "lambda_max": 4.5,
-                    "lambda_min": -0.5,
-                    "index": 0.04,
-                }
+                analysis_record(
+                    schema.FINAL_POINT,
+                    **{
+                        schema.KIND: "saddle point",
+                        schema.LAMBDA_MAX: 4.5,
+                        schema.LAMBDA_MIN: -0.5,
+                        schema.INDEX: 0.04,
+                    },
+                )
             )
             alphas = np.linspace(0, 1, 11)
             w.write(
-                {
-                    "type": "analysis",
-                    "name": "interpolation",
-                    "alphas": alphas.tolist(),
-                    "losses": (2 - 1.9 * alphas + np.sin(alphas * math.pi)).tolist(),
-                    "barrier": 0.55,
-                    "distance": 3.0,
-                    "path_length": 9.0,
-                }
+                analysis_record(
+                    schema.INTERPOLATION,
+                    **{
+                        schema.ALPHAS: alphas.tolist(),
+                        schema.LOSSES: (2 - 1.9 * alphas + np.sin(alphas * math.pi)).tolist(),
+                        schema.BARRIER: 0.55,
+                        schema.DISTANCE: 3.0,
+                        schema.PATH_LENGTH: 9.0,
+                    },
+                )
             )
             xs = np.linspace(-2, 2, 9)
             w.write(
-                {
-                    "type": "analysis",
-                    "name": "trajectory",
-                    "coords": [[2 - 0.2 * i, 0.1 * i] for i in range(10)],
-                    "explained": [0.9, 0.08],
-                }
+                analysis_record(
+                    schema.TRAJECTORY,
+                    **{
+                        schema.COORDS: [[2 - 0.2 * i, 0.1 * i] for i in range(10)],
+                        schema.EXPLAINED: [0.9, 0.08],
+                    },
+                )
             )
             w.write(
-                {
-                    "type": "analysis",
-                    "name": "surface",
-                    "xs": xs.tolist(),
-                    "ys": xs.tolist(),
-                    "losses": [[0.1 + x * x + 2 * y * y for x in xs] for y in xs],
-                    "center_loss": 0.1,
-                    "explained": [0.9, 0.08],
-                }
+                analysis_record(
+                    schema.SURFACE,
+                    **{
+                        schema.XS: xs.tolist(),
+                        schema.YS: xs.tolist(),
+                        schema.LOSSES: [[0.1 + x * x + 2 * y * y for x in xs] for y in xs],
+                        "center_loss": 0.1,
+                        schema.EXPLAINED: [0.9, 0.08],
+                    },
+                )
             )
     return folder
 
@@ -134,7 +169,7 @@ def test_a_full_run_has_every_section_and_figure(tmp_path):
 
 
 def test_only_step_records_say_what_was_not_recorded(tmp_path):
-    text = render_report(write_run(tmp_path, full=False))
+    text = render_run(write_run(tmp_path, full=False))
     assert sections(text) == ["verdicts", "overview", *CHALLENGES]
     assert text.count("<svg") == 2  # the overview and the gradient-norm spikes
     for missing in (
@@ -154,11 +189,15 @@ def test_every_user_string_is_escaped(tmp_path):
     header = {**HEADER, "experiment": EVIL, "description": EVIL, "config": {EVIL: EVIL}}
     write_run(tmp_path, header=header, full=False)
     with open(tmp_path / "records.jsonl", "a") as f:
-        hidden = {"type": "hidden_gradients", "step": 1, "module": EVIL, "norms": [1.0, 0.1]}
-        f.write(json.dumps(hidden) + "\n")
-    finding = {"challenge": "cliffs", "severity": EVIL, "summary": EVIL, "remedy": EVIL}
-    finding["evidence"] = {EVIL: EVIL, "n": [EVIL]}
-    payload = {"experiment": EVIL, "findings": [finding]}
+        f.write(json.dumps(hidden_record(1, EVIL, [1.0, 0.1])) + "\n")
+    finding = {
+        schema.CHALLENGE: "cliffs",
+        schema.SEVERITY: EVIL,
+        schema.SUMMARY: EVIL,
+        schema.REMEDY: EVIL,
+    }
+    finding[schema.EVIDENCE] = {EVIL: EVIL, "n": [EVIL]}
+    payload = {schema.EXPERIMENT: EVIL, schema.FINDINGS: [finding]}
     (tmp_path / "findings.json").write_text(json.dumps(payload))
     text = write_report(tmp_path).read_text()
     assert "<script" not in text.lower()
@@ -171,7 +210,7 @@ def test_a_truncated_records_file_is_reported(tmp_path):
     write_run(tmp_path, steps=30, full=False)
     with open(tmp_path / "records.jsonl", "a") as f:
         f.write('{"type": "step", "step": 30, "val')
-    text = render_report(tmp_path)
+    text = render_run(tmp_path)
     assert "the run was cut short" in text
     assert sections(text) == ["verdicts", "overview", *CHALLENGES]
 
@@ -182,17 +221,25 @@ def test_nonfinite_values_and_broken_records_do_not_crash(tmp_path):
             v = step_values(s)
             if s % 3 == 0:
                 v = {k: (math.nan if i % 2 else math.inf) for i, k in enumerate(v)}
-            w.write({"type": "step", "step": s, "values": v})
-        w.write({"type": "step", "values": {"loss": 1.0}})  # no step
-        w.write({"type": "hidden_gradients", "step": 0, "module": "m", "norms": []})
-        w.write({"type": "hidden_gradients", "step": 1, "module": "m", "norms": [0.0, math.nan]})
-        w.write({"type": "analysis", "name": "spectral_density", "grid": [1.0], "density": []})
-        w.write({"type": "analysis", "name": "interpolation", "alphas": [0, 1], "losses": [1]})
-        w.write({"type": "analysis", "name": "surface", "xs": [0, 1], "ys": [0, 1], "losses": 3})
-        w.write({"type": "analysis", "name": "trajectory", "error": "too few snapshots"})
-        w.write({"type": "analysis", "name": "final_point", "lambda_min": math.nan})
+            w.write(step_record(s, v))
+        w.write({schema.TYPE: schema.STEP_RECORD, schema.VALUES: {schema.LOSS: 1.0}})  # no step
+        w.write(hidden_record(0, "m", []))
+        w.write(hidden_record(1, "m", [0.0, math.nan]))
+        w.write(
+            analysis_record(schema.SPECTRAL_DENSITY, **{schema.GRID: [1.0], schema.DENSITY: []})
+        )
+        w.write(
+            analysis_record(schema.INTERPOLATION, **{schema.ALPHAS: [0, 1], schema.LOSSES: [1]})
+        )
+        w.write(
+            analysis_record(
+                schema.SURFACE, **{schema.XS: [0, 1], schema.YS: [0, 1], schema.LOSSES: 3}
+            )
+        )
+        w.write(analysis_record(schema.TRAJECTORY, **{schema.ERROR: "too few snapshots"}))
+        w.write(analysis_record(schema.FINAL_POINT, **{schema.LAMBDA_MIN: math.nan}))
     (tmp_path / "findings.json").write_text("{ not json")
-    text = render_report(tmp_path)
+    text = render_run(tmp_path)
     assert sections(text) == ["verdicts", "overview", *CHALLENGES]
     assert "findings.json was unreadable: the verdicts were recomputed" in text
     assert "could not be drawn" not in text
@@ -221,7 +268,7 @@ def test_without_matplotlib_the_report_keeps_its_text(tmp_path, monkeypatch):
         raise _plot.PlotUnavailable("no matplotlib")
 
     monkeypatch.setattr(_plot, "_figure", unavailable)
-    text = render_report(write_run(tmp_path))
+    text = render_run(write_run(tmp_path))
     assert "<svg" not in text
     assert "matplotlib is not installed, so the figures are left out" in text
     assert sections(text) == ["verdicts", "overview", *CHALLENGES]
@@ -276,3 +323,93 @@ def test_cli_on_a_missing_folder_exits_2(tmp_path, capsys):
     )
     with pytest.raises(ReportError, match=r"expected '.*records.jsonl', but the folder has no"):
         write_report(tmp_path)
+
+
+def _finding(challenge: str, severity: str, summary: str, **more) -> dict:
+    return {schema.CHALLENGE: challenge, schema.SEVERITY: severity, schema.SUMMARY: summary, **more}
+
+
+def test_render_report_renders_what_it_is_given_and_reads_nothing(tmp_path):
+    records = Records({schema.TYPE: schema.HEADER}, [step_record(0, step_values(0, False))])
+    findings = [
+        _finding("cliffs", "warning", "a spike"),
+        _finding("local-minima", "error", "the detector failed: TypeError: boom"),
+        _finding("theoretical-limits", "info", "NP-complete", **{schema.MEASURED: False}),
+    ]
+    text = render_report(records, findings, note="a note of the caller", name_hint="my-run")
+    assert "<h1>optiscope report: my-run</h1>" in text
+    assert '<p class="note">a note of the caller</p>' in text
+    # The given findings only: nothing recomputed for the others.
+    assert text.count("no verdict recorded") == len(CHALLENGES) - 3
+    assert ">warning</span>" in text and "a spike" in text
+    # A failed detector shows as an error, in its own colour, with what that means.
+    assert '<span class="sev" style="background:#6a1b9a">error</span>' in text
+    assert "No verdict: the detector failed on these records" in text
+    # The theoretical limits read nothing from the run: a statement, not an "info" verdict.
+    assert '<span class="sev" style="background:#546e7a">statement</span>' in text
+    assert '<p class="summary statement">NP-complete</p>' in text
+    assert ">info</span>" not in text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_report_of_a_diagnosis_shows_the_statement_and_an_error(tmp_path, monkeypatch):
+    from optiscope.diagnosis import DETECTORS
+
+    def broken(records):
+        raise TypeError("boom")
+
+    monkeypatch.setitem(DETECTORS, "cliffs", broken)
+    write_run(tmp_path, full=False)
+    text = render_run(tmp_path)
+    assert "the detector failed: TypeError: boom" in text
+    assert text.count(">statement</span>") == 2  # the verdict table and the section
+    assert text.count(">error</span>") == 2
+
+
+def test_a_report_that_cannot_save_the_findings_says_why(tmp_path, monkeypatch):
+    def refuse(folder, findings, experiment):
+        raise RecordsError("cannot write") from PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(runner_report, "write_findings", refuse)
+    text = render_run(write_run(tmp_path, full=False), save_findings=True)
+    assert (
+        "findings.json was missing: the verdicts were recomputed from the records (they could "
+        "not be saved: Permission denied). The run never closed its Monitor" in text
+    )
+    assert not (tmp_path / "findings.json").exists()
+
+
+def test_saved_findings_are_the_ones_rendered(tmp_path):
+    write_run(tmp_path, full=False)
+    first = render_run(tmp_path, save_findings=True)
+    assert f"and written to {tmp_path / 'findings.json'}." in first
+    payload = json.loads((tmp_path / "findings.json").read_text())
+    assert payload[schema.EXPERIMENT] == HEADER["experiment"]
+    assert [f[schema.CHALLENGE] for f in payload[schema.FINDINGS]] == list(CHALLENGES)
+    # Read back, they are what a second report renders, and it says nothing of them.
+    assert [f[schema.CHALLENGE] for f in read_findings(tmp_path)] == list(CHALLENGES)
+    assert "findings.json was" not in render_run(tmp_path)
+    again = render_report(read_records(tmp_path), read_findings(tmp_path), name_hint="x")
+    assert sections(again) == ["verdicts", "overview", *CHALLENGES]
+
+
+def test_the_terminal_shows_an_error_and_a_statement(capsys):
+    from optiscope.cli import _term
+
+    findings = [
+        Finding("cliffs", Severity.CRITICAL, "a cliff", remedy="clip"),
+        Finding("local-minima", Severity.ERROR, "the detector failed: TypeError: boom"),
+        Finding("theoretical-limits", Severity.INFO, "NP-complete", measured=False),
+    ]
+    _term.verdicts("title", findings, "footer")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "title",
+        "  cliffs              critical   a cliff",
+        "                                 try: clip",
+        "  local-minima        error      the detector failed: TypeError: boom",
+        "                                 no verdict: the detector failed (an optiscope bug; "
+        "please report it)",
+        "  theoretical-limits  statement  NP-complete",
+        "footer",
+    ]

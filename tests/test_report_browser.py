@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from optiscope.diagnosis.detectors import CHALLENGES
-from optiscope.report.page import write_report
+from optiscope.diagnosis import CHALLENGES
+from optiscope.records import schema
+from optiscope.runner.report import write_report
 from tests.test_report import EVIL, write_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -109,7 +110,7 @@ def test_the_report_of_a_real_run_renders_cleanly(browser, real_report, tmp_path
 
 
 def test_an_experiment_named_like_a_script_runs_nothing(browser, tmp_path):
-    header = {"experiment": EVIL, "description": EVIL, "seed": 0, "steps": 10}
+    header = {schema.EXPERIMENT: EVIL, schema.DESCRIPTION: EVIL, schema.SEED: 0, schema.STEPS: 10}
     path = write_report(write_run(tmp_path, steps=10, full=False, header=header))
     view = Page(browser, path)
     try:

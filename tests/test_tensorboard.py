@@ -11,13 +11,15 @@ import pytest
 import torch
 
 from optiscope.core.errors import OptiscopeError
+from optiscope.core.stats import log_slope
 from optiscope.monitor.tensorboard import (
     TensorBoardError,
     TensorBoardSink,
     TensorBoardUnavailable,
     header_markdown,
-    log_slope,
 )
+from optiscope.records import schema
+from optiscope.records.log import series
 
 pytest.importorskip("tensorboard")
 
@@ -43,45 +45,79 @@ def scalars(acc, tag):
 
 RECORDS = [
     {
-        "type": "header",
-        "schema": 1,
-        "optiscope": "0.1.0",
-        "config": {"lr": 0.1},
+        schema.TYPE: schema.HEADER,
+        schema.SCHEMA: schema.VERSION,
+        schema.OPTISCOPE_VERSION: "0.1.0",
+        schema.CONFIG: {"lr": 0.1},
         "note": "a|b_c <i>&amp;",
     },
-    {"type": "header", "schema": 1, "note": "a second header is ignored"},
     {
-        "type": "step",
-        "step": 0,
-        "values": {"loss": 2.5, "grad_norm": 0.125, "batches": 3, "nonfinite": []},
+        schema.TYPE: schema.HEADER,
+        schema.SCHEMA: schema.VERSION,
+        "note": "a second header is ignored",
     },
     {
-        "type": "step",
-        "step": 1,
-        "values": {
-            "loss": math.nan,
-            "grad_norm": math.inf,
+        schema.TYPE: schema.STEP_RECORD,
+        schema.STEP: 0,
+        schema.VALUES: {
+            schema.LOSS: 2.5,
+            schema.GRAD_NORM: 0.125,
+            "batches": 3,
+            schema.NONFINITE: [],
+        },
+    },
+    {
+        schema.TYPE: schema.STEP_RECORD,
+        schema.STEP: 1,
+        schema.VALUES: {
+            schema.LOSS: math.nan,
+            schema.GRAD_NORM: math.inf,
             "flag": True,
             "name": "adam",
             "eig": [1.0, 2.0],
             "lr": torch.tensor(0.01),
-            "nonfinite": ["loss", "grad_norm"],
+            schema.NONFINITE: [schema.LOSS, schema.GRAD_NORM],
         },
     },
-    {"type": "hidden_gradients", "step": 1, "module": "rnn", "norms": NORMS},
-    {"type": "event", "step": 1, "what": "ignored"},
     {
-        "type": "analysis",
-        "name": "interpolation",
-        "alphas": [0.0, 0.5, 1.0],
-        "losses": [2.0, 3.0, None],
-        "barrier": 1.0,
-        "distance": 4,
-        "path_length": 7.5,
+        schema.TYPE: schema.HIDDEN_GRADIENTS,
+        schema.STEP: 1,
+        schema.MODULE: "rnn",
+        schema.NORMS: NORMS,
     },
-    {"type": "analysis", "name": "final_point", "kind": "minimum", "index": 0, "loss": 0.25},
-    {"type": "analysis", "name": "surface", "xs": [0.0, 1.0], "losses": [[1.0, 2.0], [3.0, 4.0]]},
+    {schema.TYPE: schema.EVENT, schema.STEP: 1, "what": "ignored"},
+    {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.INTERPOLATION,
+        schema.ALPHAS: [0.0, 0.5, 1.0],
+        schema.LOSSES: [2.0, 3.0, None],
+        schema.BARRIER: 1.0,
+        schema.DISTANCE: 4,
+        schema.PATH_LENGTH: 7.5,
+    },
+    {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.FINAL_POINT,
+        schema.KIND: "minimum",
+        schema.INDEX: 0,
+        schema.LOSS: 0.25,
+    },
+    {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.SURFACE,
+        schema.XS: [0.0, 1.0],
+        schema.LOSSES: [[1.0, 2.0], [3.0, 4.0]],
+    },
 ]
+
+
+def hidden(step, module, norms):
+    return {
+        schema.TYPE: schema.HIDDEN_GRADIENTS,
+        schema.STEP: step,
+        schema.MODULE: module,
+        schema.NORMS: norms,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +194,8 @@ def test_analysis_fields_at_last_step_and_interpolation_along_the_path(acc):
 
 def test_nonfinite_norm_is_written_as_zero_and_counted(tmp_path):
     with TensorBoardSink(tmp_path) as sink:
-        sink.write({"type": "hidden_gradients", "step": 3, "module": "gru", "norms": [1.0, "nan"]})
-        sink.write({"type": "hidden_gradients", "step": 4, "module": "gru", "norms": [math.inf]})
+        sink.write(hidden(3, "gru", [1.0, "nan"]))
+        sink.write(hidden(4, "gru", [math.inf]))
     assert sink.skipped == 2
     acc = load(tmp_path)
     buckets = [
@@ -170,10 +206,27 @@ def test_nonfinite_norm_is_written_as_zero_and_counted(tmp_path):
     assert "optiscope/hidden_gradients/gru/log_slope_per_step" not in tags
 
 
+def test_the_sink_charts_the_series_the_report_reads(tmp_path):
+    records = [
+        {schema.TYPE: schema.STEP_RECORD, schema.STEP: 0, schema.VALUES: {schema.LOSS: 10**400}},
+        {schema.TYPE: schema.STEP_RECORD, schema.STEP: True, schema.VALUES: {schema.LOSS: 1.0}},
+        {schema.TYPE: schema.STEP_RECORD, schema.STEP: 2.0, schema.VALUES: {schema.LOSS: 1.0}},
+        {schema.TYPE: schema.STEP_RECORD, schema.STEP: 3, schema.VALUES: [1.0]},
+        {schema.TYPE: schema.STEP_RECORD, schema.STEP: 4, schema.VALUES: {schema.LOSS: 0.5}},
+    ]
+    with TensorBoardSink(tmp_path) as sink:
+        for r in records:
+            sink.write(r)
+    expected = list(zip(*series(records, schema.LOSS)))
+    assert expected == [(0, math.inf), (4, 0.5)]
+    assert scalars(load(tmp_path), "optiscope/loss") == expected
+
+
 def test_log_slope_and_header_helpers():
     assert log_slope([8.0, 4.0, 2.0]) == pytest.approx(math.log(2.0))
     assert log_slope([1.0, math.nan, 0.0]) is None
-    assert header_markdown({"type": "header", "a": "x\ny"}).splitlines()[-1] == "| a | x y |"
+    header = {schema.TYPE: schema.HEADER, "a": "x\ny"}
+    assert header_markdown(header).splitlines()[-1] == "| a | x y |"
 
 
 def test_write_after_close_says_so(tmp_path):
@@ -181,7 +234,9 @@ def test_write_after_close_says_so(tmp_path):
     sink.close()
     sink.close()
     with pytest.raises(TensorBoardError, match="already closed; create a new one"):
-        sink.write({"type": "step", "step": 0, "values": {"loss": 1.0}})
+        sink.write(
+            {schema.TYPE: schema.STEP_RECORD, schema.STEP: 0, schema.VALUES: {schema.LOSS: 1.0}}
+        )
 
 
 def test_logdir_that_is_a_file_is_refused(tmp_path):

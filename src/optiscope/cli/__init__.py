@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from optiscope.core.errors import OptiscopeError
+from optiscope import OptiscopeError
 
 
 def build_parser() -> argparse.ArgumentParser:

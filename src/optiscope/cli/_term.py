@@ -8,7 +8,31 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-_STYLE = {"ok": "green", "info": "blue", "warning": "yellow", "critical": "bold red"}
+from optiscope.diagnosis.findings import STATEMENT, Severity
+
+_STYLE = {
+    Severity.OK: "green",
+    Severity.INFO: "blue",
+    Severity.WARNING: "yellow",
+    Severity.CRITICAL: "bold red",
+    Severity.ERROR: "bold magenta",
+    STATEMENT: "dim",
+}
+_ALARMS = (Severity.WARNING, Severity.CRITICAL)
+
+
+def _verdict(f: Any) -> str:
+    """A finding's verdict cell: its severity, or "statement" for a fixed one."""
+    return STATEMENT if getattr(f, "measured", True) is False else str(f.severity)
+
+
+def _extra(f: Any) -> str:
+    """What follows the summary: the remedy of an alarm, or what a failed detector means."""
+    if f.severity == Severity.ERROR:
+        return "no verdict: the detector failed (an optiscope bug; please report it)"
+    if f.severity in _ALARMS and f.remedy:
+        return f"try: {f.remedy}"
+    return ""
 
 
 @contextlib.contextmanager
@@ -39,9 +63,12 @@ def progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] |
 
 
 def verdicts(title: str, findings: Sequence[Any], footer: str = "") -> None:
-    """The eight verdicts with their remedies: a table on a terminal, aligned lines elsewhere."""
+    """The eight verdicts with their remedies: a table on a terminal, aligned lines elsewhere.
+    A failed detector shows as "error" with its summary; a fixed statement (the theoretical
+    limits) as "statement", not as a verdict on the run."""
     if sys.stdout.isatty():
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title=title, title_justify="left", show_lines=False, expand=False)
@@ -49,11 +76,15 @@ def verdicts(title: str, findings: Sequence[Any], footer: str = "") -> None:
         table.add_column("verdict", no_wrap=True)
         table.add_column("what the numbers say, and what to try")
         for f in findings:
-            text = f.summary
-            if f.severity in ("warning", "critical") and f.remedy:
-                text += f"\n[dim]try: {f.remedy}[/dim]"
-            style = _STYLE.get(f.severity, "")
-            table.add_row(f.challenge, f"[{style}]{f.severity}[/{style}]", text)
+            # Summaries quote the user's names and the errors' messages: no markup of theirs.
+            text = escape(f.summary)
+            extra = _extra(f)
+            if extra:
+                text += f"\n[dim]{escape(extra)}[/dim]"
+            verdict = _verdict(f)
+            style = _STYLE.get(verdict, "")
+            cell = f"[{style}]{verdict}[/{style}]" if style else verdict
+            table.add_row(escape(f.challenge), cell, text)
         console = Console()
         console.print(table, markup=True, highlight=False)
         if footer:
@@ -62,8 +93,9 @@ def verdicts(title: str, findings: Sequence[Any], footer: str = "") -> None:
     width = max((len(f.challenge) for f in findings), default=0)
     print(title)
     for f in findings:
-        print(f"  {f.challenge:<{width}}  {f.severity:<8}  {f.summary}")
-        if f.severity in ("warning", "critical") and f.remedy:
-            print(f"  {'':<{width}}  {'':<8}  try: {f.remedy}")
+        print(f"  {f.challenge:<{width}}  {_verdict(f):<9}  {f.summary}")
+        extra = _extra(f)
+        if extra:
+            print(f"  {'':<{width}}  {'':<9}  {extra}")
     if footer:
         print(footer)

@@ -4,12 +4,15 @@ checkpoint, then measure the curvature at that point."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from optiscope.core.errors import OptiscopeError
+import optiscope
+from optiscope import OptiscopeError
 
 
 def register(sub: Any) -> None:
@@ -65,6 +68,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
     import torch
 
     from optiscope.core.data import digits, digits_mlp
+    from optiscope.training.loop import train
 
     steps = 300 if args.steps is None and args.experiment is None else args.steps
     checkpoint = getattr(args, "checkpoint", None)
@@ -77,9 +81,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
         )
     torch.manual_seed(args.seed)
     if args.experiment is not None:
-        from optiscope.training.experiment import load_experiment
-
-        exp = load_experiment(args.experiment, seed=args.seed)
+        exp = optiscope.load_experiment(args.experiment, seed=args.seed)
         model, loss_fn, name = exp.model, exp.loss_fn, exp.name
         data: Any = exp.eval_data if exp.eval_data is not None else exp.data
     else:
@@ -87,39 +89,37 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
         data, name = digits(), "digits-mlp 64-256-256-10"
     t0 = time.perf_counter()
     if checkpoint is not None:
-        from optiscope.training.checkpoint import load_checkpoint
-
-        load_checkpoint(model, checkpoint)
+        optiscope.load_checkpoint(model, checkpoint)
         how: dict[str, Any] = {"checkpoint": str(checkpoint), "seed": args.seed}
     elif args.experiment is not None:
-        done = 0
         model.train()
-        for inputs, targets in exp.batches():
-            if steps is not None and done >= steps:
-                break
-            exp.optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(inputs), targets).backward()
-            exp.optimizer.step()
-            done += 1
+        batches = exp.batches() if steps is None else itertools.islice(exp.batches(), steps)
+        done = train(model, loss_fn, batches, exp.optimizer).steps
         how = {"steps": done, "optimizer": type(exp.optimizer).__name__, "seed": args.seed}
     else:
         x, y = data
         opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-        gen = torch.Generator().manual_seed(args.seed)
-        perm = torch.randperm(len(x), generator=gen)
-        pos = 0
-        for _ in range(steps):
-            if pos + args.batch_size > len(x):
-                perm, pos = torch.randperm(len(x), generator=gen), 0
-            idx = perm[pos : pos + args.batch_size]
-            pos += args.batch_size
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
+        train(model, loss_fn, _minibatches(x, y, args.batch_size, steps, args.seed), opt)
         how = {"steps": steps, "lr": args.lr, "seed": args.seed}
     model.eval()
     how["seconds"] = time.perf_counter() - t0
     return model, loss_fn, data, name, how
+
+
+def _minibatches(x: Any, y: Any, size: int, steps: int, seed: int) -> Iterator[tuple[Any, Any]]:
+    """The embedded default's ``steps`` minibatches: a seeded permutation read in order, drawn
+    anew when too few samples are left for a whole batch."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=gen)
+    pos = 0
+    for _ in range(steps):
+        if pos + size > len(x):
+            perm, pos = torch.randperm(len(x), generator=gen), 0
+        idx = perm[pos : pos + size]
+        pos += size
+        yield x[idx], y[idx]
 
 
 def _accuracy(model: Any, data: Any) -> float | None:
@@ -140,8 +140,6 @@ def _accuracy(model: Any, data: Any) -> float | None:
 
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the command prints, as plain data (reachable from Python)."""
-    import optiscope
-
     model, loss_fn, data, name, how = _setup(args)
     problem = optiscope.Problem(model, loss_fn, data)
     accuracy = _accuracy(model, data)

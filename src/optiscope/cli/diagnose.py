@@ -35,12 +35,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import optiscope
     from optiscope.cli import _term
-    from optiscope.monitor.monitor import PRESETS, MonitorError
-    from optiscope.report.page import write_report
-    from optiscope.runner.run import run_experiment
+    from optiscope.monitor import PRESETS, MonitorError
     from optiscope.training.builtins import BUILTINS
-    from optiscope.training.experiment import load_experiment
 
     if args.list:
         for name, fn in BUILTINS.items():
@@ -49,14 +47,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.preset not in PRESETS:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
-    exp = load_experiment(args.experiment, seed=args.seed)
+    exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     exp.check()  # a batch the model cannot take fails here, before anything is written
     out = args.out or f"runs/{exp.name}"
     with _term.progress("training", not args.json) as show:
-        result = run_experiment(
+        result = optiscope.run_experiment(
             exp, out, preset=args.preset, progress=show, tensorboard=args.tensorboard
         )
-    write_report(result.out)
+    optiscope.write_report(result.out)
     if args.json:
         json.dump(json.loads((result.out / "findings.json").read_text()), sys.stdout, indent=2)
         sys.stdout.write("\n")

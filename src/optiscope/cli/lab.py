@@ -28,15 +28,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optiscope import lab
-    from optiscope.lab._framework import REGISTRY, LabError
-    from optiscope.lab._runner import write_index
 
     if args.action == "list":
         for name in lab.names():
-            print(f"{name:28s} {REGISTRY[name].title}")
+            print(f"{name:28s} {lab.entry(name).title}")
         return 0
     if not args.name:
-        raise LabError("lab run needs an experiment name or all: see `optiscope lab list`")
+        raise lab.LabError("lab run needs an experiment name or all: see `optiscope lab list`")
     names = lab.names() if args.name == "all" else [args.name]
     results = []
     for name in names:
@@ -50,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.name == "all":
         from pathlib import Path
 
-        write_index(Path(args.out), results)
+        lab.write_index(Path(args.out), results)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, indent=1)
         sys.stdout.write("\n")

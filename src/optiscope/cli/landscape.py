@@ -9,9 +9,9 @@ Four kinds, each a thin layer over one library function:
   first two principal components of the training trajectory (drawn on the plane).
 - ``connect``: two minima (seeds ``s`` and ``s + 1``, the second's hidden units permuted to match
   the first's where :func:`optiscope.align_units` supports the network) joined by a trained Bezier
-  curve and by the straight line (``optiscope.landscape.connect.connect``, Garipov et al. 2018).
+  curve and by the straight line (:func:`optiscope.connect`, Garipov et al. 2018).
 - ``restarts``: the experiment trained from N seeds, its final losses and its minima grouped up to
-  symmetry (``optiscope.landscape.restarts.restarts``).
+  symmetry (:func:`optiscope.restarts`).
 
 The default box of a surface (``--span`` not given):
 
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optiscope
 from optiscope.landscape.line import LandscapeError
 
 KINDS = ("interpolate", "surface", "connect", "restarts")
@@ -212,25 +213,25 @@ def _out_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def train(exp: Any, snapshots: int = 0) -> Training:
-    """Train ``exp`` with the plain loop (zero_grad, ``loss_fn(model(x), y).backward()``, step),
-    keeping its start and end points and, with ``snapshots > 0``, about that many points evenly
-    spaced along the run. Leaves the model in eval mode."""
+    """Train ``exp`` with the one training loop (``training.loop.train_experiment``), keeping
+    its start and end points and, with ``snapshots > 0``, about that many points evenly spaced
+    along the run. Leaves the model in eval mode."""
     import torch
 
     from optiscope.problem.problem import flat_parameters
+    from optiscope.training.loop import train_experiment
 
     t0 = time.perf_counter()
     exp.model.train()
     start = flat_parameters(exp.model)
     every = max(1, math.ceil(exp.steps / snapshots)) if snapshots else 0
     points = [start] if snapshots else []
-    step = 0
-    for step, (inputs, targets) in enumerate(exp.batches(), 1):
-        exp.optimizer.zero_grad(set_to_none=True)
-        exp.loss_fn(exp.model(inputs), targets).backward()
-        exp.optimizer.step()
+
+    def keep(step: int, loss: Any) -> None:
         if every and (step % every == 0 or step == exp.steps):
             points.append(flat_parameters(exp.model))
+
+    step = train_experiment(exp, after_step=keep).steps
     exp.model.eval()
     end = flat_parameters(exp.model)
     if not bool(torch.isfinite(end).all()):
@@ -247,14 +248,13 @@ def _trained(args: argparse.Namespace, exp: Any, snapshots: int = 0) -> Training
     import torch
 
     from optiscope.problem.problem import flat_parameters
-    from optiscope.training.checkpoint import load_checkpoint
 
     checkpoint = getattr(args, "checkpoint", None)
     if checkpoint is None:
         return train(exp, snapshots)
     t0 = time.perf_counter()
     start = flat_parameters(exp.model)
-    load_checkpoint(exp.model, checkpoint)
+    optiscope.load_checkpoint(exp.model, checkpoint)
     exp.model.eval()
     end = flat_parameters(exp.model)
     if not bool(torch.isfinite(end).all()):
@@ -288,20 +288,9 @@ def _agree(training: Training) -> Training:
 
 
 def _problem(exp: Any, point: Any) -> Any:
-    from optiscope.problem.problem import Problem
-
     exp.model.eval()
     data = exp.eval_data if exp.eval_data is not None else exp.data
-    return Problem(exp.model, exp.loss_fn, data, point=point)
-
-
-def _loss(problem: Any, point: Any) -> float:
-    from optiscope.core.errors import NonFiniteError
-
-    try:
-        return float(problem.loss(point))
-    except NonFiniteError:
-        return math.nan
+    return optiscope.Problem(exp.model, exp.loss_fn, data, point=point)
 
 
 def _g(x: Any) -> str:
@@ -329,13 +318,12 @@ def _training_dict(tr: Training, start_loss: float, end_loss: float) -> dict[str
 
 
 def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.landscape.line import interpolate
     from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp))
     problem = _problem(exp, tr.end)
-    result = interpolate(problem, tr.start, tr.end, points=args.points)
+    result = optiscope.interpolate(problem, tr.start, tr.end, points=args.points)
     start_loss, end_loss = result.losses[0], result.losses[-1]
     barrier = (
         "no barrier (the path never rises above its higher end)"
@@ -393,18 +381,13 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     import numpy as np
     import torch
 
-    from optiscope.landscape.surface import (
-        hessian_directions,
-        random_directions,
-        surface,
-        trajectory_directions,
-    )
+    from optiscope.landscape.line import loss_or_nan
     from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp, snapshots=SNAPSHOTS))
     problem = _problem(exp, tr.end)
-    start_loss, end_loss = _loss(problem, tr.start), _loss(problem, tr.end)
+    start_loss, end_loss = loss_or_nan(problem, tr.start), loss_or_nan(problem, tr.end)
     pts = torch.stack([p.double() for p in tr.snapshots])
     path_length = float((pts[1:] - pts[:-1]).norm(dim=1).sum())
     distance = float((pts[-1] - pts[0]).norm())
@@ -412,12 +395,12 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     span: float | tuple[float, float, float, float]
     _say(args, f"finding the {args.directions} directions")
     if args.directions == "random":
-        directions = random_directions(problem, seed=args.seed, normalization="filter")
+        directions = optiscope.random_directions(problem, seed=args.seed, normalization="filter")
         span = 1.0 if args.span is None else args.span
         rule = "default 1 (filter-normalized directions)" if args.span is None else "--span"
         labels = [f"random direction {k} (filter-normalized)" for k in (1, 2)]
     elif args.directions == "hessian":
-        directions = hessian_directions(problem)
+        directions = optiscope.hessian_directions(problem)
         eigs = directions.info["eigenvalues"]
         if args.span is None:
             span, rule = _hessian_span(end_loss, eigs[0])
@@ -425,7 +408,7 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
             span, rule = args.span, "--span"
         labels = [f"Hessian eigenvector {k + 1} (eigenvalue {_g(v)})" for k, v in enumerate(eigs)]
     else:
-        trajectory = trajectory_directions(tr.snapshots)
+        trajectory = optiscope.trajectory_directions(tr.snapshots)
         directions = trajectory.directions
         if args.span is None:
             span = _pca_box(trajectory.coords)
@@ -437,7 +420,7 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
             for k, v in enumerate(trajectory.explained)
         ]
     _say(args, f"evaluating the loss on {args.steps} x {args.steps} points")
-    result = surface(
+    result = optiscope.surface(
         problem,
         directions,
         span=span,
@@ -504,21 +487,20 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
 
 
 def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.landscape.connect import connect
-    from optiscope.landscape.symmetry import SymmetryError, align_units
+    from optiscope.landscape.symmetry import SymmetryError
+    from optiscope.problem.problem import load_flat_parameters
     from optiscope.report import plot as _plot
-    from optiscope.training.experiment import load_experiment
 
     _say(args, f"training {exp.name} with seeds {args.seed} and {args.seed + 1}")
     first = _agree(train(exp))
-    other = load_experiment(args.experiment, args.seed + 1)
+    other = optiscope.load_experiment(args.experiment, args.seed + 1)
     second = _agree(train(other))
-    _load_point(exp.model, first.end)  # the agreed points, under torchrun
-    _load_point(other.model, second.end)
+    load_flat_parameters(exp.model, first.end)  # the agreed points, under torchrun
+    load_flat_parameters(other.model, second.end)
     problem = _problem(exp, first.end)
     alignment: dict[str, Any]
     try:
-        aligned = align_units(exp.model, other.model)
+        aligned = optiscope.align_units(exp.model, other.model)
     except SymmetryError as err:
         b: Any = second.end
         alignment = {"aligned": False, "reason": str(err)}
@@ -536,7 +518,7 @@ def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
             f"{_g(aligned.distance_before)} -> {_g(aligned.distance_after)}"
         )
     _say(args, f"training the curve ({args.curve_steps} steps)")
-    result = connect(
+    result = optiscope.connect(
         problem, first.end, b, steps=args.curve_steps, points=args.points, seed=args.seed
     )
     summary = [
@@ -576,18 +558,7 @@ def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
     return Landscape(payload, arrays, summary, draw)
 
 
-def _load_point(model: Any, point: Any) -> None:
-    """Write a flat vector of trainable parameters (named order) into ``model``."""
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    with torch.no_grad():
-        for p, value in zip(params, torch.split(point, [p.numel() for p in params])):
-            p.copy_(value.view_as(p))
-
-
 def _restarts(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.landscape.restarts import restarts
     from optiscope.report import plot as _plot
 
     seeds = list(range(args.seed, args.seed + args.restarts))
@@ -595,7 +566,7 @@ def _restarts(args: argparse.Namespace, exp: Any) -> Landscape:
     def progress(done: int, share: int) -> None:
         _say(args, f"restart {done} of {share} trained")
 
-    result = restarts(args.experiment, seeds, progress=progress)
+    result = optiscope.restarts(args.experiment, seeds, progress=progress)
     d = result.to_dict()
     s = d["summary"]
     finite = [v for v in result.losses if math.isfinite(v)]
@@ -639,11 +610,9 @@ def landscape(args: argparse.Namespace, exp: Any = None) -> Landscape:
     """Everything the command writes and prints, computed but not written: ``args`` as the
     command line parses them, ``exp`` the experiment already loaded with ``args.seed`` (default:
     loaded here)."""
-    from optiscope.training.experiment import load_experiment
-
     _check(args)
     if exp is None:
-        exp = load_experiment(args.experiment, seed=args.seed)
+        exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     out = _KINDS[args.kind](args, exp)
     out.name = exp.name
     out.payload = {
@@ -664,10 +633,9 @@ def run(args: argparse.Namespace) -> int:
     from optiscope.core.shard import finish, init_from_env, world
     from optiscope.records.log import _encode
     from optiscope.report import plot as _plot
-    from optiscope.training.experiment import load_experiment
 
     _check(args)
-    exp = load_experiment(args.experiment, seed=args.seed)
+    exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     out = _out_dir(args, exp.name)  # checked before any training
     several = init_from_env()
     rank = world()[0]

@@ -26,9 +26,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optiscope.report.page import write_report
+    from optiscope.records import schema
+    from optiscope.runner.report import write_report
 
-    findings = Path(args.dir) / "findings.json"
+    findings = Path(args.dir) / schema.FINDINGS_FILE
     missing = Path(args.dir).is_dir() and not findings.exists()
     path = write_report(args.dir, args.out, save_findings=True)
     if missing and findings.exists():

@@ -31,8 +31,8 @@ import transformers
 from torch import Tensor, nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from optiscope.diagnosis.detectors import Finding
-from optiscope.monitor.monitor import _NEEDS_BATCH, Monitor, MonitorError
+from optiscope.diagnosis import Finding
+from optiscope.monitor import Monitor, MonitorError
 
 __all__ = ["OptiscopeTrainerCallback"]
 
@@ -172,8 +172,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
             self._handle.remove()
             self._handle = None
         if self.monitor is not None:
-            self.monitor.close()  # writes findings.json next to the records
-            self.findings = self.monitor.findings
+            self.findings = self.monitor.close()  # also written to findings.json
         self.monitor = None
         self._losses = []
         self._batch = None
@@ -212,7 +211,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
         if len(losses) == 1:
             loss = losses[0]
         batch = None
-        if self.batch_fn is not None and any(self.monitor.every[t] for t in _NEEDS_BATCH):
+        if self.batch_fn is not None and self.monitor.needs_batch:
             batch = self.batch_fn(self._batch)
         self._inside = True
         try:

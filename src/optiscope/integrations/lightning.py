@@ -27,8 +27,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from optiscope.diagnosis.detectors import Finding
-from optiscope.monitor.monitor import _NEEDS_BATCH, Monitor, MonitorError
+from optiscope.diagnosis import Finding
+from optiscope.monitor import Monitor, MonitorError
 
 __all__ = ["OptiscopeCallback", "default_batch_fn"]
 
@@ -137,8 +137,7 @@ class OptiscopeCallback(pl.Callback):
 
     def _close(self) -> None:
         if self.monitor is not None:
-            self.monitor.close()  # writes findings.json next to the records
-            self.findings = self.monitor.findings
+            self.findings = self.monitor.close()  # also written to findings.json
         self.monitor = None
         self._optimizer = None
         self._loss = None
@@ -170,6 +169,6 @@ class OptiscopeCallback(pl.Callback):
             return  # another optimizer, or a step without a backward pass (nothing to record)
         loss, self._loss = self._loss, None
         batch = None
-        if any(self.monitor.every[t] for t in _NEEDS_BATCH):
+        if self.monitor.needs_batch:
             batch = self.batch_fn(self._batch)
         self.monitor.step(loss, batch=batch)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from optiscope.lab._experiments import ORDER  # importing registers them
-from optiscope.lab._framework import REGISTRY, Lab, LabError, Result
+from optiscope.lab._framework import REGISTRY, Entry, Lab, LabError, Result
 
 
 def names() -> list[str]:
@@ -21,13 +21,18 @@ def names() -> list[str]:
     return sorted(REGISTRY, key=lambda n: order.index(n) if n in order else len(order))
 
 
-def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool = False) -> Result:
-    """Run one experiment; with ``out``, write OUT/NAME/result.json and its figures."""
+def entry(name: str) -> Entry:
+    """The registered experiment ``name``: its title, the claim it reproduces, its function."""
     if name not in REGISTRY:
         raise LabError(
             f"unknown lab experiment {name!r}: expected one of {', '.join(REGISTRY)} (or 'all')"
         )
-    entry = REGISTRY[name]
+    return REGISTRY[name]
+
+
+def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool = False) -> Result:
+    """Run one experiment; with ``out``, write OUT/NAME/result.json and its figures."""
+    found = entry(name)
     folder = None
     if out is not None:
         folder = Path(out) / name
@@ -38,16 +43,16 @@ def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool 
                 f"cannot create the output folder {str(folder)!r}: {err.strerror}. Pass another "
                 "--out"
             ) from err
-    lab = Lab(entry, seed, small, folder)
+    lab = Lab(found, seed, small, folder)
     t0 = time.perf_counter()
-    entry.fn(lab)
+    found.fn(lab)
     if lab._verdict is None:
         raise LabError(f"experiment {name!r} ended without stating its verdict")
     holds, criterion, numbers = lab._verdict
     result = Result(
         name=name,
-        title=entry.title,
-        claim=entry.claim,
+        title=found.title,
+        claim=found.claim,
         criterion=criterion,
         reproduced=holds,
         numbers=numbers,

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import NonFiniteError
-from optiscope.landscape.line import LandscapeError, as_point, interpolate
+from optiscope.landscape.line import LandscapeError, as_point, barrier, interpolate, loss_or_nan
 from optiscope.problem.problem import Problem
 
 _LR_FRACTION = 0.02
@@ -83,12 +83,6 @@ def bezier(a: Tensor, control: Tensor, b: Tensor, t: float) -> Tensor:
         )
     s = 1.0 - t
     return (s * s) * a + (2.0 * t * s) * control + (t * t) * b
-
-
-def _barrier(losses: list[float]) -> float:
-    ends = max(losses[0], losses[-1])
-    finite = [v for v in losses if math.isfinite(v)]
-    return max(max(finite) - ends, 0.0) if finite and math.isfinite(ends) else math.nan
 
 
 def _schedule(step: int, steps: int) -> float:
@@ -197,17 +191,12 @@ def connect(
         train_losses.append(loss)
 
     line = interpolate(problem, start, end, points)
-    curve_losses: list[float] = []
-    for t in line.alphas:
-        try:
-            curve_losses.append(problem.loss(bezier(start, theta, end, t)))
-        except NonFiniteError:  # recorded, not raised, as along the line
-            curve_losses.append(math.nan)
+    curve_losses = [loss_or_nan(problem, bezier(start, theta, end, t)) for t in line.alphas]
     return Connection(
         ts=line.alphas,
         curve_losses=curve_losses,
         line_losses=line.losses,
-        curve_barrier=_barrier(curve_losses),
+        curve_barrier=barrier(curve_losses),
         line_barrier=line.barrier,
         control=theta,
         train_losses=train_losses,

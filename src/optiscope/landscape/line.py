@@ -69,6 +69,23 @@ def as_point(problem: Problem, x: Tensor | nn.Module, what: str) -> Tensor:
     return x.detach().to(device=problem.device, dtype=problem.dtype)
 
 
+def loss_or_nan(problem: Problem, theta: Tensor) -> float:
+    """``problem``'s loss at ``theta``, NaN where it is not finite: a path or a plane may cross
+    an overflow, which is recorded, not raised."""
+    try:
+        return problem.loss(theta)
+    except NonFiniteError:
+        return math.nan
+
+
+def barrier(losses: list[float]) -> float:
+    """The largest finite loss on a path minus the larger of its two end losses, at least 0;
+    NaN where an end or every loss is not finite."""
+    ends = max(losses[0], losses[-1])
+    finite = [v for v in losses if math.isfinite(v)]
+    return max(max(finite) - ends, 0.0) if finite and math.isfinite(ends) else math.nan
+
+
 def interpolate(
     problem: Problem, a: Tensor | nn.Module, b: Tensor | nn.Module, points: int = 21
 ) -> Interpolation:
@@ -78,14 +95,6 @@ def interpolate(
         raise LandscapeError(f"points must be at least 2 (the two ends), got {points}")
     start, end = as_point(problem, a, "a"), as_point(problem, b, "b")
     alphas = [i / (points - 1) for i in range(points)]
-    losses = []
-    for alpha in alphas:
-        try:
-            losses.append(problem.loss(torch.lerp(start, end, alpha)))
-        except NonFiniteError:  # recorded, not raised: the path may cross an overflow
-            losses.append(math.nan)
-    ends = max(losses[0], losses[-1])
-    finite = [v for v in losses if math.isfinite(v)]
-    barrier = max(max(finite) - ends, 0.0) if finite and math.isfinite(ends) else math.nan
+    losses = [loss_or_nan(problem, torch.lerp(start, end, alpha)) for alpha in alphas]
     distance = float(torch.linalg.vector_norm((end - start).double()))
-    return Interpolation(alphas, losses, barrier, distance)
+    return Interpolation(alphas, losses, barrier(losses), distance)

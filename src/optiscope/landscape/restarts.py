@@ -41,12 +41,20 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core import shard as _shard
+from optiscope.core import stats
 from optiscope.core.errors import NonFiniteError, OptiscopeError
 from optiscope.landscape.line import interpolate
 from optiscope.landscape.symmetry import SymmetryError, align_units, hidden_layers
-from optiscope.problem.problem import Problem, _describe, flat_parameters
+from optiscope.problem.problem import (
+    Problem,
+    _describe,
+    first_line,
+    flat_parameters,
+    load_flat_parameters,
+)
 from optiscope.records.log import _encode
 from optiscope.training.experiment import Experiment, load_experiment
+from optiscope.training.loop import train_experiment
 
 _PATH_POINTS = 11
 
@@ -222,24 +230,8 @@ def _final_loss(exp: Experiment) -> tuple[float, Tensor]:
 
 def _train(exp: Experiment) -> int | None:
     """The plain loop; the step whose loss is not finite (training stops there), else None."""
-    for step, (inputs, targets) in enumerate(exp.batches(), 1):
-        exp.optimizer.zero_grad(set_to_none=True)
-        loss = exp.loss_fn(exp.model(inputs), targets)
-        if not isinstance(loss, Tensor) or loss.ndim != 0:
-            raise RestartsError(
-                f"loss_fn returned {_describe(loss)} at step {step}, expected a scalar tensor: "
-                "use a loss with reduction='mean' or 'sum'"
-            )
-        if not bool(torch.isfinite(loss.detach())):
-            return step
-        loss.backward()
-        exp.optimizer.step()
-    return None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else repr(err)
+    result = train_experiment(exp, stop_nonfinite=True)
+    return None if result.stopped is None else result.steps + 1
 
 
 def _restart(build: Callable[[int], Experiment], seed: int) -> tuple[_Run, BaseException | None]:
@@ -255,9 +247,8 @@ def _restart(build: Callable[[int], Experiment], seed: int) -> tuple[_Run, BaseE
             message = f"the restart with seed {seed} {stage}: {err}"
         else:
             message = (
-                f"the restart with seed {seed} {stage}: {type(err).__name__}: "
-                f"{_first_line(err)}. Run the experiment alone with this seed to see the full "
-                "traceback"
+                f"the restart with seed {seed} {stage}: {first_line(err)}. Run the experiment "
+                "alone with this seed to see the full traceback"
             )
         return _Run(error=message), err
     return _Run(loss, point.detach().cpu(), diverged), None
@@ -281,10 +272,7 @@ def _supports_symmetry(model: nn.Module) -> bool:
 
 def _load(template: nn.Module, point: Tensor) -> nn.Module:
     model = copy.deepcopy(template)
-    params = list(model.parameters())
-    with torch.no_grad():
-        for p, value in zip(params, torch.split(point, [p.numel() for p in params])):
-            p.copy_(value.view_as(p))
+    load_flat_parameters(model, point)
     return model
 
 
@@ -334,12 +322,6 @@ class _Grouping:
         else:
             start, end = self.points[ref], self.points[other]
         return interpolate(self.problem, start, end, _PATH_POINTS).barrier
-
-
-def _finite(x: float | Tensor) -> bool:
-    if isinstance(x, Tensor):
-        return bool(torch.isfinite(x).all())
-    return math.isfinite(x)
 
 
 def _group(
@@ -473,7 +455,7 @@ def restarts(
     losses = [r.loss for r in runs]
     symmetry = _supports_symmetry(template.model)
     grouping = _Grouping(problem, template.model, points, symmetry)
-    ok = [_finite(v) and _finite(p) for v, p in zip(losses, points)]
+    ok = [stats.finite(v) and bool(torch.isfinite(p).all()) for v, p in zip(losses, points)]
 
     n = len(seed_list)
     nan = math.nan

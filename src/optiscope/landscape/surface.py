@@ -41,10 +41,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from optiscope.core.errors import NonFiniteError
+from optiscope.core.modules import ACTIVATIONS, LAYERS
 from optiscope.core.shard import gather, mine
-from optiscope.landscape.line import LandscapeError, as_point
-from optiscope.landscape.symmetry import _ACTIVATIONS, _LAYERS
+from optiscope.landscape.line import LandscapeError, as_point, loss_or_nan
 from optiscope.problem.problem import Problem, _call
 
 # Cap on the first layer's three stored outputs.
@@ -419,10 +418,10 @@ class _Grid:
         ]
         # Linear layers and elementwise functions only: points go through batched products.
         self.dense = bool(chain) and all(
-            isinstance(m, (nn.Linear, *_ACTIVATIONS)) for m in self.modules
+            isinstance(m, (nn.Linear, *ACTIVATIONS)) for m in self.modules
         )
         # The first layer's output is reused where it costs more than the sum that replaces it.
-        if chain and isinstance(chain[0][1], _LAYERS) and chain[0][1].weight[0].numel() >= 16:
+        if chain and isinstance(chain[0][1], LAYERS) and chain[0][1].weight[0].numel() >= 16:
             self._setup_first_layer(chain[0][1], dict(self.owned[0]))
 
     def _decomposes(self) -> bool:
@@ -565,10 +564,7 @@ class _Grid:
 
     def total(self, a: float, b: float) -> float:
         """The problem's own loss at one point, without per-sample losses."""
-        try:
-            return self.problem.loss(self.center + a * self.d1 + b * self.d2)
-        except NonFiniteError:  # recorded as NaN: the plane may reach an overflow
-            return math.nan
+        return loss_or_nan(self.problem, self.center + a * self.d1 + b * self.d2)
 
 
 def _lagrange_weights(nodes: np.ndarray, at: np.ndarray, q: int) -> np.ndarray:

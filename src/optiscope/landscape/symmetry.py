@@ -24,37 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import OptiscopeError
-
-_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_POOLS = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-)
-# Positively homogeneous: f(a x) = a f(x) for a > 0, so a unit's scale passes through.
-_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d)
-# Functions of each element alone (dropout in eval mode is the identity).
-_ACTIVATIONS = (
-    *_HOMOGENEOUS,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Dropout3d,
-)
-_ELEMENTWISE = (*_ACTIVATIONS, *_POOLS)
+from optiscope.core.modules import ELEMENTWISE, HOMOGENEOUS, LAYERS, NORMS, POOLS
 
 
 class SymmetryError(OptiscopeError):
@@ -75,7 +45,7 @@ class _Hidden:
         return int(w.shape[0])
 
     def homogeneous(self) -> bool:
-        return all(isinstance(m, _HOMOGENEOUS + _POOLS + (nn.Flatten,)) for m in self.between)
+        return all(isinstance(m, HOMOGENEOUS + POOLS + (nn.Flatten,)) for m in self.between)
 
 
 def _modules(model: nn.Module) -> list[nn.Module]:
@@ -96,7 +66,7 @@ def hidden_layers(model: nn.Module) -> list[_Hidden]:
     between: list[list[Any]] = []
     pending: list[Any] = []
     for m in _modules(model):
-        if isinstance(m, _LAYERS):
+        if isinstance(m, LAYERS):
             if getattr(m, "groups", 1) != 1:
                 raise SymmetryError(
                     f"{type(m).__name__} with groups={m.groups}: expected groups=1 (grouped "
@@ -106,7 +76,7 @@ def hidden_layers(model: nn.Module) -> list[_Hidden]:
                 between.append(pending)
             layers.append(m)
             pending = []
-        elif isinstance(m, _ELEMENTWISE + _NORMS + (nn.Flatten,)):
+        elif isinstance(m, ELEMENTWISE + NORMS + (nn.Flatten,)):
             pending.append(m)
         else:
             raise SymmetryError(
@@ -141,7 +111,7 @@ def _permute_hidden(h: _Hidden, perm: Tensor) -> None:
         if p.bias is not None:
             p.bias.copy_(p.bias[perm])
         for m in h.between:
-            if isinstance(m, _NORMS):
+            if isinstance(m, NORMS):
                 for t in (m.weight, m.bias, m.running_mean, m.running_var):
                     if t is not None:
                         t.copy_(t[perm])
@@ -247,7 +217,7 @@ def _unit_features(h: _Hidden, model_perm_prev: Tensor | None, prev_block: int) 
     if h.producer.bias is not None:
         rows.append(h.producer.bias.detach().double()[:, None])
     for m in h.between:
-        if isinstance(m, _NORMS):
+        if isinstance(m, NORMS):
             for t in (m.weight, m.bias, m.running_mean, m.running_var):
                 if t is not None:
                     rows.append(t.detach().double()[:, None])

@@ -1,4 +1,4 @@
-"""Curvature as linear operators, and the estimators that read them (layer 2 of the design).
+"""Curvature as linear operators, and the estimators that read them.
 
 Nothing here knows of ``nn.Module``: an estimator accepts a dense symmetric tensor or a
 :class:`LinearOperator`, so tests hand it an exact matrix and compare.

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from optiscope.core.errors import OptiscopeError
-from optiscope.diagnosis.detectors import log_slope
+from optiscope.core.stats import log_slope, number
+from optiscope.records import schema
+from optiscope.records.log import step_of
 
 PREFIX = "optiscope"
 _INSTALL = 'pip install "optiscope[tensorboard]"'
@@ -52,17 +54,6 @@ class TensorBoardUnavailable(TensorBoardError):
     """The tensorboard package, which the TensorBoard sink needs, is not installed."""
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a float if it is a real number (not a bool), else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # 0-d tensor, numpy scalar
-        return _number(value.item())
-    return None
-
-
 def _escape(value: Any) -> str:
     if not isinstance(value, str):
         try:
@@ -77,7 +68,7 @@ def header_markdown(facts: Mapping[str, Any]) -> str:
     rows = [
         f"| {_escape(str(key))} | {_escape(value)} |"
         for key, value in facts.items()
-        if key != "type"
+        if key != schema.TYPE
     ]
     return "\n".join(["| fact | value |", "| --- | --- |", *rows])
 
@@ -91,7 +82,7 @@ def _path(alphas: Any, losses: Any) -> list[tuple[float, float]]:
         return []
     pairs = []
     for x, y in zip(alphas, losses):
-        alpha, loss = _number(x), math.nan if y is None else _number(y)
+        alpha, loss = number(x), math.nan if y is None else number(y)
         if alpha is None or loss is None:
             return []  # a nested grid (a surface) is not a path
         pairs.append((alpha, loss))
@@ -141,14 +132,14 @@ class TensorBoardSink:
                 f"the TensorBoard sink for {str(self.logdir)!r} is already closed; create a new "
                 "one to write more records"
             )
-        kind = record.get("type")
-        if kind == "header":
+        kind = record.get(schema.TYPE)
+        if kind == schema.HEADER:
             self._header(record)
-        elif kind == "step":
+        elif kind == schema.STEP_RECORD:
             self._values(record)
-        elif kind == "hidden_gradients":
+        elif kind == schema.HIDDEN_GRADIENTS:
             self._hidden_gradients(record)
-        elif kind == "analysis":
+        elif kind == schema.ANALYSIS:
             self._analysis(record)
 
     def _header(self, record: Mapping[str, Any]) -> None:
@@ -158,36 +149,38 @@ class TensorBoardSink:
         self._header_written = True
 
     def _seen(self, record: Mapping[str, Any]) -> int | None:
-        step = record.get("step")
+        step = record.get(schema.STEP)
         if isinstance(step, bool) or not isinstance(step, int):
             return None
         self._step = step
         return step
 
     def _values(self, record: Mapping[str, Any]) -> None:
-        step = self._seen(record)
-        values = record.get("values")
-        if step is None or not isinstance(values, Mapping):
+        # The rule of records.log.series, so that TensorBoard charts what the report draws.
+        step = step_of(record)
+        if step is None:
+            self._seen(record)  # a step that is an int still dates the analyses that follow
             return
-        for name, value in values.items():
-            if name == "nonfinite" and isinstance(value, (list, tuple)):
-                self._writer.add_scalar(f"{PREFIX}/nonfinite", float(len(value)), step)
+        self._step = step
+        for name, value in record[schema.VALUES].items():
+            if name == schema.NONFINITE and isinstance(value, (list, tuple)):
+                self._writer.add_scalar(f"{PREFIX}/{schema.NONFINITE}", float(len(value)), step)
                 continue
-            v = _number(value)
+            v = number(value)
             if v is not None:
                 self._writer.add_scalar(f"{PREFIX}/{name}", v, step)
 
     def _hidden_gradients(self, record: Mapping[str, Any]) -> None:
         step = self._seen(record)
-        raw = record.get("norms")
+        raw = record.get(schema.NORMS)
         if step is None or not isinstance(raw, (list, tuple)) or not raw:
             return
-        norms = [_number(n) for n in raw]
+        norms = [number(n) for n in raw]
         norms_f = [math.nan if n is None else n for n in norms]
         counts = [n if math.isfinite(n) else 0.0 for n in norms_f]
         self.skipped += sum(1 for n in norms_f if not math.isfinite(n))
         T = len(counts)
-        tag = f"{PREFIX}/hidden_gradients/{record.get('module', 'rnn')}"
+        tag = f"{PREFIX}/{schema.HIDDEN_GRADIENTS}/{record.get(schema.MODULE, 'rnn')}"
         self._writer.add_histogram_raw(
             tag,
             min=0.0,
@@ -206,20 +199,20 @@ class TensorBoardSink:
             self._writer.add_scalar(f"{tag}/log_slope_per_step", slope, step)
 
     def _analysis(self, record: Mapping[str, Any]) -> None:
-        name = record.get("name")
+        name = record.get(schema.NAME)
         if not isinstance(name, str):
             return
-        tag = f"{PREFIX}/analysis/{name}"
+        tag = f"{PREFIX}/{schema.ANALYSIS}/{name}"
         for field, value in record.items():
-            if field in ("type", "name"):
+            if field in (schema.TYPE, schema.NAME):
                 continue
-            v = _number(value)
+            v = number(value)
             if v is not None:
                 self._writer.add_scalar(f"{tag}/{field}", v, self._step)
-        path = _path(record.get("alphas"), record.get("losses"))
+        path = _path(record.get(schema.ALPHAS), record.get(schema.LOSSES))
         for i, (a, loss) in enumerate(path):
-            self._writer.add_scalar(f"{tag}/alphas", a, i)
-            self._writer.add_scalar(f"{tag}/losses", loss, i)
+            self._writer.add_scalar(f"{tag}/{schema.ALPHAS}", a, i)
+            self._writer.add_scalar(f"{tag}/{schema.LOSSES}", loss, i)
 
     def flush(self) -> None:
         if self._writer is not None:

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from optiscope.linalg import LinearOperator
+from optiscope.problem.problem import HessianOperator
 
 
 def active() -> bool:
@@ -83,8 +84,6 @@ class ReducedProblem:
         return mean(self.local.hvp(v))
 
     def hessian_operator(self) -> LinearOperator:
-        from optiscope.problem.problem import HessianOperator
-
         return HessianOperator(self)  # type: ignore[arg-type]
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from optiscope.core.errors import ProblemError
-from optiscope.problem.problem import _STOCHASTIC
+from optiscope.core.modules import STOCHASTIC
 
 __all__ = ["UnsupportedModelError", "exact_hessian_diagonal", "supports"]
 
@@ -124,7 +124,7 @@ _ACTIVATIONS: dict[type, Callable] = {
     nn.Softplus: _softplus,
 }
 _CURVED = (nn.Tanh, nn.Sigmoid, nn.ELU, nn.SiLU, nn.GELU, nn.Softplus)
-_IDENTITY = (nn.Identity, *_STOCHASTIC)
+_IDENTITY = (nn.Identity, *STOCHASTIC)
 _RESHAPE = (nn.Flatten, nn.Unflatten)
 _LOCAL = ("act", "identity", "reshape")  # layers that do not mix features
 _SQUARABLE = ("linear", "conv", "maxpool")  # with a transposed squared Jacobian at hand

@@ -26,10 +26,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
+from optiscope.core.modules import LAYERS
+
 if TYPE_CHECKING:
     from optiscope.problem.problem import Problem
 
-_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # Per-sample convolution weight gradients held at once, in elements.
 _CHUNK_ELEMENTS = 1 << 24
 
@@ -44,7 +45,7 @@ class Moments:
 
 
 def _supported(module: nn.Module) -> bool:
-    kind = next((k for k in _LAYERS if type(module) is k), None)
+    kind = next((k for k in LAYERS if type(module) is k), None)
     if kind is None:
         return False
     if kind is nn.Linear:
@@ -138,13 +139,13 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
     """``sum_i g_i`` and each ``||g_i||^2`` for the per-sample losses ``loss_fn(model(x_i), y_i)``
     in one forward and one backward pass, or ``None`` where the model has a trainable layer other
     than Linear and Conv1d/2d/3d (with zero padding), or uses a layer twice in one forward pass."""
-    from optiscope.problem.problem import _batch_size, _call
+    from optiscope.problem.problem import _call, batch_size
 
     named = dict(problem.model.named_parameters())
     recorder = StepRecorder.for_model(problem.model, [named[n] for n in problem.names])
     if recorder is None:
         return None
-    n = _batch_size(inputs, targets)
+    n = batch_size(inputs, targets)
     recorder.arm()
     try:
         inputs, targets = problem._to_device(inputs), problem._to_device(targets)

@@ -17,19 +17,11 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils._pytree import tree_map
 
-from optiscope.core.errors import NonFiniteError, ProblemError, TrainingModeError
+from optiscope.core.errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
+from optiscope.core.modules import STOCHASTIC
 from optiscope.linalg.operators import LinearOperator
 
 ParamSpec = None | str | Sequence[str] | nn.Module | Callable[[str, Tensor], bool]
-
-_STOCHASTIC: tuple[type[nn.Module], ...] = (
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-)
 
 
 def _describe(x: Any) -> str:
@@ -42,7 +34,15 @@ def _describe(x: Any) -> str:
     return f"a {type(x).__name__}"
 
 
-def _batch_size(inputs: Any, targets: Any) -> int:
+def first_line(err: BaseException) -> str:
+    """``err`` in one line for a message: its type and the first line of its text."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else repr(err)
+
+
+def batch_size(inputs: Any, targets: Any) -> int:
+    """The number of samples in a batch: the first dimension of ``targets``, else of the first
+    input tensor; a :class:`ProblemError` when neither has one."""
     if isinstance(targets, Tensor) and targets.ndim >= 1:
         return int(targets.shape[0])
     leaves = [t for t in torch.utils._pytree.tree_leaves(inputs) if isinstance(t, Tensor)]
@@ -51,6 +51,28 @@ def _batch_size(inputs: Any, targets: Any) -> int:
     raise ProblemError(
         f"cannot tell the batch size: expected targets as a tensor whose first dimension counts "
         f"samples, got {_describe(targets)}"
+    )
+
+
+def batch_samples(batch: Any) -> int:
+    """:func:`batch_size` of an ``(inputs, targets)`` pair, 0 where ``batch`` is no pair or its
+    size cannot be told (for callers that only tune by it)."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        return 0
+    try:
+        return batch_size(batch[0], batch[1])
+    except ProblemError:
+        return 0
+
+
+def scalar_loss(loss: Any, where: str, error: type[OptiscopeError] = ProblemError) -> Tensor:
+    """``loss`` if it is a scalar tensor; else ``error`` saying what ``loss_fn`` returned
+    ``where`` (``"on batch 3"``) and how to reduce it."""
+    if isinstance(loss, Tensor) and loss.ndim == 0:
+        return loss
+    raise error(
+        f"loss_fn must return a scalar tensor, got {_describe(loss)} {where}. Use a loss with "
+        "reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
     )
 
 
@@ -131,7 +153,7 @@ def check_deterministic(model: nn.Module) -> None:
         if not m.training:
             continue
         rate = float(getattr(m, "p", 0.0))
-        if isinstance(m, _STOCHASTIC) and rate > 0:
+        if isinstance(m, STOCHASTIC) and rate > 0:
             kind = f"dropout ({label!r}, p={rate:g})"
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             kind = f"batch norm ({label!r})"
@@ -150,6 +172,15 @@ def flat_parameters(model: nn.Module) -> Tensor:
     """A new flat vector of ``model``'s trainable parameters in named order: the point a
     Problem on the model with the default selection uses."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+
+
+def load_flat_parameters(model: nn.Module, flat: Tensor) -> None:
+    """Copy a flat vector laid out as :func:`flat_parameters` into ``model``'s trainable
+    parameters, in place."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p, value in zip(params, torch.split(flat, [p.numel() for p in params])):
+            p.copy_(value.view_as(p))
 
 
 class Problem:
@@ -285,7 +316,7 @@ class Problem:
 
     def _scan(self) -> Iterator[tuple[int, tuple[Any, Any]]]:
         for inputs, targets in self._raw_batches():
-            yield _batch_size(inputs, targets), (inputs, targets)
+            yield batch_size(inputs, targets), (inputs, targets)
 
     def batches(self) -> Iterator[tuple[float, Any, Any]]:
         """Yield ``(weight, inputs, targets)`` on the model's device, weights as in ``F``."""
@@ -335,20 +366,13 @@ class Problem:
 
     def _batch_loss(self, theta: Tensor, inputs: Any, targets: Any, index: int = 0) -> Tensor:
         out = _call(self.model, self.split(theta), inputs)
-        loss = self.loss_fn(out, targets)
-        if not isinstance(loss, Tensor) or loss.ndim != 0:
-            got = _describe(loss)
-            raise ProblemError(
-                f"loss_fn must return a scalar tensor, got {got} on batch {index}. Use a loss "
-                "with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
-            )
-        return loss
+        return self._batch_loss_from_outputs(out, targets, index)
 
     def _check_first_batch(self) -> None:
         # A few samples show a wrong shape, dtype, device or loss at a fraction of a full pass;
         # non-finite values elsewhere are caught when the full batch is first evaluated.
         for _, inputs, targets in self.batches():
-            n = _batch_size(inputs, targets)
+            n = batch_size(inputs, targets)
             if n > 4 and isinstance(targets, Tensor):
                 inputs = tree_map(
                     lambda t, n=n: t[:4] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
@@ -359,27 +383,20 @@ class Problem:
                 with torch.no_grad():
                     out = _call(self.model, self.split(self.point), inputs)
             except (RuntimeError, TypeError, ValueError, IndexError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                 raise ProblemError(
                     f"the model could not take the first batch: inputs are {_describe(inputs)}; "
-                    f"the model raised {type(err).__name__}: {first}. Check the input shape, "
-                    "dtype and device the model expects"
+                    f"the model raised {first_line(err)}. Check the input shape, dtype and "
+                    "device the model expects"
                 ) from err
             try:
                 with torch.no_grad():
                     loss = self.loss_fn(out, targets)
             except (RuntimeError, TypeError, ValueError, IndexError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                 raise ProblemError(
                     f"loss_fn could not take the model's outputs ({_describe(out)}) and the "
-                    f"targets ({_describe(targets)}): {type(err).__name__}: {first}"
+                    f"targets ({_describe(targets)}): {first_line(err)}"
                 ) from err
-            if not isinstance(loss, Tensor) or loss.ndim != 0:
-                raise ProblemError(
-                    f"loss_fn must return a scalar tensor, got {_describe(loss)} on batch 0. Use "
-                    "a loss with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
-                )
-            self._check_finite(loss, 0, "loss")
+            self._check_finite(scalar_loss(loss, "on batch 0"), 0, "loss")
             return
 
     def _check_finite(self, value: Tensor, index: int, what: str) -> None:
@@ -509,13 +526,8 @@ class Problem:
             result += jthjv
         return result
 
-    def _batch_loss_from_outputs(self, out: Tensor, targets: Any, index: int) -> Tensor:
-        loss = self.loss_fn(out, targets)
-        if not isinstance(loss, Tensor) or loss.ndim != 0:
-            raise ProblemError(
-                f"loss_fn must return a scalar tensor, got {_describe(loss)} on batch {index}"
-            )
-        return loss
+    def _batch_loss_from_outputs(self, out: Any, targets: Any, index: int) -> Tensor:
+        return scalar_loss(self.loss_fn(out, targets), f"on batch {index}")
 
     def hessian_operator(self) -> HessianOperator:
         """The Hessian at the point as a :class:`LinearOperator` (products count as HVPs)."""
@@ -560,7 +572,7 @@ class Problem:
             one = tree_map(lambda t: t.unsqueeze(0) if isinstance(t, Tensor) else t, (x, y))
             return self._batch_loss_from_outputs(_call(self.model, params, one[0]), one[1], 0)
 
-        n = _batch_size(inputs, targets)
+        n = batch_size(inputs, targets)
         with self._context():
             try:
                 # Per-parameter gradients, concatenated after: vmap through the split of one
@@ -574,7 +586,7 @@ class Problem:
         return grads.detach()
 
     def _per_sample_loop(self, inputs: Any, targets: Any) -> Tensor:
-        n = _batch_size(inputs, targets)
+        n = batch_size(inputs, targets)
         rows = []
         for i in range(n):
             x = tree_map(lambda t, i=i: t[i : i + 1] if isinstance(t, Tensor) else t, inputs)

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import ProblemError
+from optiscope.core.modules import RECURRENT
 
-_RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 _ACTIVE: list[dict[str, list[Tensor]]] = []
 
 
@@ -110,7 +110,7 @@ def _exposed(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
     found: dict[str, list[Tensor]] = {}
     handles = []
     for name, m in model.named_modules():
-        if isinstance(m, _RECURRENT):
+        if isinstance(m, RECURRENT):
             _check(name or type(m).__name__, m)
 
             def hook(mod, args, output, name=name):

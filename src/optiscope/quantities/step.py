@@ -12,15 +12,18 @@ threshold: gradient descent on a quadratic diverges along an eigenvalue above 2/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from optiscope.core.errors import NonFiniteError
 from optiscope.linalg.lanczos import lanczos
 from optiscope.linalg.operators import CallableOperator, LinearOperator
-from optiscope.problem.problem import Problem
+from optiscope.problem.problem import Problem, batch_size
+from optiscope.records import schema
 
 
 @dataclass(frozen=True)
@@ -125,27 +128,80 @@ def sharpness(
     }
 
 
+def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """``H g`` and the curvature along the gradient: g^T g, g^T H g and their ratio; one
+    Hessian-vector product."""
+    hg = problem.hvp(grad)
+    gtg, gthg = float(torch.dot(grad, grad)), float(torch.dot(grad, hg))
+    return hg, {
+        schema.GTG: gtg,
+        schema.GTHG: gthg,
+        schema.CURVATURE_ALONG_GRADIENT: gthg / gtg if gtg > 0 else float("nan"),
+    }
+
+
+def predicted_change(problem: Problem, grad: Tensor, hg: Tensor, update: Tensor) -> float:
+    """The second-order prediction ``g^T d + d^T H d / 2`` of the loss change of the update d,
+    given ``hg = H g``: one more product, none when d is along g (plain SGD)."""
+    return float(torch.dot(grad, update)) + 0.5 * _dthd(problem, grad, hg, update)
+
+
+def _dthd(problem: Problem, g: Tensor, hg: Tensor, d: Tensor) -> float:
+    # With d = a g + e, d^T H d = a^2 g^T H g + 2 a e^T H g + e^T H e, and the last term is
+    # negligible when |e| <= 1e-4 |d|.
+    gg = float(torch.dot(g, g))
+    a = float(torch.dot(d, g)) / gg if gg > 0 else 0.0
+    e = d - a * g
+    if gg > 0 and float(e.norm()) <= 1e-4 * float(d.norm()):
+        return a * a * float(torch.dot(g, hg)) + 2 * a * float(torch.dot(e, hg))
+    return float(torch.dot(d, problem.hvp(d)))
+
+
+def actual_change(problem: Problem, update: Tensor) -> float:
+    """``L(theta + d) - L(theta)`` on the problem's data; inf where the step throws the loss
+    to infinity (a cliff, recorded as such)."""
+    try:
+        return problem.loss(problem.point + update) - problem.loss()
+    except NonFiniteError:
+        return math.inf
+
+
 def step_curvature(problem: Problem, grad: Tensor, update: Tensor) -> dict[str, float]:
     """Curvature along the gradient and the update, and the second-order predicted change.
 
-    ``grad`` is g at the problem's point, ``update`` is d; two Hessian-vector products.
+    ``grad`` is g at the problem's point, ``update`` is d; two Hessian-vector products (one
+    when d is along g).
     """
     g = grad.to(problem.dtype)
     d = update.to(problem.dtype)
-    hg = problem.hvp(g)
-    hd = problem.hvp(d)
-    gtg = float(torch.dot(g, g))
-    gthg = float(torch.dot(g, hg))
-    dthd = float(torch.dot(d, hd))
+    hg, along = gradient_curvature(problem, g)
+    dthd = _dthd(problem, g, hg, d)
     gtd = float(torch.dot(g, d))
     return {
-        "gtg": gtg,
-        "gthg": gthg,
-        "curvature_along_gradient": gthg / gtg if gtg > 0 else float("nan"),
+        **along,
         "dthd": dthd,
-        "predicted_change": gtd + 0.5 * dthd,
+        schema.PREDICTED_CHANGE: gtd + 0.5 * dthd,
         "first_order_change": gtd,
     }
+
+
+def group_preconditioner(optimizer: Any, params: list[Tensor]) -> Tensor | None:
+    """Parameter groups with different learning rates step ``lr_i g_i``: stable while the top
+    eigenvalue of ``P^-1 H`` stays below the first group's threshold, with ``P = lr_0 / lr_i``
+    per parameter. None when every parameter has the first group's rate."""
+    groups = optimizer.param_groups
+    lr0 = float(groups[0]["lr"])
+    rate = {id(p): float(g["lr"]) for g in groups for p in g["params"]}
+    rates = [rate.get(id(p), lr0) for p in params]
+    if lr0 <= 0 or all(r == lr0 for r in rates):
+        return None
+    # A zero rate gives an infinite P: that parameter does not move, and P^-1/2 is 0 there.
+    return torch.cat(
+        [
+            torch.full((p.numel(),), lr0 / r if r > 0 else math.inf, dtype=torch.float64)
+            for p, r in zip(params, rates)
+        ]
+    ).to(params[0].device)
 
 
 def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64) -> dict[str, Any]:
@@ -165,9 +221,8 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
     cannot be vmapped), so memory stays at ``chunk`` gradients.
     """
     from optiscope.problem.persample import gradient_moments
-    from optiscope.problem.problem import _batch_size
 
-    n = _batch_size(inputs, targets)
+    n = batch_size(inputs, targets)
     if n < 2:
         raise ValueError(f"gradient noise needs at least 2 samples in the batch, got {n}")
     moments = gradient_moments(problem, inputs, targets)
@@ -211,10 +266,10 @@ def _noise(n: int, mean_sq: float, trace_cov: float) -> dict[str, Any]:
     squared norm of a batch of n's gradient and the trace of the per-sample covariance."""
     g2 = mean_sq - trace_cov / n
     return {
-        "batch_size": n,
-        "grad_norm_sq": mean_sq,
-        "trace_cov": trace_cov,
-        "grad_norm_sq_unbiased": g2,
-        "snr": mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
-        "b_simple": trace_cov / g2 if g2 > 0 else float("inf"),
+        schema.BATCH_SIZE: n,
+        schema.GRAD_NORM_SQ: mean_sq,
+        schema.TRACE_COV: trace_cov,
+        schema.GRAD_NORM_SQ_UNBIASED: g2,
+        schema.SNR: mean_sq / (trace_cov / n) if trace_cov > 0 else float("inf"),
+        schema.B_SIMPLE: trace_cov / g2 if g2 > 0 else float("inf"),
     }

@@ -1,27 +1,33 @@
-"""Records: an append-only JSONL log per run (layer 5 of the design).
+"""Records: an append-only JSONL log per run (layer 5 of the design), and its findings file.
 
 The first line is a header (versions, device, experiment, seed, config); every later line is one
 record, written and flushed as the run goes, so a crash or a kill loses nothing already written.
 JSON has no NaN or infinity: such floats are written as the strings ``"nan"``, ``"inf"`` and
 ``"-inf"`` and read back as floats. The reader tolerates a truncated last line (a run killed while
-writing it) and raises only :class:`RecordsError` on anything else it cannot read.
+writing it) and raises only :class:`RecordsError` on anything else it cannot read. The names of
+record types, fields and quantities are those of :mod:`optiscope.records.schema`.
+
+``findings.json`` holds the verdicts on a run as plain dicts, with the same encoding;
+:func:`write_findings` and :func:`read_findings` know nothing of the class that made them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from optiscope.core.errors import OptiscopeError
+from optiscope.core.stats import number
+from optiscope.records import schema
 
-SCHEMA = 1
+SCHEMA = schema.VERSION
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -57,21 +63,6 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def environment() -> dict[str, Any]:
-    """Versions and machine facts for the header."""
-    import torch
-
-    from optiscope.core.version import __version__
-
-    return {
-        "optiscope": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-    }
-
-
 class RecordWriter:
     """Write a run's records to ``path`` (created with its parent folders; an earlier run's file
     there is replaced), one flushed line per record, appended as the run goes."""
@@ -86,7 +77,12 @@ class RecordWriter:
                 f"cannot write records to {str(self.path)!r}: {err.strerror or err}. Expected a "
                 "writable folder; pass another --out"
             ) from err
-        record = {"type": "header", "schema": SCHEMA, "time": time.time(), **header}
+        record = {
+            schema.TYPE: schema.HEADER,
+            schema.SCHEMA: SCHEMA,
+            schema.TIME: time.time(),
+            **header,
+        }
         self.write(record)
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -111,6 +107,41 @@ class RecordWriter:
         self.close()
 
 
+def step_of(record: Any) -> int | None:
+    """The step of a ``step`` record, or None where ``record`` is no step record that
+    :func:`series` reads: not a mapping, another type, ``values`` no mapping, or a step that is
+    no int (a bool is none)."""
+    if not isinstance(record, Mapping) or record.get(schema.TYPE) != schema.STEP_RECORD:
+        return None
+    step = record.get(schema.STEP)
+    if isinstance(step, bool) or not isinstance(step, int):
+        return None
+    return step if isinstance(record.get(schema.VALUES), Mapping) else None
+
+
+def series(records: Iterable[Any], name: str) -> tuple[list[int], list[float]]:
+    """Steps and values of the quantity ``name`` over the ``step`` records that hold a number
+    for it (:func:`optiscope.core.stats.number`), in the order of ``records``.
+
+    A file read back may hold anything: a record that is no step record by :func:`step_of`, or
+    whose value is no number (a string, a list, a bool, None), is skipped, never raised on.
+
+    >>> series([{"type": "step", "step": 0, "values": {"loss": 2}},
+    ...         {"type": "step", "step": 1, "values": {"loss": "x"}}], "loss")
+    ([0], [2.0])
+    """
+    steps, values = [], []
+    for r in records:
+        step = step_of(r)
+        if step is None:
+            continue
+        v = number(r[schema.VALUES].get(name))
+        if v is not None:
+            steps.append(step)
+            values.append(v)
+    return steps, values
+
+
 @dataclass
 class Records:
     """What a records file holds: its header, its records in order, and whether it was cut."""
@@ -120,25 +151,11 @@ class Records:
     truncated: bool = False
 
     def of_type(self, kind: str) -> Iterator[dict[str, Any]]:
-        return (r for r in self.records if r.get("type") == kind)
+        return (r for r in self.records if r.get(schema.TYPE) == kind)
 
     def series(self, name: str) -> tuple[list[int], list[float]]:
-        """Steps and values of one quantity over the ``step`` records that hold it."""
-        steps, values = [], []
-        for r in self.of_type("step"):
-            # A file read back may hold anything: skip a record whose values are no object or
-            # whose step is no number rather than raise.
-            vals = r.get("values")
-            v = vals.get(name) if isinstance(vals, dict) else None
-            if v is None:
-                continue
-            try:
-                step = int(r["step"])
-            except (KeyError, TypeError, ValueError, OverflowError):
-                continue
-            steps.append(step)
-            values.append(v)
-        return steps, values
+        """Steps and values of one quantity, as :func:`series` reads them."""
+        return series(self.records, name)
 
 
 def parse_records(data: bytes, source: str = "<bytes>") -> Records:
@@ -149,8 +166,8 @@ def parse_records(data: bytes, source: str = "<bytes>") -> Records:
         lines = lines[:-1]
     parsed: list[dict[str, Any]] = []
     truncated = False
-    for number, raw in enumerate(lines, start=1):
-        last = number == len(lines)
+    for lineno, raw in enumerate(lines, start=1):
+        last = lineno == len(lines)
         try:
             item = json.loads(raw.decode("utf-8"))
             if not isinstance(item, dict):
@@ -163,22 +180,22 @@ def parse_records(data: bytes, source: str = "<bytes>") -> Records:
                 truncated = True
                 break
             raise RecordsError(
-                f"{source}, line {number}: expected one JSON object per line, got "
+                f"{source}, line {lineno}: expected one JSON object per line, got "
                 f"{raw[:60]!r}{'...' if len(raw) > 60 else ''} ({err}). The file is not an "
                 "optiscope records file or was edited"
             ) from None
         parsed.append(item)
-    if not parsed or parsed[0].get("type") != "header":
+    if not parsed or parsed[0].get(schema.TYPE) != schema.HEADER:
         raise RecordsError(
             f"{source}: expected a header record on the first line, got "
-            f"{'nothing' if not parsed else repr(parsed[0].get('type'))}. Is this a records.jsonl "
-            "written by optiscope?"
+            f"{'nothing' if not parsed else repr(parsed[0].get(schema.TYPE))}. Is this a "
+            "records.jsonl written by optiscope?"
         )
     header = parsed[0]
-    if header.get("schema") != SCHEMA:
+    if header.get(schema.SCHEMA) != SCHEMA:
         raise RecordsError(
-            f"{source}: records schema {header.get('schema')!r}, expected {SCHEMA}; it was written "
-            "by another optiscope version"
+            f"{source}: records schema {header.get(schema.SCHEMA)!r}, expected {SCHEMA}; it was "
+            "written by another optiscope version"
         )
     return Records(header, parsed[1:], truncated)
 
@@ -187,7 +204,7 @@ def read_records(path: str | os.PathLike[str]) -> Records:
     """Read a records file written by :class:`RecordWriter` (or a run killed mid-line)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "records.jsonl"
+        p = p / schema.RECORDS_FILE
     try:
         data = p.read_bytes()
     except OSError as err:
@@ -196,3 +213,63 @@ def read_records(path: str | os.PathLike[str]) -> Records:
             "records.jsonl of a run (or its folder)"
         ) from err
     return parse_records(data, str(p))
+
+
+def write_findings(
+    folder: str | os.PathLike[str],
+    findings: Sequence[Mapping[str, Any]],
+    experiment: str | None = None,
+) -> Path:
+    """Write ``folder/findings.json``: ``{"experiment": experiment, "findings": [...]}``, NaN and
+    infinity encoded as in the records; its path. The file is replaced whole (written aside,
+    then renamed), so a reader never sees half of it."""
+    path = Path(folder) / schema.FINDINGS_FILE
+    payload = {schema.EXPERIMENT: experiment, schema.FINDINGS: [dict(f) for f in findings]}
+    text = json.dumps(_encode(payload), indent=2, allow_nan=False) + "\n"
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside.write_text(text, encoding="utf-8")
+        os.replace(aside, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):  # the write's error is the one to tell
+            aside.unlink(missing_ok=True)
+        raise RecordsError(
+            f"cannot write the findings to {str(path)!r}: {err.strerror or err}. Expected a "
+            "writable run folder; make it writable, or write the run elsewhere"
+        ) from err
+    return path
+
+
+def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The findings in ``folder/findings.json``, as the dicts :func:`write_findings` wrote.
+
+    Raises :class:`RecordsError` on a file missing, unreadable or not of that shape; where it
+    is missing, the error's ``__cause__`` is the :class:`FileNotFoundError` (a run whose Monitor
+    never closed has none).
+    """
+    path = Path(folder) / schema.FINDINGS_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RecordsError(
+            f"cannot read the findings from {str(path)!r}: {err.strerror or err}. Expected the "
+            "findings.json a Monitor writes when it closes; `optiscope report` recomputes it "
+            "from the records"
+        ) from err
+    try:
+        payload = _decode(json.loads(data.decode("utf-8")))
+        items = payload.get(schema.FINDINGS) if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not all(
+            isinstance(f, dict) and isinstance(f.get(schema.CHALLENGE), str) for f in items
+        ):
+            raise ValueError(
+                'not an object whose "findings" is a list of objects with a "challenge"'
+            )
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        raise RecordsError(
+            f'{str(path)!r}: expected {{"experiment": ..., "findings": [{{"challenge": '
+            f"..., ...}}, ...]}}, got {data[:60]!r}{'...' if len(data) > 60 else ''} ({err}). "
+            "The file was edited or cut short; delete it and run `optiscope report` to recompute it"
+        ) from err
+    return items

@@ -1,9 +1,11 @@
-"""The HTML report of a run: its findings and records rendered to one self-contained file.
+"""The HTML report of a run: its findings and records rendered to one self-contained page.
 
-The report reads only what the run recorded (``records.jsonl`` and ``findings.json``) and
-computes nothing but pictures: a section whose data is missing says so instead of failing.
-Figures are inline SVG drawn by matplotlib, imported lazily; without it the report keeps its
-text and tables. Nothing in the page reaches the network.
+:func:`render_report` renders what it is given (the records and the findings as dicts) and
+computes nothing but pictures: it reads no file and diagnoses nothing, and a section whose data
+is missing says so instead of failing. Reading a run folder, and recomputing the findings it
+lacks, is :func:`optiscope.runner.report.write_report`'s job. Figures are inline SVG drawn by
+matplotlib, imported lazily; without it the report keeps its text and tables. Nothing in the
+page reaches the network.
 """
 
 from __future__ import annotations
@@ -12,39 +14,54 @@ import functools
 import html
 import io
 import itertools
-import json
 import math
-import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 
 from optiscope.core.errors import OptiscopeError
-from optiscope.diagnosis.detectors import diagnose, series
+from optiscope.core.stats import finite, number
+from optiscope.diagnosis.findings import (
+    CHALLENGES,
+    CLIFFS,
+    ILL_CONDITIONING,
+    INEXACT_GRADIENTS,
+    LOCAL_GLOBAL_MISMATCH,
+    LOCAL_MINIMA,
+    LONG_TERM_DEPENDENCIES,
+    SADDLE_POINTS,
+    STATEMENT,
+    THEORETICAL_LIMITS,
+    Severity,
+)
+from optiscope.records import schema
+from optiscope.records.log import Records, series, step_of
 from optiscope.report.plot import _spans_decades
 
 # A line of more points than this is thinned to min/max buckets (a pixel cannot show more).
 MAX_POINTS = 1000
 _SEVERITY_COLOURS = {
-    "ok": "#2e7d32",
-    "info": "#1565c0",
-    "warning": "#ef8f00",
-    "critical": "#c62828",
+    Severity.OK: "#2e7d32",
+    Severity.INFO: "#1565c0",
+    Severity.WARNING: "#ef8f00",
+    Severity.CRITICAL: "#c62828",
+    Severity.ERROR: "#6a1b9a",
+    STATEMENT: "#546e7a",
 }
 _TITLES = {
-    "ill-conditioning": "Ill-conditioning",
-    "local-minima": "Local minima",
-    "saddle-points": "Plateaus, saddle points and flat regions",
-    "cliffs": "Cliffs and exploding gradients",
-    "long-term-dependencies": "Long-term dependencies",
-    "inexact-gradients": "Inexact gradients",
-    "local-global-mismatch": "Poor correspondence between local and global structure",
-    "theoretical-limits": "Theoretical limits of optimization",
+    ILL_CONDITIONING: "Ill-conditioning",
+    LOCAL_MINIMA: "Local minima",
+    SADDLE_POINTS: "Plateaus, saddle points and flat regions",
+    CLIFFS: "Cliffs and exploding gradients",
+    LONG_TERM_DEPENDENCIES: "Long-term dependencies",
+    INEXACT_GRADIENTS: "Inexact gradients",
+    LOCAL_GLOBAL_MISMATCH: "Poor correspondence between local and global structure",
+    THEORETICAL_LIMITS: "Theoretical limits of optimization",
 }
 
 
@@ -57,7 +74,7 @@ def esc(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading the run
+# What is rendered
 
 
 @dataclass
@@ -65,88 +82,26 @@ class _Run:
     header: dict[str, Any]
     records: list[dict[str, Any]]
     truncated: bool
-    findings: list[dict[str, Any]]
+    findings: list[Mapping[str, Any]]
     findings_note: str
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Steps and values of a numeric step quantity."""
+        """Steps and values of a numeric step quantity, as records.log.series reads them."""
         steps, values = series(self.records, name)
         return np.array(steps, dtype=np.float64), np.array(values, dtype=np.float64)
 
     def analysis(self, name: str) -> dict[str, Any] | None:
         found = None
         for r in self.records:
-            if r.get("type") == "analysis" and r.get("name") == name:
+            if r.get(schema.TYPE) == schema.ANALYSIS and r.get(schema.NAME) == name:
                 found = r  # the last one recorded wins
         return found
 
 
-def _is_number(x: Any) -> TypeGuard[float]:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-# A Monitor writes findings.json when it closes: a run folder without one was never closed.
-_MISSING = "findings.json was missing: the verdicts were recomputed from the records"
-_NEVER_CLOSED = (
-    "The run never closed its Monitor, so it was cut short (killed, or still running): the "
-    "report shows what was recorded before."
-)
-
-
-def _load_findings(
-    run_dir: Path, records: list[dict[str, Any]], save: bool = False
-) -> tuple[list[dict], str]:
-    from optiscope.records.log import _decode
-
-    path = run_dir / "findings.json"
-    if save and not path.exists():
-        from optiscope.runner.run import write_findings
-
-        try:
-            found = write_findings(run_dir)
-        except OSError as err:
-            findings = [f.to_dict() for f in diagnose(records)]
-            why = err.strerror or err
-            return findings, f"{_MISSING} (they could not be saved: {why}). {_NEVER_CLOSED}"
-        return [f.to_dict() for f in found], f"{_MISSING} and written to {path}. {_NEVER_CLOSED}"
-    try:
-        payload = _decode(json.loads(path.read_text(encoding="utf-8")))
-        items = payload["findings"]
-        if not isinstance(items, list) or not all(
-            isinstance(f, dict) and isinstance(f.get("challenge"), str) for f in items
-        ):
-            raise ValueError("not a list of findings")
-        return items, ""
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        # Unless asked to save them, the verdicts are recomputed in memory only.
-        findings = [f.to_dict() for f in diagnose(records)]
-        if isinstance(err, FileNotFoundError):
-            return findings, f"{_MISSING}. {_NEVER_CLOSED}"
-        return (
-            findings,
-            "findings.json was unreadable: the verdicts were recomputed from the records.",
-        )
-
-
-def _read_run(run_dir: Path, save_findings: bool = False) -> _Run:
-    from optiscope.records.log import read_records
-
-    if not run_dir.is_dir():
-        what = "does not exist" if not run_dir.exists() else "is not a folder"
-        raise ReportError(
-            f"expected a run folder holding records.jsonl, but {str(run_dir)!r} {what}. Pass the "
-            "folder written by `optiscope diagnose` (default runs/EXPERIMENT)"
-        )
-    if not (run_dir / "records.jsonl").is_file():
-        raise ReportError(
-            f"expected {str(run_dir / 'records.jsonl')!r}, but the folder has no records file. "
-            "Pass the folder written by `optiscope diagnose` or by a Monitor"
-        )
-    log = read_records(run_dir)
-    records = [r for r in log.records if isinstance(r, dict)]
-    findings, note = _load_findings(run_dir, records, save_findings)
-    header = log.header if isinstance(log.header, dict) else {}
-    return _Run(header, records, log.truncated, findings, note)
+def _float(x: Any) -> float:
+    """``x`` as a float, NaN where it is no number (a record read back may hold anything)."""
+    v = number(x)
+    return math.nan if v is None else v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +275,7 @@ def _need(run: _Run, *names: str) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _fig_overview(run: _Run) -> str:
-    (s_l, loss), (s_g, gnorm) = _need(run, "loss", "grad_norm")
+    (s_l, loss), (s_g, gnorm) = _need(run, schema.LOSS, schema.GRAD_NORM)
     fig = _new(10.0, 3.4)
     ax1, ax2 = fig.subplots(1, 2)
     if _has(loss):
@@ -335,7 +290,7 @@ def _fig_overview(run: _Run) -> str:
 
 
 def _fig_curvature(run: _Run) -> str:
-    (s1, gtg), (s2, gthg) = _need(run, "gtg", "gthg")
+    (s1, gtg), (s2, gthg) = _need(run, schema.GTG, schema.GTHG)
     fig = _new()
     ax = fig.add_subplot()
     if _has(gtg):
@@ -348,14 +303,13 @@ def _fig_curvature(run: _Run) -> str:
 
 
 def _fig_sharpness(run: _Run) -> str:
-    (s1, sharp), (s2, thr) = _need(run, "sharpness", "stability_threshold")
+    (s1, sharp), (s2, thr) = _need(run, schema.SHARPNESS, schema.STABILITY_THRESHOLD)
     if not _has(sharp):
-        raise _NoData('"sharpness" in the step records')
+        raise _NoData(f'"{schema.SHARPNESS}" in the step records')
     # Adam's threshold, and that of groups with their own rates, apply to P^-1 H.
     pre = any(
-        isinstance(r.get("values"), Mapping) and r["values"].get("threshold_preconditioned") is True
+        step_of(r) is not None and r[schema.VALUES].get(schema.THRESHOLD_PRECONDITIONED) is True
         for r in run.records
-        if r.get("type") == "step"
     )
     what = "of P^-1 H" if pre else "of H"
     fig = _new()
@@ -371,13 +325,16 @@ def _fig_sharpness(run: _Run) -> str:
 def _fig_prediction(run: _Run) -> str:
     pairs: list[tuple[float, float]] = []
     for r in run.records:
-        vals = r.get("values") if r.get("type") == "step" else None
-        if isinstance(vals, Mapping):
-            p, a = vals.get("predicted_change"), vals.get("actual_change")
-            if _is_number(p) and _is_number(a) and math.isfinite(p) and math.isfinite(a):
-                pairs.append((float(p), float(a)))
+        if step_of(r) is None:
+            continue
+        vals = r[schema.VALUES]
+        p, a = vals.get(schema.PREDICTED_CHANGE), vals.get(schema.ACTUAL_CHANGE)
+        if finite(p) and finite(a):
+            pairs.append((_float(p), _float(a)))
     if not pairs:
-        raise _NoData('"predicted_change" and "actual_change" in the step records')
+        raise _NoData(
+            f'"{schema.PREDICTED_CHANGE}" and "{schema.ACTUAL_CHANGE}" in the step records'
+        )
     xy = np.array(pairs)
     if len(xy) > MAX_POINTS:  # a scatter has no order to bucket by: keep an even sample
         xy = xy[np.linspace(0, len(xy) - 1, MAX_POINTS).astype(int)]
@@ -400,17 +357,17 @@ def _fig_prediction(run: _Run) -> str:
 
 
 def _fig_density(run: _Run) -> str:
-    rec = run.analysis("spectral_density")
+    rec = run.analysis(schema.SPECTRAL_DENSITY)
     if (
         rec is None
-        or not isinstance(rec.get("grid"), list)
-        or not isinstance(rec.get("density"), list)
+        or not isinstance(rec.get(schema.GRID), list)
+        or not isinstance(rec.get(schema.DENSITY), list)
     ):
         raise _NoData(
-            'the "spectral_density" analysis record (Hessian spectrum at the final point)'
+            f'the "{schema.SPECTRAL_DENSITY}" analysis record (Hessian spectrum at the final point)'
         )
-    grid = np.array([v if _is_number(v) else math.nan for v in rec["grid"]], dtype=np.float64)
-    dens = np.array([v if _is_number(v) else math.nan for v in rec["density"]], dtype=np.float64)
+    grid = np.array([_float(v) for v in rec[schema.GRID]], dtype=np.float64)
+    dens = np.array([_float(v) for v in rec[schema.DENSITY]], dtype=np.float64)
     n = min(grid.size, dens.size)
     grid, dens = grid[:n], dens[:n]
     keep = np.isfinite(grid) & np.isfinite(dens)
@@ -425,12 +382,12 @@ def _fig_density(run: _Run) -> str:
         top = float(dens[keep].max())
         ax.set_ylim(max(float(dens[keep][dens[keep] > 0].min()), top * 1e-8), top * 3)
     ax.axvline(0.0, color="C3", linestyle="--", linewidth=1, label="zero")
-    frac = rec.get("fraction_negative")
-    label = f"negative mass {frac:.2%}" if _is_number(frac) and math.isfinite(frac) else ""
-    sigma = rec.get("sigma")
+    frac = rec.get(schema.FRACTION_NEGATIVE)
+    label = f"negative mass {_float(frac):.2%}" if finite(frac) else ""
+    sigma = rec.get(schema.SIGMA)
     title = "Hessian spectral density at the final point"
-    if _is_number(sigma) and math.isfinite(sigma):
-        title += f" (smoothing {sigma:.3g})"
+    if finite(sigma):
+        title += f" (smoothing {_float(sigma):.3g})"
     ax.set(xlabel="eigenvalue", ylabel="density", title=title)
     if label:
         ax.text(0.98, 0.95, label, transform=ax.transAxes, ha="right", va="top", color="C3")
@@ -439,7 +396,7 @@ def _fig_density(run: _Run) -> str:
 
 
 def _fig_lambda_min(run: _Run) -> str:
-    ((s, lam),) = _need(run, "lambda_min")
+    ((s, lam),) = _need(run, schema.LAMBDA_MIN)
     fig = _new(6.4, 3.0)
     ax = fig.add_subplot()
     _line(ax, s, lam, color="C2", marker=".", markersize=4)
@@ -464,7 +421,7 @@ def _running_median(y: np.ndarray, window: int = 20) -> np.ndarray:
 
 
 def _fig_cliffs(run: _Run) -> str:
-    ((s, g),) = _need(run, "grad_norm")
+    ((s, g),) = _need(run, schema.GRAD_NORM)
     med = _running_median(g)
     with np.errstate(invalid="ignore"):
         spikes = np.isfinite(g) & np.isfinite(med) & (g > 10 * med)
@@ -486,7 +443,7 @@ def _fig_cliffs(run: _Run) -> str:
 
 
 def _fig_update_ratio(run: _Run) -> str:
-    ((s, r),) = _need(run, "update_ratio")
+    ((s, r),) = _need(run, schema.UPDATE_RATIO)
     fig = _new(6.4, 3.0)
     ax = fig.add_subplot()
     _line(ax, s, r, color="C4", linewidth=1)
@@ -498,12 +455,14 @@ def _fig_update_ratio(run: _Run) -> str:
 def _hidden_modules(run: _Run) -> dict[str, list[tuple[float, list[float]]]]:
     modules: dict[str, list[tuple[float, list[float]]]] = {}
     for r in run.records:
-        if r.get("type") != "hidden_gradients" or not isinstance(r.get("norms"), list):
+        if r.get(schema.TYPE) != schema.HIDDEN_GRADIENTS or not isinstance(
+            r.get(schema.NORMS), list
+        ):
             continue
-        step = r.get("step")
-        norms = [float(v) if _is_number(v) else math.nan for v in r["norms"]]
-        if _is_number(step) and norms:
-            modules.setdefault(str(r.get("module", "?")), []).append((float(step), norms))
+        step = number(r.get(schema.STEP))
+        norms = [_float(v) for v in r[schema.NORMS]]
+        if step is not None and norms:
+            modules.setdefault(str(r.get(schema.MODULE, "?")), []).append((step, norms))
     return modules
 
 
@@ -539,7 +498,9 @@ def _heatmap(name: str, rows: list[tuple[float, list[float]]], _run: _Run) -> st
 
 
 def _fig_noise(run: _Run) -> str:
-    (s1, g2), (s2, tr), (s3, batch) = _need(run, "grad_norm_sq_unbiased", "trace_cov", "batch_size")
+    (s1, g2), (s2, tr), (s3, batch) = _need(
+        run, schema.GRAD_NORM_SQ_UNBIASED, schema.TRACE_COV, schema.BATCH_SIZE
+    )
     pairs = {}
     for s, v in zip(s1, g2):
         pairs[s] = [v, math.nan, math.nan]
@@ -553,7 +514,10 @@ def _fig_noise(run: _Run) -> str:
         if v[0] > 0 and math.isfinite(v[0]) and v[1] >= 0 and math.isfinite(v[1])
     ]
     if not usable:
-        raise _NoData('a positive "grad_norm_sq_unbiased" with a finite "trace_cov" at one step')
+        raise _NoData(
+            f'a positive "{schema.GRAD_NORM_SQ_UNBIASED}" with a finite "{schema.TRACE_COV}" at '
+            "one step"
+        )
     step, (gsq, trc, b) = usable[-1]
     bs = np.geomspace(1, max(1e4, 10 * (b if math.isfinite(b) else 1), 10 * trc / gsq), 200)
     share = (trc / bs) / (gsq + trc / bs)
@@ -579,9 +543,9 @@ def _fig_noise(run: _Run) -> str:
 
 
 def _fig_b_simple(run: _Run) -> str:
-    (s, bsim), (s2, batch) = _need(run, "b_simple", "batch_size")
+    (s, bsim), (s2, batch) = _need(run, schema.B_SIMPLE, schema.BATCH_SIZE)
     if not _has(bsim):
-        raise _NoData('"b_simple" in the step records')
+        raise _NoData(f'"{schema.B_SIMPLE}" in the step records')
     fig = _new(6.4, 3.0)
     ax = fig.add_subplot()
     _line(ax, s, bsim, color="C2", marker=".", markersize=4, label="critical batch size B_simple")
@@ -595,21 +559,20 @@ def _fig_b_simple(run: _Run) -> str:
 def _numbers(values: Any) -> list[float]:
     if not isinstance(values, list):
         return []
-    return [float(v) if _is_number(v) else math.nan for v in values]
+    return [_float(v) for v in values]
 
 
 def _fig_interpolation(run: _Run) -> str:
     from optiscope.report import plot as _plot
 
-    rec = run.analysis("interpolation")
+    rec = run.analysis(schema.INTERPOLATION)
     alphas, losses = (
-        _numbers(rec.get("alphas")) if rec else [],
-        _numbers(rec.get("losses")) if rec else [],
+        _numbers(rec.get(schema.ALPHAS)) if rec else [],
+        _numbers(rec.get(schema.LOSSES)) if rec else [],
     )
     if rec is None or len(alphas) < 2 or len(alphas) != len(losses):
-        raise _NoData('the "interpolation" analysis record (loss on the straight path)')
-    barrier = rec.get("barrier")
-    barrier = float(barrier) if _is_number(barrier) else math.nan
+        raise _NoData(f'the "{schema.INTERPOLATION}" analysis record (loss on the straight path)')
+    barrier = _float(rec.get(schema.BARRIER))
     return _plot_file(
         lambda p: _plot.interpolation(
             p, alphas, losses, barrier, title="loss on the straight path from the start to the end"
@@ -620,17 +583,18 @@ def _fig_interpolation(run: _Run) -> str:
 def _fig_surface(run: _Run) -> str:
     from optiscope.report import plot as _plot
 
-    rec = run.analysis("surface")
+    rec = run.analysis(schema.SURFACE)
     if rec is None:
-        raise _NoData('the "surface" analysis record (loss on the trajectory\'s plane)')
-    xs, ys, losses = _numbers(rec.get("xs")), _numbers(rec.get("ys")), rec.get("losses")
+        raise _NoData(f'the "{schema.SURFACE}" analysis record (loss on the trajectory\'s plane)')
+    xs, ys = _numbers(rec.get(schema.XS)), _numbers(rec.get(schema.YS))
+    losses = rec.get(schema.LOSSES)
     if len(xs) < 2 or len(ys) < 2 or not isinstance(losses, list) or len(losses) != len(ys):
         raise _NoData("a complete loss surface (xs, ys and losses)")
     grid = [_numbers(row) for row in losses]
     if any(len(row) != len(xs) for row in grid):
         raise _NoData("a complete loss surface (a row of losses has the wrong length)")
-    traj = run.analysis("trajectory")
-    coords = traj.get("coords") if traj else None
+    traj = run.analysis(schema.TRAJECTORY)
+    coords = traj.get(schema.COORDS) if traj else None
     path = None
     if (
         isinstance(coords, list)
@@ -638,7 +602,7 @@ def _fig_surface(run: _Run) -> str:
         and all(isinstance(c, list) and len(c) >= 2 for c in coords)
     ):
         path = [[_numbers(c)[0], _numbers(c)[1]] for c in coords]
-    explained = _numbers(rec.get("explained"))
+    explained = _numbers(rec.get(schema.EXPLAINED))
     labels = [
         f"direction {i + 1}"
         + (
@@ -670,7 +634,7 @@ _OVERVIEW = _Figure(
     "Loss and gradient norm against the step (log scale where they span decades).", _fig_overview
 )
 _FIGURES: dict[str, list[_Figure]] = {
-    "ill-conditioning": [
+    ILL_CONDITIONING: [
         _Figure(
             "g^T g and g^T H g at each curvature measurement: ill-conditioning shows as "
             "g^T H g growing while g^T g does not shrink.",
@@ -686,7 +650,7 @@ _FIGURES: dict[str, list[_Figure]] = {
             _fig_prediction,
         ),
     ],
-    "saddle-points": [
+    SADDLE_POINTS: [
         _Figure(
             "Hessian eigenvalue density at the final point (stochastic Lanczos quadrature); "
             "mass left of zero is negative curvature.",
@@ -694,14 +658,14 @@ _FIGURES: dict[str, list[_Figure]] = {
         ),
         _Figure("The smallest Hessian eigenvalue during training.", _fig_lambda_min),
     ],
-    "cliffs": [
+    CLIFFS: [
         _Figure(
             "Gradient norm against its running median; spikes above 10x the median are marked.",
             _fig_cliffs,
         ),
         _Figure("Update norm relative to the parameter norm.", _fig_update_ratio),
     ],
-    "inexact-gradients": [
+    INEXACT_GRADIENTS: [
         _Figure(
             "Share of the minibatch gradient's squared norm that is noise, against the batch "
             "size, from the last measurement.",
@@ -712,7 +676,7 @@ _FIGURES: dict[str, list[_Figure]] = {
             _fig_b_simple,
         ),
     ],
-    "local-global-mismatch": [
+    LOCAL_GLOBAL_MISMATCH: [
         _Figure(
             "Loss on the straight line from the initial point to the final point.",
             _fig_interpolation,
@@ -731,25 +695,43 @@ def _section_id(challenge: str) -> str:
     return clean or "challenge"
 
 
-def _severity(sev: Any) -> str:
-    sev = str(sev)
-    colour = _SEVERITY_COLOURS.get(sev, "#616161")
-    return f'<span class="sev" style="background:{colour}">{esc(sev)}</span>'
+def _label(finding: Mapping[str, Any] | None) -> str:
+    """What the severity cell says: the severity, "statement" for a finding that reads nothing
+    from the run, "none" where no finding was recorded."""
+    if finding is None:
+        return "none"
+    if finding.get(schema.MEASURED) is False:
+        return STATEMENT
+    return str(finding.get(schema.SEVERITY))
 
 
-def _finding_section(r: _Renderer, challenge: str, finding: dict[str, Any] | None) -> str:
+def _badge(finding: Mapping[str, Any] | None) -> str:
+    label = _label(finding)
+    colour = _SEVERITY_COLOURS.get(label, "#616161")
+    return f'<span class="sev" style="background:{colour}">{esc(label)}</span>'
+
+
+def _finding_section(r: _Renderer, challenge: str, finding: Mapping[str, Any] | None) -> str:
     sid = _section_id(challenge)
     title = _TITLES.get(challenge, challenge)
-    sev = _severity(finding.get("severity") if finding else "none")
-    parts = [f'<section id="{esc(sid)}"><h2>{esc(title)} {sev}</h2>']
+    parts = [f'<section id="{esc(sid)}"><h2>{esc(title)} {_badge(finding)}</h2>']
     if finding is None:
         parts.append('<p class="missing">No verdict was recorded for this challenge.</p>')
     else:
-        parts.append(f'<p class="summary">{esc(finding.get("summary", ""))}</p>')
-        evidence = finding.get("evidence")
+        label = _label(finding)
+        cls = {STATEMENT: "summary statement", Severity.ERROR: "summary error"}.get(
+            label, "summary"
+        )
+        parts.append(f'<p class="{cls}">{esc(finding.get(schema.SUMMARY, ""))}</p>')
+        if label == Severity.ERROR:
+            parts.append(
+                '<p class="missing">No verdict: the detector failed on these records, a bug in '
+                "optiscope (please report it with the records file); the other verdicts stand.</p>"
+            )
+        evidence = finding.get(schema.EVIDENCE)
         if isinstance(evidence, Mapping) and evidence:
             parts.append("<h3>Evidence</h3>" + _table(evidence.items()))
-        remedy = finding.get("remedy")
+        remedy = finding.get(schema.REMEDY)
         if remedy:
             parts.append(f'<p class="remedy"><b>What to try:</b> {esc(remedy)}</p>')
     parts.append(_extras(r, challenge))
@@ -760,33 +742,37 @@ def _finding_section(r: _Renderer, challenge: str, finding: dict[str, Any] | Non
     return "\n".join(p for p in parts if p)
 
 
+_FINAL_POINT_FIELDS = (
+    schema.KIND,
+    schema.CURVATURE,
+    schema.LOSS,
+    schema.GRADIENT_NORM,
+    schema.LAMBDA_MAX,
+    schema.LAMBDA_MIN,
+    schema.INDEX,
+    schema.REASON,
+)
+
+
 def _extras(r: _Renderer, challenge: str) -> str:
     run = r.run
-    if challenge == "local-minima":
+    if challenge == LOCAL_MINIMA:
         return (
             '<p>The loss and the gradient norm over the run are in the <a href="#overview">'
             "overview</a>: a stalled loss whose gradient norm does not shrink is not a minimum.</p>"
         )
-    if challenge == "saddle-points":
-        rec = run.analysis("final_point")
+    if challenge == SADDLE_POINTS:
+        rec = run.analysis(schema.FINAL_POINT)
         if rec is None:
-            return _missing('the "final_point" analysis record (curvature at the final point)')
-        keys = (
-            "kind",
-            "curvature",
-            "loss",
-            "gradient_norm",
-            "lambda_max",
-            "lambda_min",
-            "index",
-            "reason",
-        )
-        return "<h3>Final point</h3>" + _table((k, rec[k]) for k in keys if k in rec)
-    if challenge == "long-term-dependencies":
+            return _missing(
+                f'the "{schema.FINAL_POINT}" analysis record (curvature at the final point)'
+            )
+        return "<h3>Final point</h3>" + _table((k, rec[k]) for k in _FINAL_POINT_FIELDS if k in rec)
+    if challenge == LONG_TERM_DEPENDENCIES:
         modules = _hidden_modules(run)
         if not modules:
             return _missing(
-                'hidden-state gradients (a recurrent model\'s "hidden_gradients" records)'
+                f'hidden-state gradients (a recurrent model\'s "{schema.HIDDEN_GRADIENTS}" records)'
             )
         out = []
         for name, rows in list(modules.items())[:4]:
@@ -800,11 +786,11 @@ def _extras(r: _Renderer, challenge: str) -> str:
                 )
             )
         return f'<div class="figures">{"".join(out)}</div>'
-    if challenge == "local-global-mismatch":
-        traj = run.analysis("trajectory")
-        if traj and traj.get("error"):
-            return _missing(f"the trajectory's plane ({traj['error']})")
-    if challenge == "theoretical-limits":
+    if challenge == LOCAL_GLOBAL_MISMATCH:
+        traj = run.analysis(schema.TRAJECTORY)
+        if traj and traj.get(schema.ERROR):
+            return _missing(f"the trajectory's plane ({traj[schema.ERROR]})")
+    if challenge == THEORETICAL_LIMITS:
         return "<p>No figure: this limit is a theorem about the problem, not a measurement.</p>"
     return ""
 
@@ -827,6 +813,8 @@ table.verdicts th{color:#555;font-weight:600;border-bottom:2px solid #ddd}
 .missing{color:#777;font-style:italic}
 .note{background:#fff4e5;border-left:4px solid #ef8f00;padding:.5em .8em}
 .remedy{background:#f3f7fb;border-left:4px solid #1565c0;padding:.5em .8em}
+.statement{background:#f5f7f8;border-left:4px solid #546e7a;padding:.5em .8em}
+.error{color:#6a1b9a}
 .figures{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}
 .figures>.missing{flex-basis:100%}
 figure{margin:.8em 0 1.2em;flex:1 1 460px;max-width:640px}
@@ -837,11 +825,21 @@ a{color:#1565c0}footer{color:#888;font-size:.85em;border-top:1px solid #ddd;padd
 """
 
 
-def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = False) -> str:
-    """The HTML text of the report of the run folder ``run_dir``. A folder without
-    ``findings.json`` (a run that never closed) has its verdicts recomputed from the records,
-    and with ``save_findings`` also written to ``run_dir/findings.json``."""
-    run = _read_run(Path(run_dir), save_findings)
+def render_report(
+    records: Records,
+    findings: Sequence[Mapping[str, Any]],
+    note: str = "",
+    name_hint: str = "",
+) -> str:
+    """The HTML text of the report of a run: its ``records`` and its ``findings`` (the dicts of
+    ``findings.json``, in any order; a challenge without one says so), with ``note`` shown at the
+    top (say, where the findings came from). The title is the header's experiment, else
+    ``name_hint`` (the run folder's name). Reads no file and diagnoses nothing."""
+    header = records.header if isinstance(records.header, dict) else {}
+    kept = [rec for rec in records.records if isinstance(rec, dict)]
+    run = _Run(
+        header, kept, records.truncated, [f for f in findings if isinstance(f, Mapping)], note
+    )
     r = _Renderer(run)
     try:
         from optiscope.report import plot as _plot
@@ -851,28 +849,22 @@ def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = Fals
         r.plots = False
 
     h = run.header
-    name = h.get("experiment") or Path(run_dir).resolve().name
-    steps_done: list[float] = [
-        float(rec["step"])
-        for rec in run.records
-        if rec.get("type") == "step" and _is_number(rec.get("step"))
-    ]
+    name = h.get(schema.EXPERIMENT) or name_hint or "run"
+    steps_done = [float(step) for step in map(step_of, run.records) if step is not None]
     last = max(steps_done) if steps_done else math.nan
+    planned = number(h.get(schema.STEPS))
     facts = [
-        ("steps", h.get("steps")),
+        (schema.STEPS, h.get(schema.STEPS)),
         (
             "steps recorded",
             f"{len(steps_done)} (last step {_fmt(last)})" if steps_done else "none",
         ),
-        ("seed", h.get("seed")),
-        ("optimizer", h.get("optimizer")),
-        ("preset", h.get("preset")),
-        ("config", h.get("config")),
-        ("device", h.get("device")),
-        (
-            "versions",
-            ", ".join(f"{k} {h[k]}" for k in ("optiscope", "torch", "python") if h.get(k)),
-        ),
+        (schema.SEED, h.get(schema.SEED)),
+        (schema.OPTIMIZER, h.get(schema.OPTIMIZER)),
+        (schema.PRESET, h.get(schema.PRESET)),
+        (schema.CONFIG, h.get(schema.CONFIG)),
+        (schema.DEVICE, h.get(schema.DEVICE)),
+        ("versions", ", ".join(f"{k} {h[k]}" for k in schema.VERSIONS if h.get(k))),
     ]
     notes = []
     if run.truncated:
@@ -880,18 +872,19 @@ def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = Fals
             "The records file ends in a line cut short: the run was cut short, and the report "
             "shows what was written before."
         )
-    elif _is_number(h.get("steps")) and steps_done and last + 1 < h["steps"]:
+    elif planned is not None and steps_done and last + 1 < planned:
         notes.append(
-            f"The records stop at step {_fmt(last)} of {_fmt(h['steps'])}: the run did not finish."
+            f"The records stop at step {_fmt(last)} of {_fmt(h[schema.STEPS])}: the run did not "
+            "finish."
         )
     if run.findings_note:
         notes.append(run.findings_note)
 
-    by_challenge: dict[str, dict[str, Any]] = {}
+    by_challenge: dict[str, Mapping[str, Any]] = {}
     for finding in run.findings:
-        by_challenge.setdefault(finding["challenge"], finding)
-    from optiscope.diagnosis.detectors import CHALLENGES
-
+        challenge = finding.get(schema.CHALLENGE)
+        if isinstance(challenge, str):
+            by_challenge.setdefault(challenge, finding)
     order = list(by_challenge) + [c for c in CHALLENGES if c not in by_challenge]
 
     rows = []
@@ -899,8 +892,8 @@ def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = Fals
         f = by_challenge.get(c)
         rows.append(
             f'<tr><td><a href="#{esc(_section_id(c))}">{esc(c)}</a></td>'
-            f"<td>{_severity(f.get('severity') if f else 'none')}</td>"
-            f"<td>{esc(f.get('summary', '') if f else 'no verdict recorded')}</td></tr>"
+            f"<td>{_badge(f)}</td>"
+            f"<td>{esc(f.get(schema.SUMMARY, '') if f else 'no verdict recorded')}</td></tr>"
         )
     overview = r.figure(_OVERVIEW)
     sections = [_finding_section(r, c, by_challenge.get(c)) for c in order]
@@ -910,9 +903,10 @@ def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = Fals
             'pip install "optiscope[report]".'
         )
 
+    description = h.get(schema.DESCRIPTION)
     body = [
         f"<header><h1>optiscope report: {esc(name)}</h1>",
-        f'<p class="desc">{esc(h.get("description", ""))}</p>' if h.get("description") else "",
+        f'<p class="desc">{esc(description)}</p>' if description else "",
         _table(((k, v) for k, v in facts if v not in (None, "")), cls="kv"),
         "".join(f'<p class="note">{esc(n)}</p>' for n in notes),
         "</header>",
@@ -932,25 +926,3 @@ def render_report(run_dir: str | os.PathLike[str], *, save_findings: bool = Fals
         + "\n".join(b for b in body if b)
         + "\n</body></html>\n"
     )
-
-
-def write_report(
-    run_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    save_findings: bool = False,
-) -> Path:
-    """Write the HTML report of the run folder ``run_dir`` to ``out`` (default
-    ``run_dir/report.html``); its path. With ``save_findings``, a missing
-    ``run_dir/findings.json`` (a run cut short) is recomputed from the records and written."""
-    text = render_report(run_dir, save_findings=save_findings)
-    path = Path(out) if out is not None else Path(run_dir) / "report.html"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise ReportError(
-            f"cannot write the report to {str(path)!r}: {err.strerror or err}. Expected a "
-            "writable place; pass another --out"
-        ) from err
-    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -12,12 +11,13 @@ from typing import Any
 
 import torch
 
-from optiscope.core.errors import NonFiniteError
-from optiscope.diagnosis.detectors import Finding, diagnose
-from optiscope.monitor.monitor import Monitor, _batch_size
-from optiscope.problem.problem import flat_parameters
-from optiscope.records.log import _encode, read_records
+from optiscope.core.modules import aside
+from optiscope.diagnosis import Finding
+from optiscope.monitor.monitor import Monitor
+from optiscope.problem.problem import Problem, batch_samples, flat_parameters
+from optiscope.records import schema
 from optiscope.training.experiment import Experiment
+from optiscope.training.loop import train_experiment
 
 
 @dataclass
@@ -44,6 +44,10 @@ def _snapshot_steps(exp: Experiment) -> set[int]:
     return {round(i * exp.steps / (count - 1)) for i in range(count)}
 
 
+def _analysis(name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {schema.TYPE: schema.ANALYSIS, schema.NAME: name, **fields}
+
+
 def _trajectory(
     exp: Experiment, monitor: Monitor, snapshots: list[torch.Tensor], problem: Any
 ) -> None:
@@ -53,31 +57,32 @@ def _trajectory(
     from optiscope.landscape.surface import surface, trajectory_directions
 
     if len(snapshots) < 3:
-        monitor.write({"type": "analysis", "name": "trajectory", "error": "too few snapshots"})
+        monitor.write(_analysis(schema.TRAJECTORY, {schema.ERROR: "too few snapshots"}))
         return
     try:
         traj = trajectory_directions(snapshots)
     except LandscapeError as err:
-        monitor.write({"type": "analysis", "name": "trajectory", "error": str(err)})
+        monitor.write(_analysis(schema.TRAJECTORY, {schema.ERROR: str(err)}))
         return
     monitor.write(
-        {"type": "analysis", "name": "trajectory", "snapshots": len(snapshots), **traj.to_dict()}
+        _analysis(schema.TRAJECTORY, {schema.SNAPSHOTS: len(snapshots), **traj.to_dict()})
     )
     coords = torch.tensor(traj.coords)
     reach = float(coords.abs().max()) * 1.2 or 1.0
-    with monitor._aside():
+    with aside(exp.model):
         plane = surface(problem, traj.directions, span=reach, steps=21, trajectory=traj)
     monitor.write(
-        {
-            "type": "analysis",
-            "name": "surface",
-            "directions": "pca",
-            "xs": plane.xs.tolist(),
-            "ys": plane.ys.tolist(),
-            "losses": plane.to_dict()["losses"],
-            "center_loss": plane.center_loss,
-            "explained": traj.explained,
-        }
+        _analysis(
+            schema.SURFACE,
+            {
+                schema.DIRECTIONS: "pca",
+                schema.XS: plane.xs.tolist(),
+                schema.YS: plane.ys.tolist(),
+                schema.LOSSES: plane.to_dict()["losses"],
+                schema.CENTER_LOSS: plane.center_loss,
+                schema.EXPLAINED: traj.explained,
+            },
+        )
     )
 
 
@@ -87,47 +92,46 @@ def _final_point(
     """Curvature at the final point, the straight path from the start to it, and the
     trajectory's plane."""
     from optiscope.landscape.line import interpolate
-    from optiscope.problem.problem import Problem
     from optiscope.quantities.curvature import critical_point, spectral_density
 
     data = exp.eval_data
     if data is None:
         data = next(iter(exp.data))
-    with monitor._aside():
+    with aside(exp.model):
         problem = Problem(exp.model, exp.loss_fn, data)
         cp = critical_point(problem)
         monitor.write(
-            {
-                "type": "analysis",
-                "name": "final_point",
-                "kind": cp.kind,
-                "curvature": cp.curvature,
-                "loss": cp.loss,
-                "gradient_norm": cp.gradient_norm,
-                "lambda_max": cp.lambda_max,
-                "lambda_min": cp.lambda_min,
-                "index": cp.index,
-                "hvps": cp.hvps,
-                "reason": cp.reason,
-            }
+            _analysis(
+                schema.FINAL_POINT,
+                {
+                    schema.KIND: cp.kind,
+                    schema.CURVATURE: cp.curvature,
+                    schema.LOSS: cp.loss,
+                    schema.GRADIENT_NORM: cp.gradient_norm,
+                    schema.LAMBDA_MAX: cp.lambda_max,
+                    schema.LAMBDA_MIN: cp.lambda_min,
+                    schema.INDEX: cp.index,
+                    schema.HVPS: cp.hvps,
+                    schema.REASON: cp.reason,
+                },
+            )
         )
         density = spectral_density(problem, steps=min(60, problem.num_params), grid_size=200)
         monitor.write(
-            {
-                "type": "analysis",
-                "name": "spectral_density",
-                "grid": density.grid.tolist(),
-                "density": density.density.tolist(),
-                "sigma": density.sigma,
-                "fraction_negative": density.fraction_below(0.0),
-                "hvps": density.hvps,
-            }
+            _analysis(
+                schema.SPECTRAL_DENSITY,
+                {
+                    schema.GRID: density.grid.tolist(),
+                    schema.DENSITY: density.density.tolist(),
+                    schema.SIGMA: density.sigma,
+                    schema.FRACTION_NEGATIVE: density.fraction_below(0.0),
+                    schema.HVPS: density.hvps,
+                },
+            )
         )
         line = interpolate(problem, start, problem.point)
     length = monitor.path_length
-    monitor.write(
-        {"type": "analysis", "name": "interpolation", **line.to_dict(), "path_length": length}
-    )
+    monitor.write(_analysis(schema.INTERPOLATION, {**line.to_dict(), schema.PATH_LENGTH: length}))
     _trajectory(exp, monitor, snapshots, problem)
 
 
@@ -139,20 +143,39 @@ def run_experiment(
     progress: Callable[[int, int], None] | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunResult:
-    """Train ``exp`` under the Monitor, write records.jsonl and findings.json into ``out`` (and
-    TensorBoard events into ``tensorboard``)."""
+    """Train ``exp`` under a :class:`~optiscope.Monitor`, analyse the point it reaches, and
+    diagnose the run.
+
+    Writes into the folder ``out`` (created if missing):
+
+    - ``records.jsonl``: a header (the experiment's name, description, seed, steps, the preset,
+      the optimizer's class and ``exp.config``), one ``step`` record per optimizer step with the
+      quantities of ``preset`` (``"default"``, ``"curvature"`` or ``"full"``), and, at the end,
+      ``analysis`` records of the final point: its critical-point verdict (``final_point``), the
+      Hessian's spectral density (``spectral_density``), the loss on the straight line from the
+      start (``interpolation``, with the length of the path training took), the trajectory's
+      principal plane (``trajectory``) and the loss surface on it (``surface``);
+    - ``findings.json``: the verdict on each challenge (written by the Monitor as it closes).
+
+    With ``tensorboard``, every quantity is also written there as TensorBoard events.
+    ``progress(done, total)`` is called after each step. Torch is seeded with ``exp.seed``.
+
+    A loss or gradient that is not finite stops training at that step: an ``event`` record
+    (``stopped``) says why, the records up to it are diagnosed, the end point is not analysed,
+    and :attr:`RunResult.stopped` holds the reason.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(exp.seed)
     start = flat_parameters(exp.model)
     header = {
-        "experiment": exp.name,
-        "description": exp.description,
-        "seed": exp.seed,
-        "steps": exp.steps,
-        "preset": preset,
-        "optimizer": type(exp.optimizer).__name__,
-        "config": exp.config,
+        schema.EXPERIMENT: exp.name,
+        schema.DESCRIPTION: exp.description,
+        schema.SEED: exp.seed,
+        schema.STEPS: exp.steps,
+        schema.PRESET: preset,
+        schema.OPTIMIZER: type(exp.optimizer).__name__,
+        schema.CONFIG: exp.config,
     }
     # Every update is measured (the trajectory's length sums them); with the curvature preset the
     # tiers are spread so that a run of any length gets enough measurements of each.
@@ -160,7 +183,7 @@ def run_experiment(
     if preset == "curvature":
         n = exp.steps
         # Small batches give noisy noise estimates but cost little: measure them more often.
-        size = _batch_size(next(iter(exp.data))) or 32
+        size = batch_samples(next(iter(exp.data))) or 32
         every.update(
             curvature=max(1, n // 30),
             sharpness=max(1, n // 6),
@@ -182,36 +205,28 @@ def run_experiment(
     )
     keep = _snapshot_steps(exp)
     snapshots = [start.clone()] if 0 in keep else []
+
+    def after_step(step: int, loss: torch.Tensor) -> None:
+        if step in keep:
+            snapshots.append(flat_parameters(exp.model))
+        if progress is not None:
+            progress(step, exp.steps)
+
     stopped = None
     try:
-        for step, (inputs, targets) in enumerate(exp.batches()):
-            exp.optimizer.zero_grad(set_to_none=True)
-            loss = exp.loss_fn(exp.model(inputs), targets)
-            loss.backward()
-            try:
-                monitor.step(loss, batch=(inputs, targets))
-            except NonFiniteError as err:
-                stopped = str(err).split(":")[0] + f" (of {exp.steps} steps)"
-                monitor.write({"type": "event", "name": "stopped", "step": step, "reason": stopped})
-                break
-            exp.optimizer.step()
-            if step + 1 in keep:
-                snapshots.append(flat_parameters(exp.model))
-            if progress is not None:
-                progress(step + 1, exp.steps)
-        if stopped is None:
+        trained = train_experiment(exp, monitor=monitor, after_step=after_step)
+        if trained.stopped is not None:
+            stopped = trained.stopped.split(":")[0] + f" (of {exp.steps} steps)"
+            monitor.write(
+                {
+                    schema.TYPE: schema.EVENT,
+                    schema.NAME: schema.STOPPED,
+                    schema.STEP: trained.steps,  # the step that was not finite, from 0
+                    schema.REASON: stopped,
+                }
+            )
+        else:
             _final_point(exp, monitor, start, snapshots)
     finally:
-        monitor.close()
-    return RunResult(out, monitor.findings, time.perf_counter() - t0, stopped)
-
-
-def write_findings(out: str | os.PathLike[str]) -> list[Finding]:
-    """Diagnose the records in ``out`` and write ``out/findings.json``; the findings."""
-    out = Path(out)
-    log = read_records(out)
-    findings = diagnose(log.records)
-    name = log.header.get("experiment") if isinstance(log.header, dict) else None
-    payload = {"experiment": name, "findings": [f.to_dict() for f in findings]}
-    (out / "findings.json").write_text(json.dumps(_encode(payload), indent=2) + "\n")
-    return findings
+        findings = monitor.close()
+    return RunResult(out, findings, time.perf_counter() - t0, stopped)

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from optiscope.core.errors import OptiscopeError
-from optiscope.problem.problem import _describe
+from optiscope.core.modules import aside
+from optiscope.problem.problem import _describe, first_line, scalar_loss
 
 
 class ExperimentError(OptiscopeError):
@@ -124,14 +125,8 @@ class Experiment:
         if first is None:
             raise ExperimentError("Experiment.data yielded no batch: expected at least one")
         inputs, targets = _pair(first, 0)
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                self._check_batch(inputs, targets)
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with aside(self.model):
+            self._check_batch(inputs, targets)
 
     def _check_batch(self, inputs: Any, targets: Any) -> None:
         try:
@@ -139,7 +134,7 @@ class Experiment:
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             raise ExperimentError(
                 f"the model could not take the first batch: inputs are {_describe(inputs)} "
-                f"(targets {_describe(targets)}); the model raised {_first_line(err)}. Make the "
+                f"(targets {_describe(targets)}); the model raised {first_line(err)}. Make the "
                 "batches' inputs match the model's expected shape, dtype and device"
             ) from err
         _check_targets(self.loss_fn, out, targets)
@@ -148,14 +143,10 @@ class Experiment:
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             raise ExperimentError(
                 f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
-                f"({_describe(targets)}) of the first batch: {_first_line(err)}"
+                f"({_describe(targets)}) of the first batch: {first_line(err)}"
                 f"{_loss_hint(self.loss_fn, out, targets)}"
             ) from err
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            raise ExperimentError(
-                f"loss_fn must return a scalar tensor, got {_describe(loss)} on the first batch. "
-                "Use a loss with reduction='mean' or 'sum', or reduce it yourself (loss.mean())"
-            )
+        scalar_loss(loss, "on the first batch", ExperimentError)
         if not bool(torch.isfinite(loss.detach())):
             bad = "NaN" if bool(torch.isnan(loss.detach())) else "infinite"
             raise ExperimentError(
@@ -168,7 +159,7 @@ class Experiment:
             torch.autograd.grad(loss, params, allow_unused=True)
         except RuntimeError as err:
             raise ExperimentError(
-                f"the gradient of the loss on the first batch failed: {_first_line(err)}. The "
+                f"the gradient of the loss on the first batch failed: {first_line(err)}. The "
                 "loss must be computed from the model's outputs with differentiable operations"
             ) from err
 
@@ -197,11 +188,6 @@ class Experiment:
 
 
 _REGRESSION = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else repr(err)
 
 
 def _pair(batch: Any, index: int) -> tuple[Any, Any]:
@@ -288,7 +274,7 @@ def _call_factory(fn: Callable[..., Any], seed: int, where: str) -> Experiment:
         raise ExperimentError(f"{where}: {err}") from err
     except Exception as err:
         raise ExperimentError(
-            f"{where} raised {_first_line(err)} (run with --debug for the traceback)"
+            f"{where} raised {first_line(err)} (run with --debug for the traceback)"
         ) from err
     if not isinstance(exp, Experiment):
         raise ExperimentError(
@@ -325,7 +311,7 @@ def load_experiment(spec: str, seed: int = 0) -> Experiment:
         except Exception as err:
             del sys.modules[mod_name]
             raise ExperimentError(
-                f"cannot load the experiment file {where!r}: it raised {_first_line(err)} "
+                f"cannot load the experiment file {where!r}: it raised {first_line(err)} "
                 "(run with --debug for the traceback)"
             ) from err
     else:
@@ -338,7 +324,7 @@ def load_experiment(spec: str, seed: int = 0) -> Experiment:
             ) from err
         except Exception as err:
             raise ExperimentError(
-                f"importing module {where!r} raised {_first_line(err)} (run with --debug for the "
+                f"importing module {where!r} raised {first_line(err)} (run with --debug for the "
                 "traceback)"
             ) from err
     fn = getattr(module, func, None)

@@ -5,17 +5,15 @@ have n!^m equivalent orderings, and weight matching undoes a random permutation.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from torch import nn
 
 import optiscope
+from optiscope import flat_parameters, train
 from optiscope.lab._framework import Lab, digits, experiment
-
-
-def _flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
 
 
 def _train(width: int, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int) -> nn.Sequential:
@@ -24,11 +22,7 @@ def _train(width: int, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int) 
         nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(model(x), y).backward()
-        opt.step()
+    train(model, nn.CrossEntropyLoss(), itertools.repeat((x, y), steps), opt)
     return model
 
 
@@ -51,7 +45,7 @@ def identifiability(lab: Lab) -> None:
         out = model(x)
     scale_out = float(out.abs().max())
     loss = optiscope.Problem(model, loss_fn, (x, y)).loss()
-    theta = _flat(model)
+    theta = flat_parameters(model).double()
     norm = float(torch.linalg.vector_norm(theta))
     accuracy = float((out.argmax(1) == y).double().mean())
 
@@ -75,10 +69,11 @@ def identifiability(lab: Lab) -> None:
             other = optiscope.rescale_units(other, scales)
         with torch.no_grad():
             out_t = other(x)
+        moved = flat_parameters(other).double() - theta
         rows.append(
             {
                 "kind": kind,
-                "distance": float(torch.linalg.vector_norm(_flat(other) - theta)) / norm,
+                "distance": float(torch.linalg.vector_norm(moved)) / norm,
                 "output_diff": float((out_t - out).abs().max()) / scale_out,
                 "loss_diff": abs(optiscope.Problem(other, loss_fn, (x, y)).loss() - loss),
             }

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import optiscope
+from optiscope import train
 from optiscope.lab._framework import Lab, digits, experiment
 
 
@@ -79,22 +80,23 @@ def ill_conditioning(lab: Lab) -> None:
     gen = torch.Generator().manual_seed(lab.seed)
     track: dict[str, list[float]] = {"step": [], "loss": [], "gg": [], "ghg": []}
     mid = None
-    for step in range(steps + 1):
-        if step % every == 0:
-            p = optiscope.Problem(model, loss_fn, fixed, check=False)
-            loss, gr = p.loss_and_gradient()
-            track["step"].append(step)
-            track["loss"].append(loss)
-            track["gg"].append(float(gr @ gr))
-            track["ghg"].append(float(gr @ p.hvp(gr)))
-            if step == steps // 2:
-                mid = p
-        if step == steps:
-            break
-        idx = torch.randint(0, n_train, (32,), generator=gen)
-        opt.zero_grad()
-        loss_fn(model(xs[idx]), ys[idx]).backward()
-        opt.step()
+
+    def watch(step: int, _: torch.Tensor | None = None) -> None:
+        nonlocal mid
+        if step % every:
+            return
+        p = optiscope.Problem(model, loss_fn, fixed, check=False)
+        loss, gr = p.loss_and_gradient()
+        track["step"].append(step)
+        track["loss"].append(loss)
+        track["gg"].append(float(gr @ gr))
+        track["ghg"].append(float(gr @ p.hvp(gr)))
+        if step == steps // 2:
+            mid = p
+
+    watch(0)
+    draws = (torch.randint(0, n_train, (32,), generator=gen) for _ in range(steps))
+    train(model, loss_fn, ((xs[idx], ys[idx]) for idx in draws), opt, after_step=watch)
     assert mid is not None
     m = _taylor(mid, factors)
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import optiscope
+from optiscope import train
 from optiscope.lab._framework import Lab, digits, experiment
 
 
@@ -24,12 +25,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, seed:
     """A brief run of minibatch SGD, so that the gradients are measured off the initialization."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(steps):
-        idx = torch.randint(0, len(y), (32,), generator=gen)
-        opt.zero_grad()
-        loss_fn(model(x[idx]), y[idx]).backward()
-        opt.step()
+    draws = (torch.randint(0, len(y), (32,), generator=gen) for _ in range(steps))
+    train(model, nn.CrossEntropyLoss(), ((x[idx], y[idx]) for idx in draws), opt)
 
 
 @experiment(

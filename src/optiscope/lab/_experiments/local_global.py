@@ -10,11 +10,8 @@ import torch
 from torch import nn
 
 import optiscope
+from optiscope import flat_parameters, train
 from optiscope.lab._framework import Lab, digits, experiment
-
-
-def _flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
 
 
 @experiment(
@@ -31,14 +28,15 @@ def local_global(lab: Lab) -> None:
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     gen = torch.Generator().manual_seed(lab.seed)
-    snapshots = [_flat(model)]
-    for step in range(steps):
-        idx = torch.randint(0, n, (32,), generator=gen)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-        opt.step()
-        if (step + 1) % max(1, steps // 40) == 0:
-            snapshots.append(_flat(model))
+    draws = (torch.randint(0, n, (32,), generator=gen) for _ in range(steps))
+    snapshots = [flat_parameters(model)]
+
+    def keep(step: int, loss: torch.Tensor) -> None:
+        if step % max(1, steps // 40) == 0:
+            snapshots.append(flat_parameters(model))
+
+    batches = ((x[idx], y[idx]) for idx in draws)
+    train(model, nn.functional.cross_entropy, batches, opt, after_step=keep)
     problem = optiscope.Problem(model, nn.CrossEntropyLoss(), (x, y))
     line = optiscope.interpolate(
         problem, snapshots[0], snapshots[-1], points=21 if lab.small else 41

@@ -4,10 +4,13 @@ the gradient norm over time rules local minima out (or in)."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
 import optiscope
+from optiscope import train
 from optiscope.lab._framework import Lab, experiment
 
 
@@ -27,15 +30,17 @@ def _run(lr: float, steps: int) -> tuple[list[float], list[float], nn.Module]:
     model = _Valley()
     data = (torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    losses, norms = [], []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = model(data[0]).mean()
-        loss.backward()
+    losses: list[float] = []
+    norms: list[float] = []
+
+    def record(step: int, loss: torch.Tensor) -> None:
         losses.append(float(loss.detach()))
         assert model.x.grad is not None
         norms.append(float(model.x.grad.norm()))
-        opt.step()
+
+    train(
+        model, lambda out, _: out.mean(), itertools.repeat(data, steps), opt, before_update=record
+    )
     return losses, norms, model
 
 

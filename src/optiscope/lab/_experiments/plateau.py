@@ -4,10 +4,13 @@ falls suddenly (Saxe, McClelland and Ganguli 2014)."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
 import optiscope
+from optiscope import flat_parameters, train
 from optiscope.lab._framework import Lab, experiment
 
 _WIDTH = 6
@@ -37,10 +40,6 @@ def _network(seed: int, scale: float) -> nn.Module:
     return model
 
 
-def _flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
-
-
 @experiment(
     "plateau",
     "Plateaus: a deep linear network escaping the saddle at the origin",
@@ -56,19 +55,19 @@ def plateau(lab: Lab) -> None:
     loss_fn = nn.MSELoss()
     problem = optiscope.Problem(model, loss_fn, (x, y))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    losses: list[float] = []
+    losses: list[float] = []  # at the point after t steps, t = 0..steps
     checks: list[tuple[int, float, float]] = []  # (step, lambda_min, lambda_max)
-    for t in range(steps + 1):
+
+    def check(t: int, loss: torch.Tensor | None = None) -> None:
+        if loss is not None:
+            losses.append(float(loss.detach()))  # the loss before step t's update
         if t % every == 0:
-            evals = torch.linalg.eigvalsh(problem.at(_flat(model)).dense_hessian())
+            evals = torch.linalg.eigvalsh(problem.at(flat_parameters(model)).dense_hessian())
             checks.append((t, float(evals[0]), float(evals[-1])))
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        losses.append(float(loss.detach()))
-        if t == steps:
-            break
-        loss.backward()
-        opt.step()
+
+    check(0)
+    train(model, loss_fn, itertools.repeat((x, y), steps), opt, after_step=check)
+    losses.append(float(loss_fn(model(x), y).detach()))
 
     start, end = losses[0], losses[-1]
     # The plateau: the first steps whose loss stays within 5% of the starting loss.

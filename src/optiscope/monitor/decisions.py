@@ -1,0 +1,48 @@
+"""Decisions the scheduler takes for its probes: small functions of the run so far that answer
+one question, separate from any measurement.
+
+A probe names the questions it asks (``Probe.asks``); at a step it is due, the scheduler asks
+the decision and hands the probe the answer in ``StepContext.decisions``.
+"""
+
+from __future__ import annotations
+
+from optiscope.core.stats import finite
+
+
+class Plateau:
+    """ "Is the run on a plateau, so that the bottom of the spectrum is worth measuring?"
+
+    Yes when the smoothed loss changed by less than 5% per 100 steps since the question was last
+    asked, or the smoothed gradient norm fell below a tenth of its largest value. Both are
+    smoothed over about ten steps (exponential averages, updated every finite step).
+    """
+
+    name = "plateau"
+
+    def __init__(self) -> None:
+        self.loss_ema: float | None = None
+        self.grad_ema: float | None = None
+        self.grad_ema_max = 0.0
+        self._last: tuple[int, float | None] | None = None
+
+    def observe(self, loss: float, grad_norm: float) -> None:
+        if finite(loss) and finite(grad_norm):
+            self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
+            g = grad_norm
+            self.grad_ema = g if self.grad_ema is None else 0.9 * self.grad_ema + 0.1 * g
+            self.grad_ema_max = max(self.grad_ema_max, self.grad_ema)
+
+    def decide(self, step: int) -> bool:
+        last, self._last = self._last, (step, self.loss_ema)
+        if self.loss_ema is None or self.grad_ema is None:
+            return False
+        if self.grad_ema < 0.1 * self.grad_ema_max:
+            return True
+        if last is None or last[1] is None:
+            return False
+        steps = max(step - last[0], 1)
+        return abs(self.loss_ema - last[1]) <= 5e-4 * steps * max(abs(last[1]), 1e-12)
+
+
+DECISIONS = {Plateau.name: Plateau}

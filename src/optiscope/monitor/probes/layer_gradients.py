@@ -1,0 +1,50 @@
+"""Per-layer gradient norms, every step at no extra cost: the cheap pass already holds each
+parameter's gradient norm, and a layer's is the root of the sum of its parameters' squares.
+
+A layer is a module that owns trainable parameters directly, in the model's order (inputs first
+for a feed-forward net). The layers' names are written on the run's first ``layer_gradients``
+record only, as they do not change; each record holds the norms in that order (0 for a layer
+whose parameters got no gradient). Vanishing or exploding gradients across depth (Deep Learning
+sec. 8.2.5) show as a slope of these norms over the layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from optiscope.monitor.context import StepContext
+from optiscope.monitor.probes.base import Probe
+from optiscope.records import schema
+
+
+class LayerGradients(Probe):
+    name = "layer_gradients"
+    writes = (schema.LAYER_GRADIENTS,)
+
+    def __init__(self, every: int) -> None:
+        super().__init__(every)
+        self._layers: list[tuple[str, list[int]]] | None = None
+        self._named = False
+
+    def _catalogue(self, ctx: StepContext) -> list[tuple[str, list[int]]]:
+        index = {id(p): i for i, p in enumerate(ctx.params)}
+        layers = []
+        for name, m in ctx.module.named_modules():
+            own = [index[id(p)] for p in m.parameters(recurse=False) if id(p) in index]
+            if own:
+                layers.append((name or type(m).__name__, own))
+        return layers
+
+    def measure(self, ctx: StepContext) -> None:
+        if self._layers is None:
+            self._layers = self._catalogue(ctx)
+        norms = []
+        for _, idx in self._layers:
+            parts = [ctx.grad_norms[i] for i in idx]
+            norms.append(math.sqrt(sum(v * v for v in parts if v is not None)))
+        record: dict = {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: ctx.step}
+        if not self._named:
+            record[schema.NAMES] = [name for name, _ in self._layers]
+            self._named = True
+        record[schema.NORMS] = norms
+        ctx.emit(record)

@@ -1,0 +1,71 @@
+"""The update: its size and its ratio to the parameters (a copy of the parameters before the
+optimizer's step, compared in place after it), and the path length the run has travelled."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from optiscope.core.stats import finite
+from optiscope.monitor.context import StepContext
+from optiscope.monitor.probes.base import Probe
+from optiscope.records import schema
+
+
+def _norm(tensors: list[Tensor]) -> float:
+    if not tensors:
+        return 0.0
+    return math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(tensors)).tolist()))
+
+
+class Update(Probe):
+    """``|theta_new - theta_old|`` and its ratio to ``|theta_old|``; ``path_length`` sums the
+    measured update norms (the trajectory's length when every update is measured)."""
+
+    name = "update"
+    needs: ClassVar[frozenset[str]] = frozenset({"optimizer"})
+    writes = (schema.UPDATE_NORM, schema.UPDATE_RATIO)
+
+    def __init__(self, every: int, params: list[Tensor], quantities: tuple[str, ...]) -> None:
+        super().__init__(every)
+        self.quantities = quantities
+        self.detached = [p.detach() for p in params]
+        self.path_length = 0.0
+        self._before: list[Tensor] | None = None
+        self._taken: int | None = None  # the step whose parameters the buffer holds
+
+    def wants_param_norm(self) -> bool:
+        return schema.PARAM_NORM in self.quantities or schema.UPDATE_RATIO in self.quantities
+
+    def measure(self, ctx: StepContext) -> None:
+        if ctx.optimizer is None:
+            return  # no update to compare with (the parameter norm is still recorded)
+        with torch.no_grad():
+            # One buffer for the run, refilled in place.
+            if self._before is None:
+                self._before = [t.clone() for t in self.detached]
+            else:
+                torch._foreach_copy_(self._before, self.detached)
+        self._taken = ctx.step
+
+    def after_update(self, ctx: StepContext) -> None:
+        if self._taken != ctx.step or self._before is None:
+            return
+        self._taken = None
+        with torch.no_grad():
+            # In place: the buffer is refilled from the parameters at the next measurement.
+            torch._foreach_sub_(self._before, self.detached)
+            unorm = _norm(self._before)
+        if finite(unorm):
+            self.path_length += unorm
+        if schema.UPDATE_NORM in self.quantities:
+            ctx.values[schema.UPDATE_NORM] = unorm
+        if schema.UPDATE_RATIO in self.quantities:
+            pnorm = ctx.param_norm or 0.0
+            ctx.values[schema.UPDATE_RATIO] = unorm / pnorm if pnorm else float("inf")
+
+    def close(self) -> None:
+        self._before = None

@@ -1,0 +1,152 @@
+"""The records' schema: every record type, field and quantity name, spelled once.
+
+A run's ``records.jsonl`` holds one JSON object per line. The first is the header; each later
+one has a ``type``:
+
+- ``step``: ``{"type": "step", "step": N, "values": {QUANTITY: number, ...}}``, one per
+  optimizer step; the quantities below, each written by the probe that measures it.
+- ``hidden_gradients``: ``{"step", "module", "norms"}``, the norm of dL/dh_t at every time
+  step t of one recurrent module.
+- ``layer_gradients``: ``{"step", "names", "norms"}``, the gradient norm of each layer (a
+  module owning parameters directly), inputs first.
+- ``analysis``: ``{"name": ANALYSIS, ...}``, a measurement of a point (the end of a run).
+- ``event``: ``{"name": EVENT, "step", ...}``, something that happened (training stopped).
+
+Probes, detectors, the report, the TensorBoard sink and the tests import these names; a rename
+is one edit here and a typo is an ImportError.
+"""
+
+from __future__ import annotations
+
+VERSION = 1  # the header's "schema": bumped when a reader of an older file would misread it
+
+# Fields shared by record types.
+TYPE = "type"
+STEP = "step"
+VALUES = "values"
+NAME = "name"
+MODULE = "module"
+NORMS = "norms"
+NAMES = "names"
+
+# Record types.
+HEADER = "header"
+STEP_RECORD = "step"
+HIDDEN_GRADIENTS = "hidden_gradients"
+LAYER_GRADIENTS = "layer_gradients"
+ANALYSIS = "analysis"
+EVENT = "event"
+RECORD_TYPES = (HEADER, STEP_RECORD, HIDDEN_GRADIENTS, LAYER_GRADIENTS, ANALYSIS, EVENT)
+
+# Header fields the writer owns: a user's header must not set them.
+SCHEMA = "schema"
+TIME = "time"
+RESERVED_HEADER = (TYPE, SCHEMA, TIME)
+
+# Step quantities. The cheap probe, every step:
+LOSS = "loss"
+GRAD_NORM = "grad_norm"
+PARAM_NORM = "param_norm"
+NONFINITE = "nonfinite"  # the names of the non-finite quantities of the step (a list)
+SKIPPED = "skipped"  # 1 where the optimizer did not step (a GradScaler's inf/NaN)
+# The update probe:
+UPDATE_NORM = "update_norm"
+UPDATE_RATIO = "update_ratio"
+# The curvature probe (g^T g, g^T H g, the second-order prediction of the step's change):
+GTG = "gtg"
+GTHG = "gthg"
+CURVATURE_ALONG_GRADIENT = "curvature_along_gradient"
+GRADIENT_THRESHOLD = "gradient_threshold"
+PREDICTED_CHANGE = "predicted_change"
+ACTUAL_CHANGE = "actual_change"
+# The sharpness probe:
+SHARPNESS = "sharpness"
+LAMBDA_MIN = "lambda_min"
+SHARPNESS_HVPS = "sharpness_hvps"
+STABILITY_THRESHOLD = "stability_threshold"
+THRESHOLD_PRECONDITIONED = "threshold_preconditioned"
+# The noise probe (McCandlish et al. 2018):
+BATCH_SIZE = "batch_size"
+GRAD_NORM_SQ = "grad_norm_sq"
+TRACE_COV = "trace_cov"
+GRAD_NORM_SQ_UNBIASED = "grad_norm_sq_unbiased"
+SNR = "snr"
+B_SIMPLE = "b_simple"
+
+# The names the cheap probe can be limited to (Monitor(quantities=...)).
+CHEAP = (LOSS, GRAD_NORM, PARAM_NORM, UPDATE_NORM, UPDATE_RATIO, NONFINITE)
+NOISE = (GRAD_NORM_SQ_UNBIASED, B_SIMPLE, SNR, TRACE_COV, BATCH_SIZE)
+
+# Analysis records (their "name"):
+FINAL_POINT = "final_point"
+SPECTRAL_DENSITY = "spectral_density"
+INTERPOLATION = "interpolation"
+TRAJECTORY = "trajectory"
+SURFACE = "surface"
+
+# Events (their "name"):
+STOPPED = "stopped"
+
+# Fields of the analysis records, by name (a field another record shares is listed once).
+# final_point (also LOSS, LAMBDA_MIN):
+KIND = "kind"
+CURVATURE = "curvature"
+GRADIENT_NORM = "gradient_norm"
+LAMBDA_MAX = "lambda_max"
+INDEX = "index"
+REASON = "reason"  # also the "stopped" event's
+HVPS = "hvps"  # the Hessian-vector products spent (also the spectral density's)
+# spectral_density:
+GRID = "grid"
+DENSITY = "density"
+SIGMA = "sigma"
+FRACTION_NEGATIVE = "fraction_negative"
+# interpolation:
+ALPHAS = "alphas"
+LOSSES = "losses"  # also the surface's, a grid of rows
+BARRIER = "barrier"
+DISTANCE = "distance"
+PATH_LENGTH = "path_length"
+# trajectory (also DISTANCE, PATH_LENGTH):
+COORDS = "coords"
+EXPLAINED = "explained"  # also the surface's
+RATIO = "ratio"
+ERROR = "error"  # why the trajectory's plane could not be found
+SNAPSHOTS = "snapshots"  # the parameter vectors the principal components were taken from
+# surface:
+XS = "xs"
+YS = "ys"
+DIRECTIONS = "directions"  # how the plane was spanned ("pca")
+CENTER_LOSS = "center_loss"
+
+# Header fields a run writes besides the reserved ones (any may be missing).
+EXPERIMENT = "experiment"  # also findings.json's
+DESCRIPTION = "description"
+SEED = "seed"
+STEPS = "steps"  # the steps planned; STEP is the one a record is at
+OPTIMIZER = "optimizer"
+PRESET = "preset"
+CONFIG = "config"
+DEVICE = "device"
+CURVATURE_MODE = "curvature_mode"  # how the tiers ran the model ("eval")
+# The environment's versions and machine:
+OPTISCOPE_VERSION = "optiscope"
+TORCH_VERSION = "torch"
+PYTHON_VERSION = "python"
+PLATFORM = "platform"
+CUDA = "cuda"
+VERSIONS = (OPTISCOPE_VERSION, TORCH_VERSION, PYTHON_VERSION)
+
+# A run folder's files.
+RECORDS_FILE = "records.jsonl"
+FINDINGS_FILE = "findings.json"
+
+# findings.json: {"experiment": ..., "findings": [FINDING, ...]}, a FINDING one verdict with
+# these fields (Finding.to_dict in optiscope.diagnosis writes them).
+FINDINGS = "findings"
+CHALLENGE = "challenge"
+SEVERITY = "severity"
+SUMMARY = "summary"
+EVIDENCE = "evidence"
+REMEDY = "remedy"
+MEASURED = "measured"  # false for a fixed statement (a theorem), not read from the run

@@ -1,0 +1,112 @@
+"""The one training loop: every caller that trains an ``nn.Module`` with an optimizer (the
+runner, restarts, the command line, the lab) runs this, so they train alike, step for step.
+
+Per batch: ``optimizer.zero_grad(set_to_none=True)``, ``loss = loss_fn(model(inputs),
+targets)``, ``loss.backward()``, the ``before_update`` hook, the monitor's ``step(loss,
+batch=(inputs, targets))`` when one is given, ``optimizer.step()``, the ``after_step`` hook. The
+monitor is duck-typed: the monitor package sits above this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from optiscope.core.errors import NonFiniteError
+from optiscope.problem.problem import _describe
+from optiscope.training.experiment import Experiment, ExperimentError
+
+Hook = Callable[[int, Tensor], None]
+
+
+@dataclass
+class TrainResult:
+    """How a run of :func:`train` ended: ``steps`` optimizer steps taken, and ``stopped``, why it
+    stopped before its batches ran out (a loss or gradient that is not finite), else None. When
+    it stopped, step ``steps + 1`` (counted from 1) is the one whose values were not finite; its
+    update was not applied."""
+
+    steps: int
+    stopped: str | None = None
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[Any, Any], Tensor],
+    batches: Iterable[tuple[Any, Any]],
+    optimizer: torch.optim.Optimizer,
+    *,
+    monitor: Any = None,
+    stop_nonfinite: bool = False,
+    before_update: Hook | None = None,
+    after_step: Hook | None = None,
+) -> TrainResult:
+    """Train ``model`` one optimizer step per ``(inputs, targets)`` batch of ``batches``.
+
+    Parameters
+    ----------
+    monitor:
+        Anything with ``step(loss, batch=(inputs, targets))`` (a :class:`~optiscope.Monitor`),
+        called after the backward pass, right before the update. A ``NonFiniteError`` it raises
+        stops training there: the update is not applied, and the result says why.
+    stop_nonfinite:
+        Stop at the first loss that is not finite, before its backward pass.
+    before_update:
+        ``before_update(step, loss)`` after the backward pass and before the monitor and the
+        update (``step`` counts from 1): it may read or change the gradients.
+    after_step:
+        ``after_step(step, loss)`` after the update: snapshots, progress.
+
+    A loss that is not a scalar tensor raises :class:`~optiscope.ExperimentError` naming the
+    step. The model's mode is the caller's (``model.train()`` is not called).
+    """
+    steps = 0
+    for step, (inputs, targets) in enumerate(batches, 1):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(inputs), targets)
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ExperimentError(
+                f"loss_fn returned {_describe(loss)} at step {step}, expected a scalar tensor: "
+                "use a loss with reduction='mean' or 'sum'"
+            )
+        if stop_nonfinite and not bool(torch.isfinite(loss.detach())):
+            return TrainResult(steps, f"the loss is not finite at step {step}")
+        loss.backward()
+        if before_update is not None:
+            before_update(step, loss)
+        if monitor is not None:
+            try:
+                monitor.step(loss, batch=(inputs, targets))
+            except NonFiniteError as err:
+                return TrainResult(steps, str(err))
+        optimizer.step()
+        steps = step
+        if after_step is not None:
+            after_step(step, loss)
+    return TrainResult(steps)
+
+
+def train_experiment(
+    exp: Experiment,
+    *,
+    monitor: Any = None,
+    stop_nonfinite: bool = False,
+    before_update: Hook | None = None,
+    after_step: Hook | None = None,
+) -> TrainResult:
+    """:func:`train` on an :class:`~optiscope.Experiment`: its model, loss, optimizer and its
+    ``steps`` batches (:meth:`~optiscope.Experiment.batches`)."""
+    return train(
+        exp.model,
+        exp.loss_fn,
+        exp.batches(),
+        exp.optimizer,
+        monitor=monitor,
+        stop_nonfinite=stop_nonfinite,
+        before_update=before_update,
+        after_step=after_step,
+    )
