@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint browser
 	OPTISCOPE_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q

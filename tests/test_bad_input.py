@@ -17,7 +17,8 @@ from torch import nn
 from optiscope import Experiment, Monitor, Problem, ProblemError
 from optiscope.cli import main
 from optiscope.monitor import MonitorError
-from optiscope.training.experiment import ExperimentError, load_experiment
+from optiscope.training.experiment import ExperimentError
+from optiscope.training.loading import load_experiment
 
 # -- helpers ---------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from torch import nn
 from optiscope.cli import main
 from optiscope.core.errors import OptiscopeError
 from optiscope.training.checkpoint import CheckpointError, load_checkpoint
-from optiscope.training.experiment import load_experiment
+from optiscope.training.loading import load_experiment
 
 
 class Payload:

@@ -15,7 +15,8 @@ import pytest
 from optiscope.cli import main
 from optiscope.diagnosis.detectors import CHALLENGES, SEVERITIES
 from optiscope.records.log import read_records
-from optiscope.training.experiment import ExperimentError, load_experiment
+from optiscope.training.experiment import ExperimentError
+from optiscope.training.loading import load_experiment
 
 
 def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys):

@@ -296,8 +296,8 @@ def test_hf_gradient_accumulation_and_curvature(tmp_path, monkeypatch):
 
 def test_hf_model_without_its_own_loss_needs_loss_fn(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from optiscope.monitor import MonitorError
     from optiscope.integrations.huggingface import OptiscopeTrainerCallback
+    from optiscope.monitor import MonitorError
 
     with pytest.raises(MonitorError, match="needs the batch as \\(inputs, targets\\)"):
         _hf_run(tmp_path, monkeypatch, OptiscopeTrainerCallback(tmp_path / "run", preset="full"))

@@ -17,7 +17,7 @@ import torch
 from optiscope.cli import main
 from optiscope.landscape.line import LandscapeError
 from optiscope.problem.problem import Problem
-from optiscope.training.experiment import load_experiment
+from optiscope.training.loading import load_experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -13,8 +13,8 @@ from optiscope.linalg import (
     hutchpp_trace,
     krylov_trace,
     lanczos,
+    slq_density,
 )
-from optiscope.linalg import slq_density
 from optiscope.linalg.operators import CallableOperator
 
 

@@ -423,7 +423,9 @@ def test_on_nonfinite_raise_stops_the_run_and_keeps_the_records(tmp_path):
 
 
 def test_an_unknown_nonfinite_policy_is_refused():
-    with pytest.raises(optiscope.monitor.MonitorError, match=r"on_nonfinite='stop': expected 'record'"):
+    with pytest.raises(
+        optiscope.monitor.MonitorError, match=r"on_nonfinite='stop': expected 'record'"
+    ):
         Monitor(_mlp(), on_nonfinite="stop")
 
 

@@ -210,3 +210,51 @@ def test_unwritable_findings_raise_a_records_error_with_the_os_error(tmp_path):
     with pytest.raises(RecordsError, match=r"cannot write the findings to .*writable run") as err:
         write_findings(blocker, [], None)
     assert isinstance(err.value.__cause__, OSError)
+
+
+def test_record_names_are_spelled_in_the_schema_only():
+    """Where the code writes or reads a record (a subscript, ``.get``, ``series``, a
+    comparison), a quantity or record-type name comes from ``records.schema``, never a string
+    literal: a rename is one edit and a typo an ImportError."""
+    import ast
+    from pathlib import Path
+
+    from optiscope.records import schema
+
+    # The step quantities, record types and analysis names ("step" and "loss" are also plain
+    # words of the code: Adam's state, a model's outputs, evidence).
+    quantities = {
+        *schema.CHEAP,
+        *schema.NOISE,
+        *(schema.GTG, schema.GTHG, schema.CURVATURE_ALONG_GRADIENT, schema.GRADIENT_THRESHOLD),
+        *(schema.PREDICTED_CHANGE, schema.ACTUAL_CHANGE, schema.SKIPPED, schema.GRAD_NORM_SQ),
+        *(schema.SHARPNESS, schema.LAMBDA_MIN, schema.SHARPNESS_HVPS),
+        *(schema.STABILITY_THRESHOLD, schema.THRESHOLD_PRECONDITIONED),
+        *schema.RECORD_TYPES,
+        *(schema.FINAL_POINT, schema.SPECTRAL_DENSITY, schema.INTERPOLATION, schema.TRAJECTORY),
+        *(schema.SURFACE, schema.STOPPED),
+    } - {schema.STEP_RECORD}
+    root = Path(__file__).resolve().parents[1] / "src" / "optiscope"
+    readers = ("records", "diagnosis", "report", "monitor", "runner")
+    found = []
+    for package in readers:
+        for path in (root / package).rglob("*.py"):
+            if path.name == "schema.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                keys: list[ast.expr] = []
+                if isinstance(node, ast.Subscript):
+                    keys.append(node.slice)
+                elif isinstance(node, ast.Call):
+                    fn = node.func
+                    name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+                    if name in ("get", "series", "analysis", "of_type", "pop", "setdefault"):
+                        keys.extend(node.args)
+                elif isinstance(node, ast.Compare):
+                    keys.extend([node.left, *node.comparators])
+                found += [
+                    f"{path.relative_to(root)}:{k.lineno} {k.value!r}"
+                    for k in keys
+                    if isinstance(k, ast.Constant) and k.value in quantities
+                ]
+    assert found == []

@@ -37,7 +37,8 @@ from optiscope.records.log import Records, read_records
 from optiscope.runner import run_experiment
 from optiscope.runner.report import write_report
 from optiscope.training.checkpoint import load_checkpoint
-from optiscope.training.experiment import Experiment, load_experiment
+from optiscope.training.experiment import Experiment
+from optiscope.training.loading import load_experiment
 from optiscope.training.loop import train
 
 __all__ = [

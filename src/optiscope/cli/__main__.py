@@ -1,3 +1,5 @@
+"""``python -m optiscope.cli``: the same as the ``optiscope`` command."""
+
 import sys
 
 from optiscope.cli import main

@@ -95,8 +95,8 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
                 jump = after / before if before > 0 else None
             spikes.append(
                 {
-                    "step": steps[i],
-                    "grad_norm": norms[i],
+                    schema.STEP: steps[i],
+                    schema.GRAD_NORM: norms[i],
                     "running_median": med,
                     "ratio": norms[i] / med,
                     "loss_before": before,
@@ -138,7 +138,7 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         return Finding(
             CLIFFS,
             Severity.CRITICAL,
-            f"{len(jumps)} gradient spikes followed by a loss jump; at step {s['step']} the norm "
+            f"{len(jumps)} gradient spikes followed by a loss jump; at step {s[schema.STEP]} the norm "
             f"was {s['ratio']:.0f}x its running median and the loss rose {s['loss_jump']:.1f}x",
             evidence,
             remedy,
@@ -148,7 +148,7 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         return Finding(
             CLIFFS,
             Severity.WARNING,
-            f"{len(spikes)} gradient-norm spikes (first at step {s['step']}, "
+            f"{len(spikes)} gradient-norm spikes (first at step {s[schema.STEP]}, "
             f"{s['ratio']:.0f}x the running median) without a loss jump",
             evidence,
             remedy,

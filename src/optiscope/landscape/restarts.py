@@ -53,7 +53,8 @@ from optiscope.problem.problem import (
     load_flat_parameters,
 )
 from optiscope.records.log import _encode
-from optiscope.training.experiment import Experiment, load_experiment
+from optiscope.training.experiment import Experiment
+from optiscope.training.loading import load_experiment
 from optiscope.training.loop import train_experiment
 
 _PATH_POINTS = 11

@@ -224,5 +224,6 @@ def as_operator(a: Tensor | LinearOperator) -> LinearOperator:
 
 
 def require_square(op: LinearOperator, what: str) -> None:
+    """Refuse a non-square operator where ``what`` (an estimator) needs a square one."""
     if op.shape[0] != op.shape[1]:
         raise ValueError(f"{what} needs a square operator, got shape {op.shape}")

@@ -27,9 +27,9 @@ class StepContext:
     """One step as the probes see it.
 
     ``step`` counts the Monitor's steps from 0; ``module`` is the model without a DDP or
-    ``torch.compile`` wrapper; ``params`` its trainable parameters in order; ``grad_norms`` the
-    unscaled norm of each parameter's gradient (``None`` where the parameter has none);
-    ``decisions`` the answers of the scheduler's decisions to the questions the probe asks.
+    ``torch.compile`` wrapper; ``params`` its trainable parameters in order; :meth:`grad_norms`
+    the unscaled norm of each parameter's gradient; ``decisions`` the answers of the
+    scheduler's decisions to the questions the probe asks.
     """
 
     step: int
@@ -43,13 +43,21 @@ class StepContext:
     loss_tensor: Any = None  # what the loop passed to step(): a tensor or a float
     loss: float = float("nan")
     grad_norm: float = float("nan")
-    grad_norms: list[float | None] = field(default_factory=list)
+    # The cheap pass's per-parameter norms: (indices with a gradient, their norms, the scale).
+    grad_parts: tuple[list[int], list[float], float] = ((), (), 1.0)  # type: ignore[assignment]
     param_norm: float | None = None
     decisions: dict[str, bool] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
-    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    _is_aside: bool = False
+    _stack: contextlib.ExitStack | None = None
     _problem: Any = None
+
+    def grad_norms(self) -> list[float | None]:
+        """The unscaled gradient norm of each parameter in order, None where it has none."""
+        present, norms, scale = self.grad_parts
+        out: list[float | None] = [None] * len(self.params)
+        for i, v in zip(present, norms):
+            out[i] = v / scale
+        return out
 
     def emit(self, record: dict[str, Any]) -> None:
         """A record of its own (not a step quantity), written after the step's record."""
@@ -57,9 +65,9 @@ class StepContext:
 
     def aside(self) -> None:
         """Put the model aside from training until the step's measurements end (idempotent)."""
-        if not self._is_aside:
+        if self._stack is None:
+            self._stack = contextlib.ExitStack()
             self._stack.enter_context(aside(self.module))
-            self._is_aside = True
 
     def problem(self) -> Any:
         """The Problem of the step's batch at the current parameters (eval mode); under DDP its
@@ -81,5 +89,6 @@ class StepContext:
 
     def close(self) -> None:
         """Give the model its modes and random generators back."""
-        self._stack.close()
-        self._is_aside = False
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None

@@ -7,7 +7,7 @@ the decision and hands the probe the answer in ``StepContext.decisions``.
 
 from __future__ import annotations
 
-from optiscope.core.stats import finite
+import math
 
 
 class Plateau:
@@ -27,7 +27,7 @@ class Plateau:
         self._last: tuple[int, float | None] | None = None
 
     def observe(self, loss: float, grad_norm: float) -> None:
-        if finite(loss) and finite(grad_norm):
+        if math.isfinite(loss) and math.isfinite(grad_norm):
             self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
             g = grad_norm
             self.grad_ema = g if self.grad_ema is None else 0.9 * self.grad_ema + 0.1 * g

@@ -18,6 +18,7 @@ does.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections.abc import Mapping
@@ -27,7 +28,6 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import NonFiniteError, OptiscopeError
-from optiscope.core.stats import finite
 from optiscope.core.version import __version__
 from optiscope.diagnosis import Finding, diagnose
 from optiscope.monitor.context import StepContext
@@ -69,6 +69,10 @@ PRESETS: dict[str, dict[str, int]] = {
 
 class MonitorError(OptiscopeError):
     """The Monitor was used in a way it cannot measure."""
+
+
+def _overriding(probes: list[Probe], hook: str) -> list[Probe]:
+    return [p for p in probes if getattr(type(p), hook) is not getattr(Probe, hook)]
 
 
 def environment() -> dict[str, Any]:
@@ -219,6 +223,10 @@ class Monitor:
         self._cheap = CheapNorms(self.params, chosen, optimizer, scaler)
         self.probes = [self._build(cls, self.every[cls.name]) for cls in PROBES]
         self._update = next(p for p in self.probes if isinstance(p, Update))
+        # The hooks each probe overrides: the others cost nothing per step.
+        self._collectors = _overriding(self.probes, "collect")
+        self._preparers = _overriding(self.probes, "prepare")
+        self._completers = _overriding(self.probes, "after_update")
         self.decisions = {name: cls() for name, cls in DECISIONS.items()}
         self.history: list[dict[str, Any]] = []
         self._keep = out is None
@@ -310,11 +318,8 @@ class Monitor:
             self._reduce(ctx)
         self.decisions["plateau"].observe(ctx.loss, ctx.grad_norm)
         self._pending = ctx
-        bad = [
-            n
-            for n, v in ((schema.LOSS, ctx.loss), (schema.GRAD_NORM, ctx.grad_norm))
-            if not finite(v)
-        ]
+        pairs = ((schema.LOSS, ctx.loss), (schema.GRAD_NORM, ctx.grad_norm))
+        bad = [n for n, v in pairs if not math.isfinite(v)]
         if schema.NONFINITE in self.quantities:
             ctx.values[schema.NONFINITE] = bad
         if bad and self.on_nonfinite == "raise":
@@ -325,7 +330,7 @@ class Monitor:
                 "(Monitor(on_nonfinite='raise')). Lower the learning rate or clip the gradient "
                 "norm"
             )
-        for probe in self.probes:
+        for probe in self._collectors:
             probe.collect(ctx)
         # Curvature of a non-finite point means nothing, and would raise: the probes skip it.
         measured = [p for p in due if not (bad and "batch" in p.needs)]
@@ -337,7 +342,7 @@ class Monitor:
         finally:
             ctx.close()
         self.step_count += 1
-        for probe in self.probes:
+        for probe in self._preparers:
             probe.prepare(self.step_count)
         if self._hook is None:
             self._flush()
@@ -360,7 +365,7 @@ class Monitor:
         ctx = self._pending
         if ctx is None:
             return
-        for probe in self.probes:
+        for probe in self._completers:
             probe.after_update(ctx)
         self._flush()
 

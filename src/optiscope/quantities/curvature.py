@@ -59,6 +59,16 @@ def hessian_eigenvalues(
     the normalized gradient plus an equal random vector: the gradient lies mostly in the top
     eigenspace (Gur-Ari, Roberts and Dyer 2018), the random part keeps every direction in play,
     and the gradient comes free with the graph. This saves a product or two. ``v0`` overrides it.
+
+    A linear model under the mean squared error has the Hessian ``H = 2/n X^T X``, here
+    ``diag(1, 4)``:
+
+    >>> import torch, optiscope
+    >>> model = torch.nn.Linear(2, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> problem = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
+    >>> [round(v, 9) for v in optiscope.hessian_eigenvalues(problem, k=2).values.tolist()]
+    [4.0, 1.0]
     """
     op = _operator(target, matrix)
     if v0 is None and isinstance(target, Problem) and which != "smallest":
@@ -162,6 +172,16 @@ def hessian_trace(
     - ``"exact"``: the exact diagonal, or n products with the unit vectors for small problems.
 
     Returns ``.value``, ``.std_error`` (zero when exact), ``.hvps`` and ``.method``.
+
+    A linear model under the mean squared error has the Hessian ``H = 2/n X^T X``, here
+    ``diag(1, 4)``:
+
+    >>> import torch, optiscope
+    >>> model = torch.nn.Linear(2, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> problem = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
+    >>> optiscope.hessian_trace(problem).value
+    5.0
     """
     if method not in _TRACE_METHODS:
         raise ValueError(f"method must be one of {_TRACE_METHODS}, got {method!r}")
@@ -270,6 +290,18 @@ def critical_point(
     ``eig_tol`` times the largest magnitude count as zero. The extreme eigenvalues come from
     Lanczos; the index (fraction of negative eigenvalues, Dauphin et al. 2014) from stochastic
     Lanczos quadrature, exactly when the dimension is at most ``index_steps``.
+
+    A linear model under the mean squared error has the Hessian ``H = 2/n X^T X``, here
+    ``diag(1, 4)``:
+
+    >>> import torch, optiscope
+    >>> model = torch.nn.Linear(2, 1, bias=False).double()
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    >>> problem = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
+    >>> _ = torch.nn.init.zeros_(model.weight)  # the minimum of this quadratic
+    >>> at_zero = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
+    >>> optiscope.critical_point(at_zero).kind
+    'minimum'
     """
     loss, grad = problem.loss_and_gradient()
     gnorm = float(torch.linalg.vector_norm(grad.double()))

@@ -70,6 +70,7 @@ class ReportError(OptiscopeError):
 
 
 def esc(value: Any) -> str:
+    """``value`` as text safe inside HTML, attributes included."""
     return html.escape(str(value), quote=True)
 
 

@@ -78,7 +78,7 @@ def _trajectory(
                 schema.DIRECTIONS: "pca",
                 schema.XS: plane.xs.tolist(),
                 schema.YS: plane.ys.tolist(),
-                schema.LOSSES: plane.to_dict()["losses"],
+                schema.LOSSES: plane.to_dict()[schema.LOSSES],
                 schema.CENTER_LOSS: plane.center_loss,
                 schema.EXPLAINED: traj.explained,
             },

@@ -49,6 +49,12 @@ def train(
 
     Parameters
     ----------
+    model, loss_fn:
+        The model and ``loss_fn(model(inputs), targets)``, a scalar tensor.
+    batches:
+        ``(inputs, targets)`` pairs, one per step, read once (cycle them yourself for epochs).
+    optimizer:
+        The optimizer over the model's parameters; ``zero_grad(set_to_none=True)`` runs first.
     monitor:
         Anything with ``step(loss, batch=(inputs, targets))`` (a :class:`~optiscope.Monitor`),
         called after the backward pass, right before the update. A ``NonFiniteError`` it raises
@@ -61,8 +67,22 @@ def train(
     after_step:
         ``after_step(step, loss)`` after the update: snapshots, progress.
 
-    A loss that is not a scalar tensor raises :class:`~optiscope.ExperimentError` naming the
-    step. The model's mode is the caller's (``model.train()`` is not called).
+    A loss that is not a scalar tensor raises
+    :class:`~optiscope.training.experiment.ExperimentError` naming the step. The model's mode is
+    the caller's (``model.train()`` is not called).
+
+    Gradient descent on ``(w - 2)^2`` from ``w = 0`` at ``lr = 0.25`` steps by ``-lr 2 (w - 2)``,
+    to 1 and then 1.5:
+
+    >>> import torch, optiscope
+    >>> model = torch.nn.Linear(1, 1, bias=False)
+    >>> _ = torch.nn.init.zeros_(model.weight)
+    >>> x, y = torch.ones(4, 1), 2 * torch.ones(4, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.25)
+    >>> optiscope.train(model, torch.nn.MSELoss(), [(x, y)] * 2, opt).steps
+    2
+    >>> model.weight.item()
+    1.5
     """
     steps = 0
     for step, (inputs, targets) in enumerate(batches, 1):

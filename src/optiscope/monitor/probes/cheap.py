@@ -33,12 +33,9 @@ class CheapNorms:
 
     def measure(self, ctx: StepContext, loss: Tensor | float, param_norm: bool) -> None:
         # Sparse gradients (embeddings with sparse=True): their stored values hold the norm.
-        present = [i for i, p in enumerate(self.params) if p.grad is not None]
-        grads = []
-        for i in present:
-            g = self.params[i].grad
-            assert g is not None
-            grads.append(g.coalesce()._values() if g.is_sparse else g)
+        found = [p.grad for p in self.params]
+        present = [i for i, g in enumerate(found) if g is not None]
+        grads = [g.coalesce()._values() if g.is_sparse else g for g in found if g is not None]
         with torch.no_grad():
             tensors = grads + self.detached if param_norm else grads
             scale = self._grad_scale()
@@ -52,12 +49,9 @@ class CheapNorms:
             except RuntimeError:  # the loss on another device than the parameters
                 vals = [float(t) for t in parts]
         k = len(grads)
-        norms: list[float | None] = [None] * len(self.params)
-        for i, v in zip(present, vals[:k]):
-            norms[i] = v / scale
+        ctx.grad_parts = (present, vals[:k], scale)
         # The squares in float64: a float32 norm above 1e19 would overflow when squared.
         ctx.grad_norm = math.sqrt(sum(v * v for v in vals[:k])) / scale
-        ctx.grad_norms = norms
         if param_norm:
             ctx.param_norm = math.sqrt(sum(v * v for v in vals[k : len(tensors)]))
         ctx.loss = vals[-1] if isinstance(loss, Tensor) else float(loss)

@@ -18,6 +18,8 @@ from optiscope.records import schema
 
 
 class LayerGradients(Probe):
+    """One ``layer_gradients`` record per step it is due: each layer's gradient norm."""
+
     name = "layer_gradients"
     writes = (schema.LAYER_GRADIENTS,)
 
@@ -39,8 +41,9 @@ class LayerGradients(Probe):
         if self._layers is None:
             self._layers = self._catalogue(ctx)
         norms = []
+        each = ctx.grad_norms()
         for _, idx in self._layers:
-            parts = [ctx.grad_norms[i] for i in idx]
+            parts = [each[i] for i in idx]
             norms.append(math.sqrt(sum(v * v for v in parts if v is not None)))
         record: dict = {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: ctx.step}
         if not self._named:
