@@ -22,7 +22,8 @@ from optiscope.records.log import (
     read_findings,
     read_records,
 )
-from optiscope.report.page import MAX_POINTS, ReportError, decimate, render_report
+from optiscope.report.figures import MAX_POINTS, decimate
+from optiscope.report.page import ReportError, render_report
 from optiscope.runner import report as runner_report
 from optiscope.runner.report import render_run, write_report
 
@@ -282,7 +283,7 @@ def test_importing_the_report_does_not_load_matplotlib():
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     from optiscope.runner.run import run_experiment
-    from optiscope.training.experiment import load_experiment
+    from optiscope.training.loading import load_experiment
 
     out = tmp_path_factory.mktemp("logistic")
     run_experiment(load_experiment("logistic-control", seed=0), out)  # about 3 s

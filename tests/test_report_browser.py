@@ -75,7 +75,7 @@ class Page:
 @pytest.fixture(scope="module")
 def real_report(tmp_path_factory):
     from optiscope.runner.run import run_experiment
-    from optiscope.training.experiment import load_experiment
+    from optiscope.training.loading import load_experiment
 
     # The recurrent experiment records every kind of data the report draws.
     out = tmp_path_factory.mktemp("rnn")

@@ -13,6 +13,8 @@ from typing import Any
 
 import optiscope
 from optiscope import OptiscopeError
+from optiscope.core.data import digits, digits_mlp
+from optiscope.training.loop import train
 
 
 def register(sub: Any) -> None:
@@ -66,9 +68,6 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
     """The model at the point to analyse, its loss, the data, its name, and how it got there:
     trained (the embedded default or EXPERIMENT) or loaded from --checkpoint."""
     import torch
-
-    from optiscope.core.data import digits, digits_mlp
-    from optiscope.training.loop import train
 
     steps = 300 if args.steps is None and args.experiment is None else args.steps
     checkpoint = getattr(args, "checkpoint", None)

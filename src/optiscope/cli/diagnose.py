@@ -7,6 +7,11 @@ import json
 import sys
 from typing import Any
 
+import optiscope
+from optiscope.cli import _term
+from optiscope.monitor import PRESETS, MonitorError
+from optiscope.training.builtins import BUILTINS
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -35,10 +40,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import optiscope
-    from optiscope.cli import _term
-    from optiscope.monitor import PRESETS, MonitorError
-    from optiscope.training.builtins import BUILTINS
 
     if args.list:
         for name, fn in BUILTINS.items():

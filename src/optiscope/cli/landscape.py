@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import optiscope
-from optiscope.landscape.line import LandscapeError
+from optiscope.core import shard
+from optiscope.landscape.line import LandscapeError, loss_or_nan
+from optiscope.landscape.symmetry import SymmetryError
+from optiscope.problem.problem import flat_parameters, load_flat_parameters
+from optiscope.records.log import _encode
+from optiscope.report import plot as _plot
+from optiscope.training.loop import train_experiment
 
 KINDS = ("interpolate", "surface", "connect", "restarts")
 DIRECTIONS = ("random", "hessian", "pca")
@@ -218,9 +224,6 @@ def train(exp: Any, snapshots: int = 0) -> Training:
     along the run. Leaves the model in eval mode."""
     import torch
 
-    from optiscope.problem.problem import flat_parameters
-    from optiscope.training.loop import train_experiment
-
     t0 = time.perf_counter()
     exp.model.train()
     start = flat_parameters(exp.model)
@@ -246,8 +249,6 @@ def _trained(args: argparse.Namespace, exp: Any, snapshots: int = 0) -> Training
     """The run whose end point is analysed: ``exp`` trained, or its initial point and the
     weights of ``--checkpoint`` (no training)."""
     import torch
-
-    from optiscope.problem.problem import flat_parameters
 
     checkpoint = getattr(args, "checkpoint", None)
     if checkpoint is None:
@@ -276,9 +277,7 @@ def _agree(training: Training) -> Training:
     """Under torchrun, every rank takes rank 0's points, so that shared work is on one run."""
     import torch.distributed as dist
 
-    from optiscope.core.shard import world
-
-    if world()[1] <= 1 or not dist.is_initialized():
+    if shard.world()[1] <= 1 or not dist.is_initialized():
         return training
     device = training.end.device
     box = [[t.cpu() for t in (training.start, training.end, *training.snapshots)]]
@@ -298,9 +297,8 @@ def _g(x: Any) -> str:
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
-    from optiscope.core.shard import world
 
-    if not args.json and world()[0] == 0 and sys.stderr.isatty():
+    if not args.json and shard.world()[0] == 0 and sys.stderr.isatty():
         sys.stderr.write(f"  {message}\n")
         sys.stderr.flush()
 
@@ -318,7 +316,6 @@ def _training_dict(tr: Training, start_loss: float, end_loss: float) -> dict[str
 
 
 def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp))
@@ -380,9 +377,6 @@ def _pca_box(coords: list[tuple[float, float]]) -> tuple[float, float, float, fl
 def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     import numpy as np
     import torch
-
-    from optiscope.landscape.line import loss_or_nan
-    from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} ({exp.steps} steps)")
     tr = _agree(_trained(args, exp, snapshots=SNAPSHOTS))
@@ -487,9 +481,6 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
 
 
 def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.landscape.symmetry import SymmetryError
-    from optiscope.problem.problem import load_flat_parameters
-    from optiscope.report import plot as _plot
 
     _say(args, f"training {exp.name} with seeds {args.seed} and {args.seed + 1}")
     first = _agree(train(exp))
@@ -559,7 +550,6 @@ def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
 
 
 def _restarts(args: argparse.Namespace, exp: Any) -> Landscape:
-    from optiscope.report import plot as _plot
 
     seeds = list(range(args.seed, args.seed + args.restarts))
 
@@ -630,20 +620,16 @@ def landscape(args: argparse.Namespace, exp: Any = None) -> Landscape:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from optiscope.core.shard import finish, init_from_env, world
-    from optiscope.records.log import _encode
-    from optiscope.report import plot as _plot
-
     _check(args)
     exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     out = _out_dir(args, exp.name)  # checked before any training
-    several = init_from_env()
-    rank = world()[0]
+    several = shard.init_from_env()
+    rank = shard.world()[0]
     try:
         result = landscape(args, exp)
     finally:
         if several:
-            finish()
+            shard.finish()
     if rank != 0:
         return 0
     try:

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from optiscope.records import schema
+from optiscope.runner.report import write_report
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -26,8 +29,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optiscope.records import schema
-    from optiscope.runner.report import write_report
 
     findings = Path(args.dir) / schema.FINDINGS_FILE
     missing = Path(args.dir).is_dir() and not findings.exists()

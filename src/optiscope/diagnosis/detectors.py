@@ -138,8 +138,9 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         return Finding(
             CLIFFS,
             Severity.CRITICAL,
-            f"{len(jumps)} gradient spikes followed by a loss jump; at step {s[schema.STEP]} the norm "
-            f"was {s['ratio']:.0f}x its running median and the loss rose {s['loss_jump']:.1f}x",
+            f"{len(jumps)} gradient spikes followed by a loss jump; at step {s[schema.STEP]} the "
+            f"norm was {s['ratio']:.0f}x its running median and the loss rose "
+            f"{s['loss_jump']:.1f}x",
             evidence,
             remedy,
         )

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optiscope.core.data import digits as load
 from optiscope.core.errors import OptiscopeError
+from optiscope.records.log import _encode
+from optiscope.report.plot import PlotUnavailable, _figure, _save
 
 
 class LabError(OptiscopeError):
@@ -61,7 +64,6 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from optiscope.records.log import _encode
 
         return _encode(self.__dict__.copy())
 
@@ -83,7 +85,6 @@ class Lab:
         (and noted) without an output folder or without matplotlib."""
         if self.out is None:
             return
-        from optiscope.report.plot import PlotUnavailable, _figure, _save
 
         try:
             fig = _figure(width, height)
@@ -105,8 +106,6 @@ def digits(n: int | None = None, *, seed: int | None = None, dtype: Any = None) 
     """scikit-learn's bundled digits, pixels in [0, 1] (float32 unless ``dtype``): the first
     ``n`` samples, or ``n`` drawn at random under ``seed``."""
     import torch
-
-    from optiscope.core.data import digits as load
 
     x, y = load(dtype or torch.float32)
     if seed is not None:

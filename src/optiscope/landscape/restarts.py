@@ -44,7 +44,7 @@ from optiscope.core import shard as _shard
 from optiscope.core import stats
 from optiscope.core.errors import NonFiniteError, OptiscopeError
 from optiscope.landscape.line import interpolate
-from optiscope.landscape.symmetry import SymmetryError, align_units, hidden_layers
+from optiscope.landscape.symmetry import SymmetryError, _scale_hidden, align_units, hidden_layers
 from optiscope.problem.problem import (
     Problem,
     _describe,
@@ -281,7 +281,6 @@ def _canonical(model: nn.Module) -> nn.Module:
     """``model`` (modified in place) with every positively homogeneous hidden unit's incoming
     weights and bias at unit norm, the scale moved into the next layer; layers in order, so
     that each sees the scales of the one before."""
-    from optiscope.landscape.symmetry import _scale_hidden
 
     for h in hidden_layers(model):
         if not h.homogeneous():

@@ -45,6 +45,7 @@ from optiscope.core.modules import ACTIVATIONS, LAYERS
 from optiscope.core.shard import gather, mine
 from optiscope.landscape.line import LandscapeError, as_point, loss_or_nan
 from optiscope.problem.problem import Problem, _call
+from optiscope.quantities.curvature import hessian_eigenvalues
 
 # Cap on the first layer's three stored outputs.
 _REUSE_ELEMENTS = 1 << 27
@@ -127,7 +128,6 @@ def hessian_directions(
     problem: Problem, *, center: Tensor | nn.Module | None = None, tol: float = 1e-4
 ) -> Directions:
     """The unit eigenvectors of the two largest Hessian eigenvalues at ``center``."""
-    from optiscope.quantities.curvature import hessian_eigenvalues
 
     if problem.num_params < 2:
         raise LandscapeError(

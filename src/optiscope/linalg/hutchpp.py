@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from optiscope.linalg.lanczos import lanczos_tridiagonal
 from optiscope.linalg.operators import LinearOperator, as_operator, require_square
 
 
@@ -142,7 +143,6 @@ def krylov_trace(
     On Hessians of trained networks (a few outliers at both ends and a wide bulk) this beats
     Hutch++ at the same budget: the Krylov space captures the outliers at one product each.
     """
-    from optiscope.linalg.lanczos import lanczos_tridiagonal
 
     op = as_operator(a)
     require_square(op, "a trace")

@@ -20,16 +20,20 @@ gradients (``torch.func.vmap``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
 from optiscope.core.modules import LAYERS
-
-if TYPE_CHECKING:
-    from optiscope.problem.problem import Problem
+from optiscope.problem.problem import (
+    Problem,
+    TrainingModeError,
+    _call,
+    batch_size,
+    check_deterministic,
+)
 
 # Per-sample convolution weight gradients held at once, in elements.
 _CHUNK_ELEMENTS = 1 << 24
@@ -139,7 +143,6 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
     """``sum_i g_i`` and each ``||g_i||^2`` for the per-sample losses ``loss_fn(model(x_i), y_i)``
     in one forward and one backward pass, or ``None`` where the model has a trainable layer other
     than Linear and Conv1d/2d/3d (with zero padding), or uses a layer twice in one forward pass."""
-    from optiscope.problem.problem import _call, batch_size
 
     named = dict(problem.model.named_parameters())
     recorder = StepRecorder.for_model(problem.model, [named[n] for n in problem.names])
@@ -298,7 +301,6 @@ class StepRecorder:
 def _coupled(model: nn.Module) -> bool:
     """Dropout or batch norm in training mode: per-sample gradients of the training loss are
     then not those of a fixed per-sample function."""
-    from optiscope.problem.problem import TrainingModeError, check_deterministic
 
     try:
         check_deterministic(model)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optiscope.core.errors import ProblemError
 from optiscope.linalg.hutchpp import (
     TraceEstimate,
     hutchinson_trace,
@@ -21,6 +22,7 @@ from optiscope.linalg.hutchpp import (
 from optiscope.linalg.lanczos import EigenResult, lanczos
 from optiscope.linalg.operators import LinearOperator, as_operator
 from optiscope.linalg.slq import SpectralDensity, slq_density
+from optiscope.problem.hessdiag import exact_hessian_diagonal, supports
 from optiscope.problem.problem import Problem
 
 _TRACE_METHODS = ("auto", "krylov", "hutch++", "hutchinson", "exact")
@@ -98,7 +100,6 @@ def hessian_diagonal(problem: Problem) -> Tensor:
     the unsupported module or loss otherwise. Never changes the model (its weights are shown the
     point during the pass and restored bitwise).
     """
-    from optiscope.problem.hessdiag import exact_hessian_diagonal
 
     point = problem.split(problem.point)
     batches, weights = [], []
@@ -186,8 +187,6 @@ def hessian_trace(
     if method not in _TRACE_METHODS:
         raise ValueError(f"method must be one of {_TRACE_METHODS}, got {method!r}")
     if isinstance(target, Problem) and method in ("auto", "exact"):
-        from optiscope.problem.hessdiag import supports
-
         reason = supports(target.model, target.loss_fn)
         if reason is None and method == "auto" and not _diagonal_is_cheap(target.model):
             reason = "smooth activations in a convolutional network make the exact pass slow"
@@ -195,8 +194,6 @@ def hessian_trace(
             diag = hessian_diagonal(target)
             return TraceEstimate(float(diag.double().sum()), 0.0, 0, "exact-diagonal")
         if method == "exact" and target.num_params > 5000:
-            from optiscope.core.errors import ProblemError
-
             raise ProblemError(
                 f"no exact trace for this model: {reason}; and {target.num_params} parameters "
                 "are too many for n products. Use method='hutch++'"

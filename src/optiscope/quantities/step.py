@@ -22,6 +22,7 @@ from torch import Tensor
 from optiscope.core.errors import NonFiniteError
 from optiscope.linalg.lanczos import lanczos
 from optiscope.linalg.operators import CallableOperator, LinearOperator
+from optiscope.problem.persample import gradient_moments
 from optiscope.problem.problem import Problem, batch_size
 from optiscope.records import schema
 
@@ -220,7 +221,6 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
     per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
     cannot be vmapped), so memory stays at ``chunk`` gradients.
     """
-    from optiscope.problem.persample import gradient_moments
 
     n = batch_size(inputs, targets)
     if n < 2:

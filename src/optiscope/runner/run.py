@@ -13,8 +13,11 @@ import torch
 
 from optiscope.core.modules import aside
 from optiscope.diagnosis import Finding
+from optiscope.landscape.line import LandscapeError, interpolate
+from optiscope.landscape.surface import surface, trajectory_directions
 from optiscope.monitor.monitor import Monitor
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
+from optiscope.quantities.curvature import critical_point, spectral_density
 from optiscope.records import schema
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
@@ -53,8 +56,6 @@ def _trajectory(
 ) -> None:
     """The trajectory in the plane of its first two principal components (Li et al. 2018), and
     the loss surface of that plane around the end point with the trajectory on it."""
-    from optiscope.landscape.line import LandscapeError
-    from optiscope.landscape.surface import surface, trajectory_directions
 
     if len(snapshots) < 3:
         monitor.write(_analysis(schema.TRAJECTORY, {schema.ERROR: "too few snapshots"}))
@@ -91,8 +92,6 @@ def _final_point(
 ) -> None:
     """Curvature at the final point, the straight path from the start to it, and the
     trajectory's plane."""
-    from optiscope.landscape.line import interpolate
-    from optiscope.quantities.curvature import critical_point, spectral_density
 
     data = exp.eval_data
     if data is None:
