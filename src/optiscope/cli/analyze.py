@@ -14,7 +14,6 @@ from typing import Any
 import optiscope
 from optiscope import OptiscopeError
 from optiscope.core.data import digits, digits_mlp
-from optiscope.training.loop import train
 
 
 def register(sub: Any) -> None:
@@ -93,12 +92,12 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
     elif args.experiment is not None:
         model.train()
         batches = exp.batches() if steps is None else itertools.islice(exp.batches(), steps)
-        done = train(model, loss_fn, batches, exp.optimizer).steps
+        done = optiscope.train(model, loss_fn, batches, exp.optimizer).steps
         how = {"steps": done, "optimizer": type(exp.optimizer).__name__, "seed": args.seed}
     else:
         x, y = data
         opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-        train(model, loss_fn, _minibatches(x, y, args.batch_size, steps, args.seed), opt)
+        optiscope.train(model, loss_fn, _minibatches(x, y, args.batch_size, steps, args.seed), opt)
         how = {"steps": steps, "lr": args.lr, "seed": args.seed}
     model.eval()
     how["seconds"] = time.perf_counter() - t0

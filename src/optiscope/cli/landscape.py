@@ -46,10 +46,9 @@ import optiscope
 from optiscope.core import shard
 from optiscope.landscape.line import LandscapeError, loss_or_nan
 from optiscope.landscape.symmetry import SymmetryError
-from optiscope.problem.problem import flat_parameters, load_flat_parameters
+from optiscope.problem.problem import load_flat_parameters
 from optiscope.records.log import _encode
 from optiscope.report import plot as _plot
-from optiscope.training.loop import train_experiment
 
 KINDS = ("interpolate", "surface", "connect", "restarts")
 DIRECTIONS = ("random", "hessian", "pca")
@@ -219,24 +218,26 @@ def _out_dir(args: argparse.Namespace, name: str) -> Path:
 
 
 def train(exp: Any, snapshots: int = 0) -> Training:
-    """Train ``exp`` with the one training loop (``training.loop.train_experiment``), keeping
+    """Train ``exp`` with the one training loop (:func:`optiscope.train`), keeping
     its start and end points and, with ``snapshots > 0``, about that many points evenly spaced
     along the run. Leaves the model in eval mode."""
     import torch
 
     t0 = time.perf_counter()
     exp.model.train()
-    start = flat_parameters(exp.model)
+    start = optiscope.flat_parameters(exp.model)
     every = max(1, math.ceil(exp.steps / snapshots)) if snapshots else 0
     points = [start] if snapshots else []
 
     def keep(step: int, loss: Any) -> None:
         if every and (step % every == 0 or step == exp.steps):
-            points.append(flat_parameters(exp.model))
+            points.append(optiscope.flat_parameters(exp.model))
 
-    step = train_experiment(exp, after_step=keep).steps
+    step = optiscope.train(
+        exp.model, exp.loss_fn, exp.batches(), exp.optimizer, after_step=keep
+    ).steps
     exp.model.eval()
-    end = flat_parameters(exp.model)
+    end = optiscope.flat_parameters(exp.model)
     if not bool(torch.isfinite(end).all()):
         raise LandscapeError(
             f"training {exp.name} (seed {exp.seed}) ended with parameters that are not finite: "
@@ -254,10 +255,10 @@ def _trained(args: argparse.Namespace, exp: Any, snapshots: int = 0) -> Training
     if checkpoint is None:
         return train(exp, snapshots)
     t0 = time.perf_counter()
-    start = flat_parameters(exp.model)
+    start = optiscope.flat_parameters(exp.model)
     optiscope.load_checkpoint(exp.model, checkpoint)
     exp.model.eval()
-    end = flat_parameters(exp.model)
+    end = optiscope.flat_parameters(exp.model)
     if not bool(torch.isfinite(end).all()):
         raise LandscapeError(
             f"checkpoint {checkpoint!r} holds parameters that are not finite: there is no "

@@ -174,14 +174,10 @@ def hessian_trace(
 
     Returns ``.value``, ``.std_error`` (zero when exact), ``.hvps`` and ``.method``.
 
-    A linear model under the mean squared error has the Hessian ``H = 2/n X^T X``, here
-    ``diag(1, 4)``:
+    A dense symmetric matrix stands for its own Hessian (the trace is then exact):
 
     >>> import torch, optiscope
-    >>> model = torch.nn.Linear(2, 1, bias=False).double()
-    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
-    >>> problem = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
-    >>> optiscope.hessian_trace(problem).value
+    >>> optiscope.hessian_trace(torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))).value
     5.0
     """
     if method not in _TRACE_METHODS:
@@ -288,16 +284,13 @@ def critical_point(
     Lanczos; the index (fraction of negative eigenvalues, Dauphin et al. 2014) from stochastic
     Lanczos quadrature, exactly when the dimension is at most ``index_steps``.
 
-    A linear model under the mean squared error has the Hessian ``H = 2/n X^T X``, here
-    ``diag(1, 4)``:
+    Least squares at its solution is a minimum (its Hessian ``2/n X^T X`` is positive definite):
 
     >>> import torch, optiscope
     >>> model = torch.nn.Linear(2, 1, bias=False).double()
-    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
-    >>> problem = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
-    >>> _ = torch.nn.init.zeros_(model.weight)  # the minimum of this quadratic
-    >>> at_zero = optiscope.Problem(model, torch.nn.MSELoss(), (x, torch.zeros(2, 1).double()))
-    >>> optiscope.critical_point(at_zero).kind
+    >>> _ = torch.nn.init.zeros_(model.weight)
+    >>> data = (torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64))
+    >>> optiscope.critical_point(optiscope.Problem(model, torch.nn.MSELoss(), data)).kind
     'minimum'
     """
     loss, grad = problem.loss_and_gradient()
