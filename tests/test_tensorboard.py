@@ -85,6 +85,14 @@ RECORDS = [
         schema.MODULE: "rnn",
         schema.NORMS: NORMS,
     },
+    {
+        schema.TYPE: schema.LAYER_GRADIENTS,
+        schema.STEP: 0,
+        schema.NAMES: ["0", "2"],
+        schema.NORMS: [0.5, 0.25],
+    },
+    {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: 1, schema.NORMS: [0.75, math.inf]},
+    {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: 1, schema.NORMS: [1.0]},  # no match
     {schema.TYPE: schema.EVENT, schema.STEP: 1, "what": "ignored"},
     {
         schema.TYPE: schema.ANALYSIS,
@@ -138,6 +146,13 @@ def test_step_values_are_scalars_at_their_step(acc):
     assert scalars(acc, "optiscope/batches") == [(0, 3.0)]
     assert scalars(acc, "optiscope/lr") == [(1, f32(0.01))]
     assert scalars(acc, "optiscope/nonfinite") == [(0, 0.0), (1, 2.0)]
+
+
+def test_layer_gradients_are_one_scalar_per_layer_named_by_the_first_record(acc):
+    assert scalars(acc, "optiscope/layer_gradients/0") == [(0, 0.5), (1, 0.75)]
+    assert scalars(acc, "optiscope/layer_gradients/2")[0] == (0, 0.25)
+    step, value = scalars(acc, "optiscope/layer_gradients/2")[1]
+    assert step == 1 and math.isinf(value)
 
 
 def test_bools_strings_and_lists_are_not_scalars(acc):
