@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from optiscope.core import shard
 from test_integrations import _HFNet, _Regression  # tests/ is this script's folder
 
 
@@ -62,6 +63,9 @@ def main(out: str) -> None:
         },
         Path(out) / f"rank{rank}.pt",
     )
+    # Leave the process group the library made: a gloo group left to the interpreter's exit can
+    # abort a rank ("terminate called without an active exception").
+    shard.finish()
 
 
 if __name__ == "__main__":

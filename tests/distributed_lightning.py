@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from optiscope.core import shard
+
 GLOBAL_BATCH = 64
 STEPS = 12
 
@@ -88,6 +90,9 @@ def main(out: str) -> None:
     watched = fit(Path(out) / "run", devices=2)
     plain = fit(Path(out) / "plain", devices=2, callback=False)
     torch.save({"watched": watched, "plain": plain}, Path(out) / f"params{rank}.pt")
+    # Leave the process group the library made: a gloo group left to the interpreter's exit can
+    # abort a rank ("terminate called without an active exception").
+    shard.finish()
 
 
 if __name__ == "__main__":

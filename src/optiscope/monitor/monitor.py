@@ -33,8 +33,8 @@ from optiscope.diagnosis import Finding, diagnose
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.decisions import DECISIONS
 from optiscope.monitor.probes import PROBES, Probe
+from optiscope.monitor.probes.base import Setup
 from optiscope.monitor.probes.cheap import CheapNorms
-from optiscope.monitor.probes.noise import Noise
 from optiscope.monitor.probes.update import Update
 from optiscope.problem import distributed
 from optiscope.records import schema
@@ -221,7 +221,8 @@ class Monitor:
         self._module = distributed.unwrap(model)
         self._dist = distributed.active()
         self._cheap = CheapNorms(self.params, chosen, optimizer, scaler)
-        self.probes = [self._build(cls, self.every[cls.name]) for cls in PROBES]
+        setup = Setup(model, self._module, self.params, chosen, self._dist)
+        self.probes = [cls(self.every[cls.name], setup) for cls in PROBES]
         self._update = next(p for p in self.probes if isinstance(p, Update))
         # The hooks each probe overrides: the others cost nothing per step.
         self._collectors = _overriding(self.probes, "collect")
@@ -259,13 +260,6 @@ class Monitor:
             self._writer = RecordWriter(os.path.join(os.fspath(out), schema.RECORDS_FILE), facts)
         for sink in self._sinks:
             sink.write({schema.TYPE: schema.HEADER, **facts})
-
-    def _build(self, cls: type[Probe], every: int) -> Probe:
-        if cls is Update:
-            return Update(every, self.params, self.quantities)
-        if cls is Noise:
-            return Noise(every, self.model, self._module, self.params, self._dist)
-        return cls(every)
 
     @property
     def path_length(self) -> float:
@@ -312,8 +306,7 @@ class Monitor:
                 f"the {p.name} tier is due at step {ctx.step} and needs the batch: call "
                 "monitor.step(loss, batch=(inputs, targets))"
             )
-        update_due = self._update in due
-        self._cheap.measure(ctx, loss, update_due and self._update.wants_param_norm())
+        self._cheap.measure(ctx, loss, any(schema.PARAM_NORM in p.needs for p in due))
         if self._dist:
             self._reduce(ctx)
         self.decisions["plateau"].observe(ctx.loss, ctx.grad_norm)

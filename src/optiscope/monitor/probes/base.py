@@ -9,9 +9,25 @@ scheduler calls it and routes what it measured to the records.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
+from torch import Tensor, nn
+
 from optiscope.monitor.context import StepContext
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every probe is built with: the model as the loop holds it (perhaps wrapped by DDP or
+    ``torch.compile``), the module inside, its trainable parameters, the cheap quantities the
+    user asked for, and whether this process is one of several DDP ranks."""
+
+    model: nn.Module
+    module: nn.Module
+    params: list[Tensor]
+    quantities: tuple[str, ...]
+    distributed: bool
 
 
 class Probe:
@@ -25,11 +41,11 @@ class Probe:
     """
 
     name: ClassVar[str] = ""
-    needs: ClassVar[frozenset[str]] = frozenset()
+    needs: frozenset[str] = frozenset()
     asks: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, every: int) -> None:
+    def __init__(self, every: int, setup: Setup) -> None:
         self.every = every
 
     def due(self, step: int) -> bool:

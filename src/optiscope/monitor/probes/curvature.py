@@ -3,14 +3,14 @@ the second-order prediction of the step's loss change against the actual change.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from optiscope.core.modules import aside
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe
+from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.quantities.step import (
     actual_change,
     gradient_curvature,
@@ -25,7 +25,7 @@ class Curvature(Probe):
     update is along the gradient), and a loss evaluation for the actual change."""
 
     name = "curvature"
-    needs: ClassVar[frozenset[str]] = frozenset({"batch", "loss_fn"})
+    needs = frozenset({"batch", "loss_fn"})
     writes = (
         schema.GTG,
         schema.GTHG,
@@ -35,8 +35,8 @@ class Curvature(Probe):
         schema.ACTUAL_CHANGE,
     )
 
-    def __init__(self, every: int) -> None:
-        super().__init__(every)
+    def __init__(self, every: int, setup: Setup) -> None:
+        super().__init__(every, setup)
         # The step's problem, g and Hg, kept until the optimizer's update is known.
         self._pending: tuple[int, Any, Tensor, Tensor] | None = None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe
+from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.records import schema
 
 
@@ -23,8 +23,8 @@ class LayerGradients(Probe):
     name = "layer_gradients"
     writes = (schema.LAYER_GRADIENTS,)
 
-    def __init__(self, every: int) -> None:
-        super().__init__(every)
+    def __init__(self, every: int, setup: Setup) -> None:
+        super().__init__(every, setup)
         self._layers: list[tuple[str, list[int]]] | None = None
         self._named = False
 

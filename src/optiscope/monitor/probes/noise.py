@@ -9,13 +9,11 @@ batch sizes, no extra pass); otherwise a separate per-sample pass on the batch.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe
+from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
 from optiscope.problem.persample import StepRecorder
 from optiscope.problem.problem import batch_samples
@@ -27,21 +25,19 @@ class Noise(Probe):
     """The noise quantities of the step's batch, written as ``schema.NOISE``."""
 
     name = "noise"
-    needs: ClassVar[frozenset[str]] = frozenset({"batch", "loss_fn"})
+    needs = frozenset({"batch", "loss_fn"})
     writes = schema.NOISE
 
-    def __init__(
-        self, every: int, model: nn.Module, module: nn.Module, params: list[Tensor], dist: bool
-    ) -> None:
-        super().__init__(every)
-        self.dist = dist
+    def __init__(self, every: int, setup: Setup) -> None:
+        super().__init__(every, setup)
+        self.dist = setup.distributed
         self._recorder: StepRecorder | None = None
         self._local: distributed.LocalGradients | None = None
-        if every and dist:
-            self._local = distributed.LocalGradients(params)
-        elif every and module is model:
+        if every and self.dist:
+            self._local = distributed.LocalGradients(setup.params)
+        elif every and setup.module is setup.model:
             # Not under torch.compile: its graph would trace the recorder's hooks.
-            self._recorder = StepRecorder.for_model(module, params)
+            self._recorder = StepRecorder.for_model(setup.module, setup.params)
         self._recorded: tuple[Tensor, float] | None = None
         self._ranks: tuple[int, float] | None = None  # local batch, mean local |g|^2
         self.prepare(0)

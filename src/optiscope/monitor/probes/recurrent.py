@@ -3,8 +3,6 @@ every time step, one ``hidden_gradients`` record per module."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from optiscope.core.modules import RECURRENT
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe
@@ -17,7 +15,7 @@ class Recurrent(Probe):
     """Measured on models holding an ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``."""
 
     name = "recurrent"
-    needs: ClassVar[frozenset[str]] = frozenset({"batch", "loss_fn"})
+    needs = frozenset({"batch", "loss_fn"})
     writes = (schema.HIDDEN_GRADIENTS,)
 
     def applies(self, ctx: StepContext) -> bool:

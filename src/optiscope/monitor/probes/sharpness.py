@@ -4,14 +4,14 @@ scheduler's plateau decision asks for it (a plateau: a minimum or a saddle?)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from optiscope.linalg.lanczos import lanczos
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe
+from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.quantities.step import (
     adam_preconditioner,
     group_preconditioner,
@@ -26,7 +26,7 @@ class Sharpness(Probe):
     between measurements, and a warm start converges in a few products."""
 
     name = "sharpness"
-    needs: ClassVar[frozenset[str]] = frozenset({"batch", "loss_fn"})
+    needs = frozenset({"batch", "loss_fn"})
     asks = ("plateau",)
     writes = (
         schema.SHARPNESS,
@@ -36,8 +36,8 @@ class Sharpness(Probe):
         schema.THRESHOLD_PRECONDITIONED,
     )
 
-    def __init__(self, every: int) -> None:
-        super().__init__(every)
+    def __init__(self, every: int, setup: Setup) -> None:
+        super().__init__(every, setup)
         self._warm: dict[str, Tensor] = {}  # the last eigenvectors, to start Lanczos from
 
     def measure(self, ctx: StepContext) -> None:

@@ -4,14 +4,13 @@ optimizer's step, compared in place after it), and the path length the run has t
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from optiscope.core.stats import finite
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe
+from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.records import schema
 
 
@@ -26,19 +25,18 @@ class Update(Probe):
     measured update norms (the trajectory's length when every update is measured)."""
 
     name = "update"
-    needs: ClassVar[frozenset[str]] = frozenset({"optimizer"})
+    needs = frozenset({"optimizer"})
     writes = (schema.UPDATE_NORM, schema.UPDATE_RATIO)
 
-    def __init__(self, every: int, params: list[Tensor], quantities: tuple[str, ...]) -> None:
-        super().__init__(every)
-        self.quantities = quantities
-        self.detached = [p.detach() for p in params]
+    def __init__(self, every: int, setup: Setup) -> None:
+        super().__init__(every, setup)
+        self.quantities = setup.quantities
+        if schema.PARAM_NORM in self.quantities or schema.UPDATE_RATIO in self.quantities:
+            self.needs = self.needs | {schema.PARAM_NORM}
+        self.detached = [p.detach() for p in setup.params]
         self.path_length = 0.0
         self._before: list[Tensor] | None = None
         self._taken: int | None = None  # the step whose parameters the buffer holds
-
-    def wants_param_norm(self) -> bool:
-        return schema.PARAM_NORM in self.quantities or schema.UPDATE_RATIO in self.quantities
 
     def measure(self, ctx: StepContext) -> None:
         if ctx.optimizer is None:
