@@ -1,8 +1,9 @@
 """Decisions the scheduler takes for its probes: small functions of the run so far that answer
 one question, separate from any measurement.
 
-A probe names the questions it asks (``Probe.asks``); at a step it is due, the scheduler asks
-the decision and hands the probe the answer in ``StepContext.decisions``.
+A decision sees every step's loss and gradient norm (``observe``); a probe names the questions it
+asks (``Probe.asks``), and at a step it is due the scheduler asks the decision (``decide``) and
+hands the probe the answer in ``StepContext.decisions``.
 """
 
 from __future__ import annotations

@@ -309,7 +309,8 @@ class Monitor:
         self._cheap.measure(ctx, loss, any(schema.PARAM_NORM in p.needs for p in due))
         if self._dist:
             self._reduce(ctx)
-        self.decisions["plateau"].observe(ctx.loss, ctx.grad_norm)
+        for decision in self.decisions.values():
+            decision.observe(ctx.loss, ctx.grad_norm)
         self._pending = ctx
         pairs = ((schema.LOSS, ctx.loss), (schema.GRAD_NORM, ctx.grad_norm))
         bad = [n for n, v in pairs if not math.isfinite(v)]
