@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from optiscope.landscape.restarts import restarts
+from optiscope.records import schema
 
 from .distributed_restarts import XOR_LOSS_TOL, xor
 
@@ -28,6 +29,11 @@ pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),
     reason="torch.distributed with the gloo backend is not available",
 )
+
+
+def _run_files(entries) -> list[str]:
+    """The run's files in a folder, without the writer's lock (schema.LOCK_FILE)."""
+    return sorted(p.name for p in entries if not p.name.startswith(schema.LOCK_FILE))
 
 
 def _free_port() -> int:
@@ -227,7 +233,7 @@ def test_the_monitor_under_ddp_measures_the_global_batch(ddp_runs, single_runs, 
 
 @pytest.mark.parametrize("kind", ["mlp", "rnn"])
 def test_under_ddp_only_rank_0_writes_and_training_is_unchanged(ddp_runs, kind):
-    assert sorted(p.name for p in (ddp_runs / kind / "run").iterdir()) == [
+    assert _run_files((ddp_runs / kind / "run").iterdir()) == [
         "findings.json",
         "records.jsonl",
     ]
@@ -277,7 +283,7 @@ def test_the_lightning_callback_under_ddp_measures_the_global_batch(lightning_dd
     assert found[0] == found[1]
     # Only rank 0 wrote; both ranks trained as they would have without the callback, and the
     # two ranks' replicas agree, as DDP keeps them.
-    assert sorted(p.name for p in (lightning_ddp / "run").iterdir()) == [
+    assert _run_files((lightning_ddp / "run").iterdir()) == [
         "findings.json",
         "records.jsonl",
     ]
@@ -308,7 +314,7 @@ def test_the_hf_callback_under_ddp_records_the_mean_of_the_ranks(tmp_path):
         mean = (ranks[0]["losses"][k] + ranks[1]["losses"][k]) / 2
         assert steps[k]["loss"] == pytest.approx(mean, rel=1e-6)
         assert ranks[0]["losses"][k] != ranks[1]["losses"][k]
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+    assert _run_files((tmp_path / "run").iterdir()) == [
         "findings.json",
         "records.jsonl",
     ]

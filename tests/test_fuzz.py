@@ -18,7 +18,7 @@ from optiscope.core.stats import finite
 from optiscope.diagnosis import CHALLENGES, DETECTORS, Finding, Severity, diagnose
 from optiscope.diagnosis import detectors as _diagnosis
 from optiscope.records import schema
-from optiscope.records.log import Records, RecordsError, _encode, parse_records
+from optiscope.records.log import Records, RecordsError, encode, parse_records
 
 FUZZ = settings(
     max_examples=150,
@@ -214,8 +214,8 @@ def check(finding: Any, challenge: str) -> None:
     assert isinstance(finding.summary, str) and finding.summary.strip()
     assert isinstance(finding.remedy, str)
     assert isinstance(finding.evidence, dict)
-    json.dumps(_encode(finding.evidence), allow_nan=False)
-    json.dumps(_encode(finding.to_dict()), allow_nan=False)
+    json.dumps(encode(finding.evidence), allow_nan=False)
+    json.dumps(encode(finding.to_dict()), allow_nan=False)
 
 
 def nasty_steps(**columns: list[Any]) -> list[dict[str, Any]]:
@@ -349,11 +349,11 @@ records_st = st.lists(
 
 
 def line(record: Any) -> bytes:
-    return json.dumps(_encode(record), separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    return json.dumps(encode(record), separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def canonical(records: list[dict[str, Any]]) -> str:
-    return json.dumps(_encode(records), allow_nan=False)
+    return json.dumps(encode(records), allow_nan=False)
 
 
 def parse_or_error(data: bytes) -> Records | None:
@@ -447,7 +447,7 @@ def test_a_valid_file_with_a_byte_flipped_or_inserted_gives_records_or_an_error(
 @FUZZ
 @given(json_values.filter(lambda v: not isinstance(v, dict)), st.booleans())
 def test_a_line_of_json_that_is_not_an_object_is_a_records_error(value, last):
-    bad = json.dumps(_encode(value), allow_nan=False).encode()
+    bad = json.dumps(encode(value), allow_nan=False).encode()
     after = line({schema.TYPE: schema.STEP_RECORD, schema.STEP: 1})
     data = line(HEADER) + bad + (b"\n" if last else b"\n" + after)
     assert parse_or_error(data) is None

@@ -167,13 +167,15 @@ def test_findings_round_trip_with_non_finite_evidence(tmp_path):
         {schema.CHALLENGE: "cliffs", schema.SEVERITY: "ok", schema.EVIDENCE: {"x": math.nan}},
         {schema.CHALLENGE: "local-minima", schema.EVIDENCE: {"y": [math.inf, -math.inf]}},
     ]
-    path = write_findings(tmp_path / "run", findings, "exp")
+    path = write_findings(tmp_path / "run", findings, "exp", run_id="r1", last_step=41)
     assert path == tmp_path / "run" / schema.FINDINGS_FILE
     text = path.read_text()
     assert text.endswith("}\n") and "NaN" not in text and "Infinity" not in text
     payload = json.loads(text)
     assert payload == {
         schema.EXPERIMENT: "exp",
+        schema.RUN_ID: "r1",  # the run and the last step the findings were built from
+        schema.LAST_STEP: 41,
         schema.FINDINGS: [
             {schema.CHALLENGE: "cliffs", schema.SEVERITY: "ok", schema.EVIDENCE: {"x": "nan"}},
             {schema.CHALLENGE: "local-minima", schema.EVIDENCE: {"y": ["inf", "-inf"]}},

@@ -47,7 +47,7 @@ from optiscope.core import shard
 from optiscope.landscape.line import LandscapeError, loss_or_nan
 from optiscope.landscape.symmetry import SymmetryError
 from optiscope.problem.problem import load_flat_parameters
-from optiscope.records.log import _encode
+from optiscope.records.log import encode
 from optiscope.report import plot as _plot
 
 KINDS = ("interpolate", "surface", "connect", "restarts")
@@ -345,7 +345,7 @@ def _interpolate(args: argparse.Namespace, exp: Any) -> Landscape:
             result.alphas,
             result.losses,
             result.barrier,
-            title=f"{exp.name}: start to end of training (seed {args.seed})",
+            title=f"{_plot.plain(exp.name)}: start to end of training (seed {args.seed})",
         )
 
     return Landscape(payload, arrays, summary, draw)
@@ -475,7 +475,7 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
             trajectory=trajectory.coords if trajectory is not None else None,
             xlabel=labels[0],
             ylabel=labels[1],
-            title=f"{exp.name}: loss around the end point (seed {args.seed})",
+            title=f"{_plot.plain(exp.name)}: loss around the end point (seed {args.seed})",
         )
 
     return Landscape(payload, result.arrays(), summary, draw)
@@ -543,7 +543,7 @@ def _connect(args: argparse.Namespace, exp: Any) -> Landscape:
             result.line_losses,
             result.curve_barrier,
             result.line_barrier,
-            title=f"{exp.name}: seeds {args.seed} and {args.seed + 1}"
+            title=f"{_plot.plain(exp.name)}: seeds {args.seed} and {args.seed + 1}"
             + (" (aligned)" if alignment["aligned"] else " (not aligned)"),
         )
 
@@ -583,7 +583,7 @@ def _restarts(args: argparse.Namespace, exp: Any) -> Landscape:
             result.seeds,
             result.losses,
             result.groups,
-            title=f"{exp.name}: final loss of {len(seeds)} restarts, by group",
+            title=f"{_plot.plain(exp.name)}: final loss of {len(seeds)} restarts, by group",
         )
 
     return Landscape(payload, {}, summary, draw)
@@ -639,7 +639,7 @@ def run(args: argparse.Namespace) -> int:
         raise LandscapeError(
             f"cannot create the output folder {str(out)!r}: {err.strerror}. Pass another --out"
         ) from err
-    payload = _encode(result.payload)
+    payload = encode(result.payload)
     files = [out / "landscape.json"]
     files[0].write_text(json.dumps(payload, indent=1) + "\n")
     if result.arrays:

@@ -17,7 +17,7 @@ from typing import Any
 
 from optiscope.core.data import digits as load
 from optiscope.core.errors import OptiscopeError
-from optiscope.records.log import _encode
+from optiscope.records.log import encode
 from optiscope.report.plot import PlotUnavailable, _figure, _save
 
 
@@ -65,7 +65,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
 
-        return _encode(self.__dict__.copy())
+        return encode(self.__dict__.copy())
 
 
 class Lab:

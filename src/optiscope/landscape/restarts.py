@@ -52,7 +52,7 @@ from optiscope.problem.problem import (
     flat_parameters,
     load_flat_parameters,
 )
-from optiscope.records.log import _encode
+from optiscope.records.log import encode
 from optiscope.training.experiment import Experiment
 from optiscope.training.loading import load_experiment
 from optiscope.training.loop import train_experiment
@@ -105,7 +105,7 @@ class Restarts:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (non-finite numbers as the strings "nan", "inf"), with a summary of the
         losses (see :func:`summarize_losses`); no tensors."""
-        return _encode(
+        return encode(
             {
                 "seeds": self.seeds,
                 "losses": self.losses,

@@ -18,10 +18,13 @@ does.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,8 +40,17 @@ from optiscope.monitor.probes.base import Setup
 from optiscope.monitor.probes.cheap import CheapNorms
 from optiscope.monitor.probes.update import Update
 from optiscope.problem import distributed
+from optiscope.problem.problem import check_materialized
 from optiscope.records import schema
-from optiscope.records.log import RecordWriter, write_findings
+from optiscope.records.folder import RunLock, clear_run, holds_run
+from optiscope.records.log import (
+    RecordsError,
+    RecordWriter,
+    encode,
+    last_step,
+    read_records,
+    write_findings,
+)
 
 TIERS = tuple(p.name for p in PROBES)
 NEEDS_BATCH = tuple(p.name for p in PROBES if "batch" in p.needs)
@@ -69,6 +81,44 @@ PRESETS: dict[str, dict[str, int]] = {
 
 class MonitorError(OptiscopeError):
     """The Monitor was used in a way it cannot measure."""
+
+
+def _check_arguments(out: Any, header: Any, quantities: Any, on_write_error: Any) -> None:
+    """Refuse, with what to pass instead, the arguments of a kind the Monitor cannot use."""
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise MonitorError(
+            f"out must be a folder path (a str or os.PathLike), got {type(out).__name__} "
+            f"{out!r}: pass e.g. out='runs/exp1', or out=None to keep the records in memory"
+        )
+    if header is not None and not isinstance(header, Mapping):
+        raise MonitorError(
+            f"header must be a mapping of facts (e.g. {{'seed': 0}}), got {type(header).__name__}"
+        )
+    for key, value in dict(header or {}).items():
+        if not isinstance(key, str):
+            raise MonitorError(f"header keys must be strings, got {key!r}: use str keys")
+        if key in schema.RESERVED_HEADER:
+            raise MonitorError(
+                f"header key {key!r} is reserved (the records own "
+                f"{', '.join(schema.RESERVED_HEADER)}): rename it, e.g. 'user_{key}'"
+            )
+        try:
+            json.dumps(encode(value), allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise MonitorError(
+                f"header[{key!r}] is a {type(value).__name__}, which cannot be written as JSON "
+                f"({err}): pass numbers, strings, lists or dicts of them (str(value) if need be)"
+            ) from None
+    if isinstance(quantities, str):
+        raise MonitorError(
+            f"quantities must be a list of names, got the string {quantities!r}: pass "
+            f"quantities=[{quantities!r}]"
+        )
+    if on_write_error not in ("warn", "raise"):
+        raise MonitorError(
+            f"on_write_error={on_write_error!r}: expected 'warn' (keep training, keep the "
+            "records in memory) or 'raise' (stop the run)"
+        )
 
 
 def _overriding(probes: list[Probe], hook: str) -> list[Probe]:
@@ -122,6 +172,15 @@ class Monitor:
         The ``torch.amp.GradScaler`` of a mixed-precision loop: norms are read unscaled (whether
         or not ``scaler.unscale_(optimizer)`` ran before ``step``), and a step the scaler skips
         (inf or NaN in the scaled gradients) is recorded with ``skipped: 1``.
+    overwrite:
+        ``out`` holds a run already (its ``records.jsonl`` or ``findings.json``): ``False`` (the
+        default) refuses it, so findings never describe another run's records; ``True`` deletes
+        that run's files first (records, findings, report; nothing else in the folder).
+    on_write_error:
+        What a failed write of the records (a full disk) does: ``"warn"`` (the default) warns
+        once, stops writing, keeps the later records in memory (:attr:`history`) and goes on
+        training; :meth:`close` diagnoses what was written and what was kept, and
+        :attr:`write_error` says what happened. ``"raise"`` raises the error into the loop.
     on_nonfinite:
         What a NaN or infinite loss or gradient norm does: ``"record"`` (the default) records and
         flags it (``nonfinite`` lists what) and skips that step's tiers; ``"raise"`` also raises
@@ -166,6 +225,8 @@ class Monitor:
         tensorboard: str | os.PathLike[str] | None = None,
         scaler: Any = None,
         on_nonfinite: str = "record",
+        overwrite: bool = False,
+        on_write_error: str = "warn",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
@@ -175,6 +236,7 @@ class Monitor:
                 f"{type(optimizer).__name__}: pass the optimizer that trains the model, e.g. "
                 "Monitor(model, opt)"
             )
+        _check_arguments(out, header, quantities, on_write_error)
         self.params: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise MonitorError(
@@ -182,6 +244,7 @@ class Monitor:
                 "parameters have requires_grad=False. Unfreeze the ones to train "
                 "(p.requires_grad_(True))"
             )
+        check_materialized(model, MonitorError)
         chosen = tuple(schema.CHEAP if quantities is None else quantities)
         unknown = [q for q in chosen if q not in schema.CHEAP]
         if unknown:
@@ -231,6 +294,9 @@ class Monitor:
         self.decisions = {name: cls() for name, cls in DECISIONS.items()}
         self.history: list[dict[str, Any]] = []
         self._keep = out is None
+        self.on_write_error = on_write_error
+        self.write_error: str | None = None  # why the records stopped going to disk, if they did
+        self._warned_grads = False
         self._experiment = dict(header or {}).get(schema.EXPERIMENT)
         self.findings: list[Finding] = []
         self.step_count = 0
@@ -256,10 +322,40 @@ class Monitor:
             from optiscope.monitor.tensorboard import TensorBoardSink
 
             self._sinks.append(TensorBoardSink(tensorboard))
+        self._lock: RunLock | None = None
         if out is not None and self._writes:
-            self._writer = RecordWriter(os.path.join(os.fspath(out), schema.RECORDS_FILE), facts)
+            self._writer = self._open(Path(os.fspath(out)), facts, overwrite)
         for sink in self._sinks:
             sink.write({schema.TYPE: schema.HEADER, **facts})
+
+    def _open(self, folder: Path, facts: dict[str, Any], overwrite: bool) -> RecordWriter:
+        """Lock the run folder, clear or refuse an earlier run in it, and start the records."""
+        try:
+            self._lock = RunLock(folder)
+            if holds_run(folder):
+                if not overwrite:
+                    raise MonitorError(
+                        f"{str(folder)!r} already holds a run: one run per folder, so that its "
+                        "findings describe its own records. Pass Monitor(..., overwrite=True) "
+                        "(optiscope diagnose --overwrite) to replace it, or another folder"
+                    )
+                clear_run(folder)
+            return RecordWriter(folder / schema.RECORDS_FILE, facts)
+        except (RecordsError, MonitorError) as err:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+            self._detach()
+            if isinstance(err, RecordsError):
+                raise MonitorError(str(err)) from err
+            raise
+
+    def _detach(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        for probe in self.probes:
+            probe.close()
 
     @property
     def path_length(self) -> float:
@@ -279,6 +375,23 @@ class Monitor:
 
         ``batch`` is the step's ``(inputs, targets)``, needed on the steps a tier is due.
         """
+        if self._closed:
+            raise MonitorError(
+                f"monitor.step after monitor.close() (at step {self.step_count}): the records "
+                "are closed. Call close() once training is done, or build a new Monitor for a "
+                "new run"
+            )
+        if not isinstance(loss, (Tensor, int, float)) or isinstance(loss, bool):
+            raise MonitorError(
+                f"monitor.step expects the loss (a scalar tensor or a number), got "
+                f"{type(loss).__name__}: pass the loss you called backward on"
+            )
+        if not any(p.grad is not None for p in self.params):
+            raise MonitorError(
+                f"monitor.step found no gradient in .grad of the model's {len(self.params)} "
+                "trainable parameters: call it after loss.backward() and before "
+                "optimizer.step() (and not after optimizer.zero_grad())"
+            )
         if isinstance(loss, Tensor) and loss.numel() != 1:
             raise MonitorError(
                 f"monitor.step expects the scalar loss, got a tensor of shape "
@@ -377,9 +490,33 @@ class Monitor:
         if self._keep:
             self.history.append(dict(record))
         if self._writer is not None:
-            self._writer.write(record)
+            try:
+                self._writer.write(record)
+            except RecordsError as err:
+                self._stop_writing(err, record)
         for sink in self._sinks:
             sink.write(record)
+
+    def _stop_writing(self, err: RecordsError, record: Mapping[str, Any]) -> None:
+        """The records could not be written (a full disk): say so once and keep the rest in
+        memory, so the run and its diagnosis lose nothing; or raise, as asked."""
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        self._keep = True
+        self.history.append(dict(record))
+        step = record.get(schema.STEP)
+        self.write_error = (
+            f"{err}; the records from {'step ' + str(step) if step is not None else 'here'} on "
+            "were kept in memory only"
+        )
+        if self.on_write_error == "raise":
+            raise MonitorError(self.write_error) from err
+        warnings.warn(
+            f"optiscope: {self.write_error}. Training goes on; close() diagnoses them all",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append a record of the caller's own (an event, an analysis) to the log."""
@@ -396,24 +533,50 @@ class Monitor:
         if self._closed:
             return self.findings
         self._closed = True
-        self._flush()
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-        for probe in self.probes:
-            probe.close()
-        for sink in self._sinks:
-            sink.close()
-        self._sinks = []
-        if self._writer is not None:
-            self._writer.close()
-            folder, self._writer = self._writer.path.parent, None
-            self.findings = diagnose(folder)
-            name = self._experiment
-            write_findings(folder, [f.to_dict() for f in self.findings], name)
-        elif self._keep:
-            self.findings = diagnose(self.history)
+        try:
+            self._flush()
+        finally:
+            self._detach()
+            for sink in self._sinks:
+                sink.close()
+            self._sinks = []
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+            try:
+                self._conclude()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+                    self._lock = None
         return self.findings
+
+    def _conclude(self) -> None:
+        """Diagnose the records (on disk, and those kept in memory after a failed write) and
+        write the findings next to them, with the run they describe."""
+        if self._lock is None:  # no folder: the records are all in memory, or on rank 0
+            if self._keep:
+                self.findings = diagnose(self.history)
+            return
+        folder = self._lock.folder
+        log = read_records(folder)
+        records = log.records + self.history  # history holds only what the disk did not take
+        self.findings = diagnose(records)
+        if self.write_error is not None:
+            return  # the file would not be the records' twin; the error says what happened
+        try:
+            write_findings(
+                folder,
+                [f.to_dict() for f in self.findings],
+                self._experiment,
+                run_id=log.header.get(schema.RUN_ID),
+                last_step=last_step(records),
+            )
+        except RecordsError as err:
+            self.write_error = str(err)
+            if self.on_write_error == "raise":
+                raise MonitorError(self.write_error) from err
+            warnings.warn(f"optiscope: {self.write_error}", RuntimeWarning, stacklevel=3)
 
     def __enter__(self) -> Monitor:
         return self

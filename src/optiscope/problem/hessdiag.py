@@ -167,7 +167,8 @@ def _classify(module: nn.Module, name: str) -> tuple[_Layer | None, str | None]:
             return _Layer(module, "act", deriv, isinstance(module, _CURVED)), None
     for cls in _IDENTITY:
         if _matches(module, cls):
-            if module.training and getattr(module, "p", 0.0) > 0:
+            # Only dropout modules hold a rate in .p (an Identity subclass may hold anything).
+            if isinstance(module, STOCHASTIC) and module.training and float(module.p) > 0:
                 return None, f"{label} is in training mode (random); call model.eval() first"
             return _Layer(module, "identity"), None
     if _matches(module, nn.Flatten) and module.start_dim == 0:

@@ -155,7 +155,10 @@ def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | N
         leaves = problem._leaves(problem.point)
         with problem._context():
             out = _call(problem.model, dict(zip(problem.names, leaves)), inputs)
-            losses = _sample_losses(problem.loss_fn, out, targets, n)
+            try:
+                losses = _sample_losses(problem.loss_fn, out, targets, n)
+            except (RuntimeError, TypeError, ValueError, IndexError):
+                return None  # the per-sample path then says why the loss fails, with a hint
             if losses.shape != (n,):
                 return None
             grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)

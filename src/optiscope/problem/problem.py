@@ -9,8 +9,9 @@ whole data set as one batch, however it is split into batches. The model is call
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +39,47 @@ def first_line(err: BaseException) -> str:
     """``err`` in one line for a message: its type and the first line of its text."""
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else repr(err)
+
+
+def loss_hint(loss_fn: Any, out: Any, targets: Any) -> str:
+    """Why ``loss_fn(out, targets)`` likely failed, as a sentence starting with ". ", or ""."""
+    if not isinstance(out, Tensor):
+        example = "out[0]" if isinstance(out, (tuple, list)) else "out['logits']"
+        return (
+            f". The model returns {_describe(out)}: wrap the loss so that it picks the tensor to "
+            f"compare, e.g. loss_fn=lambda out, y: criterion({example}, y)"
+        )
+    if not isinstance(targets, Tensor):
+        return ""
+    if out.ndim and targets.ndim and out.shape[0] != targets.shape[0]:
+        return (
+            f". The outputs hold {out.shape[0]} samples and the targets {targets.shape[0]}: "
+            "each batch needs one target per input"
+        )
+    if (
+        isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
+        and targets.is_floating_point()
+        and targets.shape != out.shape
+    ):
+        return (
+            ". Class indices must be integers: convert the targets with targets.long() (float "
+            "targets are read as class probabilities, of the outputs' shape)"
+        )
+    return ""
+
+
+def call_loss(loss_fn: Callable[[Any, Any], Any], out: Any, targets: Any, where: str = "") -> Any:
+    """``loss_fn(out, targets)``; where it raises, a :class:`ProblemError` saying what it was
+    given (``where``: " on batch 3") and, where it can tell, how to fix it."""
+    try:
+        return loss_fn(out, targets)
+    except OptiscopeError:
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError) as err:
+        raise ProblemError(
+            f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
+            f"({_describe(targets)}){where}: {first_line(err)}{loss_hint(loss_fn, out, targets)}"
+        ) from err
 
 
 def batch_size(inputs: Any, targets: Any) -> int:
@@ -152,8 +194,9 @@ def check_deterministic(model: nn.Module) -> None:
         label = name or type(model).__name__
         if not m.training:
             continue
-        rate = float(getattr(m, "p", 0.0))
-        if isinstance(m, STOCHASTIC) and rate > 0:
+        # Only dropout modules hold a rate in .p (a float); elsewhere p may be any tensor.
+        rate = float(cast(float, m.p)) if isinstance(m, STOCHASTIC) else 0.0
+        if rate > 0:
             kind = f"dropout ({label!r}, p={rate:g})"
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             kind = f"batch norm ({label!r})"
@@ -166,6 +209,20 @@ def check_deterministic(model: nn.Module) -> None:
             "batch-dependent function, and its Hessian is not that of a fixed function. Call "
             "model.eval() before building the Problem (curvature is then measured in eval mode)"
         )
+
+
+META_MESSAGE = (
+    "the model's parameters are on the meta device, which holds no values: expected parameters "
+    "with values. Materialize them first (model.to_empty(device='cpu'), then initialize the "
+    "weights)"
+)
+
+
+def check_materialized(model: nn.Module, error: type[OptiscopeError] = ProblemError) -> None:
+    """Refuse a model with parameters or buffers on the meta device (shapes, no values), which
+    would otherwise fail deep inside the first reading of a loss."""
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        raise error(META_MESSAGE)
 
 
 def flat_parameters(model: nn.Module) -> Tensor:
@@ -242,6 +299,7 @@ class Problem:
                 "expected one device. Move the model with model.to(device), or select the "
                 "parameters of one device with params="
             )
+        check_materialized(model)
         dtypes = {p.dtype for _, p in selected}
         if len(dtypes) > 1:
             raise ProblemError(
@@ -388,14 +446,8 @@ class Problem:
                     f"the model raised {first_line(err)}. Check the input shape, dtype and "
                     "device the model expects"
                 ) from err
-            try:
-                with torch.no_grad():
-                    loss = self.loss_fn(out, targets)
-            except (RuntimeError, TypeError, ValueError, IndexError) as err:
-                raise ProblemError(
-                    f"loss_fn could not take the model's outputs ({_describe(out)}) and the "
-                    f"targets ({_describe(targets)}): {first_line(err)}"
-                ) from err
+            with torch.no_grad():
+                loss = call_loss(self.loss_fn, out, targets)
             self._check_finite(scalar_loss(loss, "on batch 0"), 0, "loss")
             return
 
@@ -527,7 +579,8 @@ class Problem:
         return result
 
     def _batch_loss_from_outputs(self, out: Any, targets: Any, index: int) -> Tensor:
-        return scalar_loss(self.loss_fn(out, targets), f"on batch {index}")
+        where = f"on batch {index}"
+        return scalar_loss(call_loss(self.loss_fn, out, targets, " " + where), where)
 
     def hessian_operator(self) -> HessianOperator:
         """The Hessian at the point as a :class:`LinearOperator` (products count as HVPs)."""

@@ -18,12 +18,14 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from optiscope.core.errors import OptiscopeError
+from optiscope.core.files import OutputError, refuse_link, write_atomic
 from optiscope.core.stats import number
 from optiscope.records import schema
 
@@ -35,7 +37,9 @@ class RecordsError(OptiscopeError):
     """A records file that cannot be read as optiscope records."""
 
 
-def _encode(value: Any) -> Any:
+def encode(value: Any) -> Any:
+    """``value`` as JSON takes it: NaN and infinities as strings, tensors and numpy values as
+    numbers and lists."""
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
@@ -43,44 +47,64 @@ def _encode(value: Any) -> Any:
             return "inf" if value > 0 else "-inf"
         return value
     if isinstance(value, Mapping):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
+        return [encode(v) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return _encode(value.item())  # a 0-d tensor or numpy scalar
+        return encode(value.item())  # a 0-d tensor or numpy scalar
     if hasattr(value, "tolist"):
-        return _encode(value.tolist())
+        return encode(value.tolist())
     return value
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
+    """The inverse of :func:`encode` on what JSON gives back."""
     if isinstance(value, str) and value in _NONFINITE:
         return _NONFINITE[value]
     if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
+        return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [decode(v) for v in value]
     return value
 
 
 class RecordWriter:
     """Write a run's records to ``path`` (created with its parent folders; an earlier run's file
-    there is replaced), one flushed line per record, appended as the run goes."""
+    there is replaced: keeping one run per folder is :mod:`optiscope.records.folder`'s job), one
+    flushed line per record, appended as the run goes.
+
+    The header gets the fields the writer owns (:data:`schema.RESERVED_HEADER`: the type, the
+    schema's version, the time and a new :attr:`run_id`); a header that sets one is refused.
+    ``path`` may not be a symbolic link. A failed write raises :class:`RecordsError` naming the
+    file.
+    """
 
     def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
         self.path = Path(path)
+        reserved = [k for k in header if k in schema.RESERVED_HEADER]
+        if reserved:
+            raise RecordsError(
+                f"the header sets {reserved}, which the records writer owns "
+                f"({', '.join(schema.RESERVED_HEADER)}): rename those keys (e.g. "
+                f"{reserved[0]!r} -> 'user_{reserved[0]}')"
+            )
         try:
+            refuse_link(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file: TextIO | None = open(self.path, "w", encoding="utf-8")
+        except OutputError as err:
+            raise RecordsError(str(err)) from None
         except OSError as err:
             raise RecordsError(
                 f"cannot write records to {str(self.path)!r}: {err.strerror or err}. Expected a "
                 "writable folder; pass another --out"
             ) from err
+        self.run_id = uuid.uuid4().hex[:16]
         record = {
             schema.TYPE: schema.HEADER,
             schema.SCHEMA: SCHEMA,
             schema.TIME: time.time(),
+            schema.RUN_ID: self.run_id,
             **header,
         }
         self.write(record)
@@ -88,17 +112,24 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         if self._file is None:
             raise RecordsError(f"the records file {str(self.path)!r} is already closed")
-        try:  # the C encoder takes plain records; NaN, infinity and tensors need _encode
+        try:  # the C encoder takes plain records; NaN, infinity and tensors need encode
             line = json.dumps(record, separators=(",", ":"), allow_nan=False)
         except (ValueError, TypeError):
-            line = json.dumps(_encode(record), separators=(",", ":"), allow_nan=False)
-        self._file.write(line + "\n")
-        self._file.flush()
+            line = json.dumps(encode(record), separators=(",", ":"), allow_nan=False)
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+        except OSError as err:
+            raise RecordsError(
+                f"cannot write records to {str(self.path)!r}: {err.strerror or err}. Expected a "
+                "writable folder with room for them; free some space, or write elsewhere"
+            ) from err
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):  # a full disk: what was written is on it
+                file.close()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -172,9 +203,9 @@ def parse_records(data: bytes, source: str = "<bytes>") -> Records:
             item = json.loads(raw.decode("utf-8"))
             if not isinstance(item, dict):
                 raise ValueError("not a JSON object")
-            item = _decode(item)
+            item = decode(item)
         # JSON nested deeper than the interpreter's recursion limit raises RecursionError in
-        # json.loads (or in _decode, a level or two shallower): a line no writer of ours made.
+        # json.loads (or in decode, a level or two shallower): a line no writer of ours made.
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             if last and not complete:
                 truncated = True
@@ -219,30 +250,51 @@ def write_findings(
     folder: str | os.PathLike[str],
     findings: Sequence[Mapping[str, Any]],
     experiment: str | None = None,
+    *,
+    run_id: str | None = None,
+    last_step: int | None = None,
 ) -> Path:
-    """Write ``folder/findings.json``: ``{"experiment": experiment, "findings": [...]}``, NaN and
-    infinity encoded as in the records; its path. The file is replaced whole (written aside,
-    then renamed), so a reader never sees half of it."""
+    """Write ``folder/findings.json``: the ``findings``, the ``experiment``'s name, and the
+    ``run_id`` and ``last_step`` of the records they were built from (so a reader can tell stale
+    findings), NaN and infinity encoded as in the records; its path. The file is replaced whole
+    (:func:`optiscope.core.files.write_atomic`), so a reader never sees half of it."""
     path = Path(folder) / schema.FINDINGS_FILE
-    payload = {schema.EXPERIMENT: experiment, schema.FINDINGS: [dict(f) for f in findings]}
-    text = json.dumps(_encode(payload), indent=2, allow_nan=False) + "\n"
-    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = {
+        schema.EXPERIMENT: experiment,
+        schema.RUN_ID: run_id,
+        schema.LAST_STEP: last_step,
+        schema.FINDINGS: [dict(f) for f in findings],
+    }
+    text = json.dumps(encode(payload), indent=2, allow_nan=False) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        aside.write_text(text, encoding="utf-8")
-        os.replace(aside, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):  # the write's error is the one to tell
-            aside.unlink(missing_ok=True)
+        return write_atomic(path, text)
+    except OutputError as err:
+        cause = err.__cause__
+        why = (cause.strerror if isinstance(cause, OSError) else None) or cause or err
         raise RecordsError(
-            f"cannot write the findings to {str(path)!r}: {err.strerror or err}. Expected a "
-            "writable run folder; make it writable, or write the run elsewhere"
-        ) from err
-    return path
+            f"cannot write the findings to {str(path)!r}: {why}. Expected a writable run "
+            "folder with room for them; make it writable, free some space, or write the run "
+            "elsewhere"
+        ) from cause
+
+
+@dataclass
+class FindingsFile:
+    """What ``findings.json`` holds: the findings and the run (id, last step) they describe."""
+
+    findings: list[dict[str, Any]]
+    run_id: str | None = None
+    last_step: int | None = None
+
+
+def last_step(records: Iterable[Any]) -> int | None:
+    """The largest step of the ``step`` records, None without any."""
+    return max((s for s in map(step_of, records) if s is not None), default=None)
 
 
 def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The findings in ``folder/findings.json``, as the dicts :func:`write_findings` wrote.
+    """The findings in ``folder/findings.json``, as the dicts :func:`write_findings` wrote
+    (:func:`load_findings` also says which run they describe).
 
     Raises :class:`RecordsError` on a file missing, unreadable or not of that shape; where it
     is missing, the error's ``__cause__`` is the :class:`FileNotFoundError` (a run whose Monitor
@@ -258,7 +310,7 @@ def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
             "from the records"
         ) from err
     try:
-        payload = _decode(json.loads(data.decode("utf-8")))
+        payload = decode(json.loads(data.decode("utf-8")))
         items = payload.get(schema.FINDINGS) if isinstance(payload, dict) else None
         if not isinstance(items, list) or not all(
             isinstance(f, dict) and isinstance(f.get(schema.CHALLENGE), str) for f in items
@@ -273,3 +325,17 @@ def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
             "The file was edited or cut short; delete it and run `optiscope report` to recompute it"
         ) from err
     return items
+
+
+def load_findings(folder: str | os.PathLike[str]) -> FindingsFile:
+    """``folder/findings.json`` with the identity of the run it was built from (None where a
+    file of an older version does not say); raises as :func:`read_findings` does."""
+    items = read_findings(folder)
+    payload = json.loads((Path(folder) / schema.FINDINGS_FILE).read_bytes().decode("utf-8"))
+    run = payload.get(schema.RUN_ID)
+    last = payload.get(schema.LAST_STEP)
+    return FindingsFile(
+        items,
+        run if isinstance(run, str) else None,
+        last if isinstance(last, int) and not isinstance(last, bool) else None,
+    )

@@ -41,7 +41,8 @@ RECORD_TYPES = (HEADER, STEP_RECORD, HIDDEN_GRADIENTS, LAYER_GRADIENTS, ANALYSIS
 # Header fields the writer owns: a user's header must not set them.
 SCHEMA = "schema"
 TIME = "time"
-RESERVED_HEADER = (TYPE, SCHEMA, TIME)
+RUN_ID = "run_id"  # a new random id per run: findings and reports name the run they describe
+RESERVED_HEADER = (TYPE, SCHEMA, TIME, RUN_ID)
 
 # Step quantities. The cheap probe, every step:
 LOSS = "loss"
@@ -140,9 +141,14 @@ VERSIONS = (OPTISCOPE_VERSION, TORCH_VERSION, PYTHON_VERSION)
 # A run folder's files.
 RECORDS_FILE = "records.jsonl"
 FINDINGS_FILE = "findings.json"
+REPORT_FILE = "report.html"
+RUN_FILES = (RECORDS_FILE, FINDINGS_FILE, REPORT_FILE)
+LOCK_FILE = ".optiscope.lock"  # held while a run writes; its holder's pid in LOCK_FILE + ".pid"
 
-# findings.json: {"experiment": ..., "findings": [FINDING, ...]}, a FINDING one verdict with
-# these fields (Finding.to_dict in optiscope.diagnosis writes them).
+# findings.json: {"experiment": ..., "run_id": ..., "last_step": ..., "findings": [FINDING, ...]},
+# built from the records of run RUN_ID up to step LAST_STEP; a FINDING is one verdict with these
+# fields (Finding.to_dict in optiscope.diagnosis writes them).
+LAST_STEP = "last_step"
 FINDINGS = "findings"
 CHALLENGE = "challenge"
 SEVERITY = "severity"

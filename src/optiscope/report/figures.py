@@ -389,7 +389,9 @@ def heatmap(name: str, rows: list[tuple[float, list[float]]], _run: Run) -> str:
         ticks = np.linspace(0, len(rows) - 1, min(len(rows), 6)).astype(int)
         ax.set_yticks(ticks, labels=[f"{rows[t][0]:.0f}" for t in ticks])
     ax.set(
-        xlabel="time step t", ylabel="training step", title=f"hidden-state gradient norms: {name}"
+        xlabel="time step t",
+        ylabel="training step",
+        title=f"hidden-state gradient norms: {_plot.plain(name)}",
     )
     return _svg(fig)
 

@@ -26,6 +26,12 @@ class PlotUnavailable(OptiscopeError):
     """matplotlib, which draws the pictures, is not installed."""
 
 
+def plain(text: str) -> str:
+    """``text`` as matplotlib shows it literally: a ``$`` in a user's name (a module, an
+    experiment) would otherwise start mathtext, which draws it as math or fails the figure."""
+    return text.replace("$", r"\$")
+
+
 def _figure(width: float = 6.4, height: float = 4.4) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -11,7 +11,7 @@ from torch import nn
 
 from optiscope.core.errors import OptiscopeError
 from optiscope.core.modules import aside
-from optiscope.problem.problem import _describe, first_line, scalar_loss
+from optiscope.problem.problem import _describe, first_line, loss_hint, scalar_loss
 
 
 class ExperimentError(OptiscopeError):
@@ -139,7 +139,7 @@ class Experiment:
             raise ExperimentError(
                 f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
                 f"({_describe(targets)}) of the first batch: {first_line(err)}"
-                f"{_loss_hint(self.loss_fn, out, targets)}"
+                f"{loss_hint(self.loss_fn, out, targets)}"
             ) from err
         scalar_loss(loss, "on the first batch", ExperimentError)
         if not bool(torch.isfinite(loss.detach())):
@@ -217,28 +217,3 @@ def _check_targets(loss_fn: Any, out: Any, targets: Any) -> None:
             f"{tuple(targets.shape)}: they would be broadcast against each other and the loss "
             "would be wrong. Give the targets the outputs' shape (e.g. targets.view(-1, 1))"
         )
-
-
-def _loss_hint(loss_fn: Any, out: Any, targets: Any) -> str:
-    if not (isinstance(out, torch.Tensor) and isinstance(targets, torch.Tensor)):
-        if not isinstance(out, torch.Tensor):
-            return (
-                f". The model returns {_describe(out)}: wrap the loss so that it picks the "
-                "tensor to compare, e.g. loss_fn=lambda out, y: criterion(out['logits'], y)"
-            )
-        return ""
-    if out.ndim and targets.ndim and out.shape[0] != targets.shape[0]:
-        return (
-            f". The outputs hold {out.shape[0]} samples and the targets {targets.shape[0]}: "
-            "each batch needs one target per input"
-        )
-    if (
-        isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
-        and targets.is_floating_point()
-        and targets.shape != out.shape
-    ):
-        return (
-            ". Class indices must be integers: convert the targets with targets.long() (float "
-            "targets are read as class probabilities, of the outputs' shape)"
-        )
-    return ""
