@@ -19,6 +19,7 @@ from optiscope.records.log import (
     Records,
     RecordsError,
     RecordWriter,
+    last_step,
     read_findings,
     read_records,
 )
@@ -198,7 +199,14 @@ def test_every_user_string_is_escaped(tmp_path):
         schema.REMEDY: EVIL,
     }
     finding[schema.EVIDENCE] = {EVIL: EVIL, "n": [EVIL]}
-    payload = {schema.EXPERIMENT: EVIL, schema.FINDINGS: [finding]}
+    # The findings of this very run (its id and last step), so the report renders them.
+    log = read_records(tmp_path)
+    payload = {
+        schema.EXPERIMENT: EVIL,
+        schema.RUN_ID: log.header[schema.RUN_ID],
+        schema.LAST_STEP: last_step(log.records),
+        schema.FINDINGS: [finding],
+    }
     (tmp_path / "findings.json").write_text(json.dumps(payload))
     text = write_report(tmp_path).read_text()
     assert "<script" not in text.lower()
@@ -368,7 +376,7 @@ def test_the_report_of_a_diagnosis_shows_the_statement_and_an_error(tmp_path, mo
 
 
 def test_a_report_that_cannot_save_the_findings_says_why(tmp_path, monkeypatch):
-    def refuse(folder, findings, experiment):
+    def refuse(folder, findings, experiment, **identity):
         raise RecordsError("cannot write") from PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(runner_report, "write_findings", refuse)

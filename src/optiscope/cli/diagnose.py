@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import optiscope
+from optiscope import OptiscopeError
 from optiscope.cli import _term
 from optiscope.monitor import PRESETS, MonitorError
+from optiscope.records.folder import fresh_folder, holds_run
 from optiscope.training.builtins import BUILTINS
 
 
@@ -25,7 +28,17 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument("experiment", nargs="?", default="digits-mlp")
-    p.add_argument("--out", default=None, help="output folder (default runs/EXPERIMENT)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default runs/EXPERIMENT, or runs/EXPERIMENT-2, -3, ... when it "
+        "already holds a run)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in the output folder (its records, findings and report)",
+    )
     p.add_argument("--preset", default="curvature", help="default, curvature or full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -50,10 +63,22 @@ def run(args: argparse.Namespace) -> int:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
     exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     exp.check()  # a batch the model cannot take fails here, before anything is written
-    out = args.out or f"runs/{exp.name}"
+    out = Path(args.out or f"runs/{exp.name}")
+    if holds_run(out) and not args.overwrite:
+        if args.out is not None:
+            raise OptiscopeError(
+                f"{str(out)!r} already holds a run (one run per folder): pass --overwrite to "
+                f"replace it, or a fresh folder, e.g. --out {fresh_folder(out)}"
+            )
+        out = fresh_folder(out)  # the default folder is taken: the next free one
     with _term.progress("training", not args.json) as show:
         result = optiscope.run_experiment(
-            exp, out, preset=args.preset, progress=show, tensorboard=args.tensorboard
+            exp,
+            out,
+            preset=args.preset,
+            progress=show,
+            tensorboard=args.tensorboard,
+            overwrite=args.overwrite,
         )
     optiscope.write_report(result.out)
     if args.json:
@@ -61,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     footer = f"records, findings and report.html in {result.out}/"
+    if result.write_error:
+        footer = f"{footer}\nnot everything could be written: {result.write_error}"
     if result.stopped:
         footer = f"training stopped: {result.stopped}\n{footer}"
     _term.verdicts(

@@ -377,6 +377,7 @@ def render_report(
 
     h = run.header
     name = h.get(schema.EXPERIMENT) or name_hint or "run"
+    run_id = h.get(schema.RUN_ID) or "unnamed"
     steps_done = [float(step) for step in map(step_of, run.records) if step is not None]
     last = max(steps_done) if steps_done else math.nan
     planned = number(h.get(schema.STEPS))
@@ -443,12 +444,15 @@ def render_report(
         "</table></section>",
         f'<section id="overview"><h2>Overview</h2>{overview}</section>',
         *sections,
-        "<footer>Written by optiscope from the run's records.jsonl and findings.json; "
-        "self-contained, no network needed.</footer>",
+        f"<footer>Written by optiscope from the records.jsonl of run {esc(run_id)} up to step "
+        f"{esc(_fmt(last))} and their findings; self-contained, no network needed.</footer>",
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # The run and its last step: which records this page shows, for a reader to compare.
+        f'<meta name="optiscope-run" content="{esc(run_id)}">'
+        f'<meta name="optiscope-last-step" content="{esc(_fmt(last))}">'
         f"<title>optiscope report: {esc(name)}</title><style>{_CSS}</style></head><body>\n"
         + "\n".join(b for b in body if b)
         + "\n</body></html>\n"

@@ -11,9 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from optiscope.core.files import OutputError, write_atomic
 from optiscope.diagnosis import diagnose
 from optiscope.records import schema
-from optiscope.records.log import Records, RecordsError, read_findings, read_records, write_findings
+from optiscope.records.folder import holder
+from optiscope.records.log import (
+    Records,
+    RecordsError,
+    last_step,
+    load_findings,
+    read_records,
+    write_findings,
+)
 from optiscope.report.page import ReportError, render_report
 
 _MISSING = "findings.json was missing: the verdicts were recomputed from the records"
@@ -25,26 +34,54 @@ _UNREADABLE = "findings.json was unreadable: the verdicts were recomputed from t
 
 
 def _findings(run_dir: Path, log: Records, save: bool) -> tuple[list[dict[str, Any]], str]:
-    """The findings of the run and a note on where they came from ("" when from its file)."""
+    """The findings of the run and a note on where they came from ("" when from its file).
+
+    ``findings.json`` is used only when it names the records' run and their last step; else
+    the verdicts are recomputed, and with ``save`` written, unless a live run holds the folder.
+    """
+    run_id, last = log.header.get(schema.RUN_ID), last_step(log.records)
     try:
-        return read_findings(run_dir), ""
+        found = load_findings(run_dir)
     except RecordsError as err:
-        missing = isinstance(err.__cause__, FileNotFoundError)
-    # Recomputed in memory; saved only where asked and only where the file was missing (an
-    # unreadable one is left for a person to look at).
+        if not isinstance(err.__cause__, FileNotFoundError):
+            return [f.to_dict() for f in diagnose(log)], _UNREADABLE  # left for a person
+        why = _MISSING
+    else:
+        if found.run_id == run_id and found.last_step == last:
+            return found.findings, ""
+        if found.run_id != run_id:
+            why = (
+                f"findings.json described another run (run id {found.run_id}, not {run_id}): "
+                "the verdicts were recomputed from the records"
+            )
+        else:
+            why = (
+                f"findings.json was built from the records up to step {found.last_step}, but "
+                f"they reach step {last}: the verdicts were recomputed from the records"
+            )
     findings = [f.to_dict() for f in diagnose(log)]
-    if not missing:
-        return findings, _UNREADABLE
+    live = holder(run_dir)
+    if live is not None:
+        return findings, (
+            f"{why}. The run is still being written (process {live}): the report shows what "
+            "was recorded so far, and findings.json is left to the run."
+        )
     if not save:
-        return findings, f"{_MISSING}. {_NEVER_CLOSED}"
+        return findings, f"{why}. {_NEVER_CLOSED}"
     name = log.header.get(schema.EXPERIMENT)
     try:
-        path = write_findings(run_dir, findings, name if isinstance(name, str) else None)
+        path = write_findings(
+            run_dir,
+            findings,
+            name if isinstance(name, str) else None,
+            run_id=run_id if isinstance(run_id, str) else None,
+            last_step=last,
+        )
     except RecordsError as err:
         cause = err.__cause__
-        why = (cause.strerror if isinstance(cause, OSError) else None) or cause or err
-        return findings, f"{_MISSING} (they could not be saved: {why}). {_NEVER_CLOSED}"
-    return findings, f"{_MISSING} and written to {path}. {_NEVER_CLOSED}"
+        why_not = (cause.strerror if isinstance(cause, OSError) else None) or cause or err
+        return findings, f"{why} (they could not be saved: {why_not}). {_NEVER_CLOSED}"
+    return findings, f"{why} and written to {path}. {_NEVER_CLOSED}"
 
 
 def render_run(run_dir: str | os.PathLike[str], *, save_findings: bool = False) -> str:
@@ -78,13 +115,13 @@ def write_report(
     ``run_dir/report.html``); its path. With ``save_findings``, a missing
     ``run_dir/findings.json`` (a run cut short) is recomputed from the records and written."""
     text = render_run(run_dir, save_findings=save_findings)
-    path = Path(out) if out is not None else Path(run_dir) / "report.html"
+    path = Path(out) if out is not None else Path(run_dir) / schema.REPORT_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
+        return write_atomic(path, text)
+    except OutputError as err:
+        cause = err.__cause__
+        why = (cause.strerror if isinstance(cause, OSError) else None) or str(err)
         raise ReportError(
-            f"cannot write the report to {str(path)!r}: {err.strerror or err}. Expected a "
-            "writable place; pass another --out"
+            f"cannot write the report to {str(path)!r}: {why}. Expected a writable place; "
+            "pass another --out"
         ) from err
-    return path

@@ -31,6 +31,8 @@ class RunResult:
     findings: list[Finding]
     seconds: float
     stopped: str | None = None  # why training stopped early (a non-finite loss or gradient)
+    # Why some records or the findings could not be written (a full disk), if so.
+    write_error: str | None = None
 
 
 # Parameter snapshots kept for the trajectory's principal components, and their memory cap.
@@ -141,6 +143,7 @@ def run_experiment(
     preset: str = "curvature",
     progress: Callable[[int, int], None] | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train ``exp`` under a :class:`~optiscope.Monitor`, analyse the point it reaches, and
     diagnose the run.
@@ -156,6 +159,7 @@ def run_experiment(
       principal plane (``trajectory``) and the loss surface on it (``surface``);
     - ``findings.json``: the verdict on each challenge (written by the Monitor as it closes).
 
+    ``out`` must hold no run unless ``overwrite`` (one run per folder; see :class:`Monitor`).
     With ``tensorboard``, every quantity is also written there as TensorBoard events.
     ``progress(done, total)`` is called after each step. Torch is seeded with ``exp.seed``.
 
@@ -201,6 +205,7 @@ def run_experiment(
         # Policy: a non-finite loss or gradient ends training there (every later step would be
         # NaN too); the records up to it are diagnosed and the end point is not analysed.
         on_nonfinite="raise",
+        overwrite=overwrite,
     )
     keep = _snapshot_steps(exp)
     snapshots = [start.clone()] if 0 in keep else []
@@ -228,4 +233,5 @@ def run_experiment(
             _final_point(exp, monitor, start, snapshots)
     finally:
         findings = monitor.close()
-    return RunResult(out, findings, time.perf_counter() - t0, stopped)
+    seconds = time.perf_counter() - t0
+    return RunResult(out, findings, seconds, stopped, monitor.write_error)
