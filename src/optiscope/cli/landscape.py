@@ -31,6 +31,7 @@ without writing, so the same numbers are reachable from Python.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -44,6 +45,7 @@ from typing import Any
 
 import optiscope
 from optiscope.core import shard
+from optiscope.core.files import write_atomic
 from optiscope.landscape.line import LandscapeError, loss_or_nan
 from optiscope.landscape.symmetry import SymmetryError
 from optiscope.problem.problem import load_flat_parameters
@@ -641,14 +643,16 @@ def run(args: argparse.Namespace) -> int:
         ) from err
     payload = encode(result.payload)
     files = [out / "landscape.json"]
-    files[0].write_text(json.dumps(payload, indent=1) + "\n")
+    write_atomic(files[0], json.dumps(payload, indent=1) + "\n")
     if result.arrays:
         files.append(out / "landscape.npz")
         arrays: dict[str, Any] = {
             k: v if isinstance(v, np.ndarray) else np.asarray(v, dtype=np.float64)
             for k, v in result.arrays.items()
         }
-        np.savez(files[-1], **arrays)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        write_atomic(files[-1], buf.getvalue())
     picture = out / f"landscape.{args.format}"
     missing = None
     try:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optiscope.core.files import write_atomic
 from optiscope.lab._experiments import ORDER  # importing registers them
 from optiscope.lab._framework import REGISTRY, Entry, Lab, LabError, Result
 
@@ -64,7 +65,7 @@ def run(name: str, *, out: str | Path | None = None, seed: int = 0, small: bool 
     )
     if folder is not None:
         text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
-        (folder / "result.json").write_text(text + "\n")
+        write_atomic(folder / "result.json", text + "\n")
     return result
 
 
@@ -94,8 +95,9 @@ def _number(v: Any) -> str:
 
 def write_index(out: Path, results: list[Result]) -> Path:
     """OUT/index.json and a self-contained OUT/index.html listing every experiment."""
-    (out / "index.json").write_text(
-        json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False) + "\n"
+    write_atomic(
+        out / "index.json",
+        json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False) + "\n",
     )
     rows = []
     for r in results:
@@ -128,6 +130,4 @@ def write_index(out: Path, results: list[Result]) -> Path:
         f"<h1>optiscope lab: Deep Learning sec. 8.2</h1><p>{done} of {len(results)} claims "
         f"reproduced on this run.</p>{''.join(rows)}</body></html>\n"
     )
-    path = out / "index.html"
-    path.write_text(page)
-    return path
+    return write_atomic(out / "index.html", page)

@@ -8,6 +8,7 @@ no change to the process's matplotlib backend or state.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from optiscope.core.errors import OptiscopeError
+from optiscope.core.files import write_atomic
 
 FORMATS = ("png", "svg")
 # Colours switch to a log scale when the largest positive loss is this many times the smallest.
@@ -52,8 +54,9 @@ def _save(fig: Any, path: str | Path) -> Path:
         raise OptiscopeError(
             f"cannot write a picture to {str(path)!r}: expected a name ending in .png or .svg"
         )
-    fig.savefig(path, format=fmt, dpi=120 if fmt == "png" else None)
-    return path
+    buf = io.BytesIO()  # drawn whole first: a failed write leaves no half picture
+    fig.savefig(buf, format=fmt, dpi=120 if fmt == "png" else None)
+    return write_atomic(path, buf.getvalue())
 
 
 def _finite(values: Sequence[float | None]) -> np.ndarray:
