@@ -73,6 +73,9 @@ class OptiscopeTrainerCallback(TrainerCallback):
         micro-batch of the step.
     header:
         Extra facts for the records header.
+    overwrite:
+        Replace a run already in ``out`` (its records, findings and report); by default a
+        folder that holds one is refused, as by :class:`optiscope.Monitor`.
 
     After ``train``, :attr:`findings` holds the findings (empty on processes other than 0).
     """
@@ -86,6 +89,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
         batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
         every: Mapping[str, int] | None = None,
         header: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.out = os.fspath(out)
         self.preset = preset
@@ -93,6 +97,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
         self.batch_fn = batch_fn
         self.every = dict(every) if every is not None else None
         self.header = dict(header or {})
+        self.overwrite = overwrite
         self.monitor: Monitor | None = None
         self.findings: list[Finding] | None = None
         self._handle: Any = None
@@ -150,6 +155,7 @@ class OptiscopeTrainerCallback(TrainerCallback):
             loss_fn=self.loss_fn,
             preset=self.preset,
             every=self.every,
+            overwrite=self.overwrite,
         )
         self._handle = model.register_forward_hook(self._capture, with_kwargs=True)
         self._losses = []

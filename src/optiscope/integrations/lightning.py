@@ -62,6 +62,9 @@ class OptiscopeCallback(pl.Callback):
         it is a pair). With gradient accumulation they measure on the last batch of the step.
     header:
         Extra facts for the records header.
+    overwrite:
+        Replace a run already in ``out`` (its records, findings and report); by default a
+        folder that holds one is refused, as by :class:`optiscope.Monitor`.
 
     After ``fit``, :attr:`findings` holds the findings (empty on ranks other than 0).
     """
@@ -75,6 +78,7 @@ class OptiscopeCallback(pl.Callback):
         batch_fn: Callable[[Any], tuple[Any, Any]] | None = None,
         every: Mapping[str, int] | None = None,
         header: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         super().__init__()
         self.out = os.fspath(out)
@@ -83,6 +87,7 @@ class OptiscopeCallback(pl.Callback):
         self.batch_fn = batch_fn or default_batch_fn
         self.every = dict(every) if every is not None else None
         self.header = dict(header or {})
+        self.overwrite = overwrite
         self.monitor: Monitor | None = None
         self.findings: list[Finding] | None = None
         self._optimizer: torch.optim.Optimizer | None = None
@@ -122,6 +127,7 @@ class OptiscopeCallback(pl.Callback):
             loss_fn=self.loss_fn,
             preset=self.preset,
             every=self.every,
+            overwrite=self.overwrite,
         )
         self._loss = None
 
