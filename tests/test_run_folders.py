@@ -388,7 +388,7 @@ def test_two_diagnose_runs_into_one_folder_one_is_refused_the_other_is_whole(tmp
     assert codes == [0, 2], results
     refused = next(err for _, err, rc in results if rc == 2)
     assert refused.count("\n") == 1 and (
-        "already holds a run" in refused or "is being written by process" in refused
+        "already holds a run" in refused or "one run writes to a folder at a time" in refused
     )
     log = optiscope.read_records(out)
     payload = json.loads((out / "findings.json").read_text())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -97,6 +98,11 @@ class RunLock:
             self._lock.acquire()
         except Timeout:
             pid = _read_pid(self.folder)
+            for _ in range(25):  # the holder writes its pid just after taking the lock
+                if pid > 0:
+                    break
+                time.sleep(0.02)
+                pid = _read_pid(self.folder)
             who = f"process {pid}" if pid > 0 else "another process"
             raise RecordsError(
                 f"{str(self.folder)!r} is being written by {who}: one run writes to a folder at "
