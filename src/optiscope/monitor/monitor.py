@@ -559,7 +559,13 @@ class Monitor:
                 self.findings = diagnose(self.history)
             return
         folder = self._lock.folder
-        log = read_records(folder)
+        try:
+            log = read_records(folder)
+        except RecordsError as err:  # the file was removed or edited under the run
+            self.write_error = str(err)
+            warnings.warn(f"optiscope: {self.write_error}", RuntimeWarning, stacklevel=3)
+            self.findings = diagnose(self.history)
+            return
         records = log.records + self.history  # history holds only what the disk did not take
         self.findings = diagnose(records)
         if self.write_error is not None:

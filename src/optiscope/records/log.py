@@ -292,14 +292,8 @@ def last_step(records: Iterable[Any]) -> int | None:
     return max((s for s in map(step_of, records) if s is not None), default=None)
 
 
-def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The findings in ``folder/findings.json``, as the dicts :func:`write_findings` wrote
-    (:func:`load_findings` also says which run they describe).
-
-    Raises :class:`RecordsError` on a file missing, unreadable or not of that shape; where it
-    is missing, the error's ``__cause__`` is the :class:`FileNotFoundError` (a run whose Monitor
-    never closed has none).
-    """
+def _read_findings(folder: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict]:
+    """The findings file's findings and its whole payload; raises as :func:`read_findings`."""
     path = Path(folder) / schema.FINDINGS_FILE
     try:
         data = path.read_bytes()
@@ -324,14 +318,24 @@ def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
             f"..., ...}}, ...]}}, got {data[:60]!r}{'...' if len(data) > 60 else ''} ({err}). "
             "The file was edited or cut short; delete it and run `optiscope report` to recompute it"
         ) from err
-    return items
+    return items, payload
+
+
+def read_findings(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The findings in ``folder/findings.json``, as the dicts :func:`write_findings` wrote
+    (:func:`load_findings` also says which run they describe).
+
+    Raises :class:`RecordsError` on a file missing, unreadable or not of that shape; where it
+    is missing, the error's ``__cause__`` is the :class:`FileNotFoundError` (a run whose Monitor
+    never closed has none).
+    """
+    return _read_findings(folder)[0]
 
 
 def load_findings(folder: str | os.PathLike[str]) -> FindingsFile:
     """``folder/findings.json`` with the identity of the run it was built from (None where a
     file of an older version does not say); raises as :func:`read_findings` does."""
-    items = read_findings(folder)
-    payload = json.loads((Path(folder) / schema.FINDINGS_FILE).read_bytes().decode("utf-8"))
+    items, payload = _read_findings(folder)
     run = payload.get(schema.RUN_ID)
     last = payload.get(schema.LAST_STEP)
     return FindingsFile(
