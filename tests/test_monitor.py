@@ -374,3 +374,120 @@ def test_every_probe_declares_names_the_schema_holds():
         assert probe.writes and set(probe.writes) <= known, probe.name
     for preset in PRESETS.values():
         assert set(preset) <= set(TIERS)
+
+
+class _TinyCausalLM(nn.Module):
+    """Embeddings, one causal self-attention block (PyTorch's fused kernel), LayerNorm and a
+    head tied to the embeddings: the shape of a small GPT."""
+
+    def __init__(self, vocab: int = 11, width: int = 16) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, width)
+        self.block = nn.TransformerEncoderLayer(width, 2, 32, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.head(self.block(self.emb(x), src_mask=mask, is_causal=True))
+
+
+def _lm_loss(out, y):
+    return nn.functional.cross_entropy(out.flatten(0, 1), y.flatten())
+
+
+def test_hessian_vector_products_run_through_fused_attention():
+    """Double backward through the fused attention kernel is not implemented in PyTorch; the
+    Problem runs attention on the math kernel, the same function: H v against central
+    differences of the gradient (float64: the truncation error is O(eps^2) ~ 1e-10)."""
+    import optiscope
+
+    torch.manual_seed(0)
+    model = _TinyCausalLM().double().eval()
+    x, y = torch.randint(0, 11, (4, 6)), torch.randint(0, 11, (4, 6))
+    problem = optiscope.Problem(model, _lm_loss, (x, y))
+    v = torch.randn(problem.num_params, dtype=torch.float64)
+    eps = 1e-5
+    fd = (problem.gradient(problem.point + eps * v) - problem.gradient(problem.point - eps * v)) / (
+        2 * eps
+    )
+    assert torch.allclose(problem.hvp(v), fd, rtol=1e-5, atol=1e-7)
+
+
+def test_every_tier_measures_a_small_transformer_and_training_is_unchanged():
+    import optiscope
+    from optiscope.records import schema
+
+    def run(monitored):
+        torch.manual_seed(0)
+        model = _TinyCausalLM()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        gen = torch.Generator().manual_seed(1)
+        every = {"update": 1, "curvature": 1, "sharpness": 2, "noise": 1, "layer_gradients": 1}
+        mon = optiscope.Monitor(model, opt, loss_fn=_lm_loss, every=every) if monitored else None
+        for _ in range(4):
+            x = torch.randint(0, 11, (8, 6), generator=gen)
+            y = torch.randint(0, 11, (8, 6), generator=gen)
+            opt.zero_grad()
+            loss = _lm_loss(model(x), y)
+            loss.backward()
+            if mon is not None:
+                mon.step(loss, batch=(x, y))
+            opt.step()
+        return model, mon
+
+    plain, _ = run(False)
+    model, mon = run(True)
+    mon.close()
+    for a, b in zip(plain.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+    assert not [r for r in mon.history if r[schema.TYPE] == schema.PROBE_ERROR]
+    steps = [r[schema.VALUES] for r in mon.history if r[schema.TYPE] == schema.STEP_RECORD]
+    for key in (schema.GTHG, schema.PREDICTED_CHANGE, schema.TRACE_COV, schema.UPDATE_RATIO):
+        assert all(math.isfinite(v[key]) for v in steps), key
+    assert math.isfinite(steps[0][schema.SHARPNESS]) and schema.SHARPNESS in steps[2]
+
+
+def test_a_tier_that_fails_is_recorded_and_training_goes_on():
+    """A failing tier (here: a model whose eval-mode forward raises, as the tiers run in eval
+    mode) never stops the user's training: each failure is a probe_error record with its
+    reason, one warning says so, and the other tiers measure."""
+    import optiscope
+    from optiscope.records import schema
+
+    class EvalFails(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+
+        def forward(self, x):
+            if not self.training:
+                raise RuntimeError("this model has no eval mode")
+            return self.net(x)
+
+    _, _, x, y = _setup("sgd")
+    model = EvalFails()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    mon = optiscope.Monitor(model, opt, loss_fn=loss_fn, every={"curvature": 1, "update": 1})
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"the curvature tier failed at step 0 \(RuntimeError: this model has no eval "
+        r"mode\); recorded",
+    ):
+        for _ in range(3):
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            mon.step(loss, batch=(x, y))
+            opt.step()
+    mon.close()
+    errors = [r for r in mon.history if r[schema.TYPE] == schema.PROBE_ERROR]
+    assert [(r[schema.STEP], r[schema.PROBE]) for r in errors] == [
+        (0, "curvature"),
+        (1, "curvature"),
+        (2, "curvature"),
+    ]
+    assert errors[0][schema.ERROR] == "RuntimeError: this model has no eval mode"
+    steps = [r for r in mon.history if r[schema.TYPE] == schema.STEP_RECORD]
+    assert len(steps) == 3 and all(schema.UPDATE_NORM in r[schema.VALUES] for r in steps)

@@ -296,7 +296,7 @@ class Monitor:
         self._keep = out is None
         self.on_write_error = on_write_error
         self.write_error: str | None = None  # why the records stopped going to disk, if they did
-        self._warned_grads = False
+        self._failures: set[str] = set()  # the tiers that failed (warned once each)
         self._experiment = dict(header or {}).get(schema.EXPERIMENT)
         self.findings: list[Finding] = []
         self.step_count = 0
@@ -445,7 +445,10 @@ class Monitor:
             for probe in measured:
                 for question in probe.asks:
                     ctx.decisions[question] = self.decisions[question].decide(ctx.step)
-                probe.measure(ctx)
+                try:
+                    probe.measure(ctx)
+                except Exception as err:  # a tier must never cost the run its training
+                    self._failed(ctx, probe, err)
         finally:
             ctx.close()
         self.step_count += 1
@@ -453,6 +456,28 @@ class Monitor:
             probe.prepare(self.step_count)
         if self._hook is None:
             self._flush()
+
+    def _failed(self, ctx: StepContext, probe: Probe, err: Exception) -> None:
+        """Record why a tier failed at this step (and warn the first time): the run and the
+        other tiers go on. Under DDP every rank fails alike, as the ranks run the same code."""
+        text = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+        ctx.emit(
+            {
+                schema.TYPE: schema.PROBE_ERROR,
+                schema.STEP: ctx.step,
+                schema.PROBE: probe.name,
+                schema.ERROR: reason,
+            }
+        )
+        if probe.name not in self._failures:
+            self._failures.add(probe.name)
+            warnings.warn(
+                f"optiscope: the {probe.name} tier failed at step {ctx.step} ({reason}); "
+                f"recorded as a {schema.PROBE_ERROR} record, and training goes on",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _reduce(self, ctx: StepContext) -> None:
         """The loss of the global batch (the ranks' mean, as DDP averages gradients) and what
@@ -473,7 +498,10 @@ class Monitor:
         if ctx is None:
             return
         for probe in self._completers:
-            probe.after_update(ctx)
+            try:
+                probe.after_update(ctx)
+            except Exception as err:
+                self._failed(ctx, probe, err)
         self._flush()
 
     def _flush(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
 from optiscope.core.errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
@@ -78,7 +79,8 @@ def call_loss(loss_fn: Callable[[Any, Any], Any], out: Any, targets: Any, where:
     except (RuntimeError, TypeError, ValueError, IndexError) as err:
         raise ProblemError(
             f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
-            f"({_describe(targets)}){where}: {first_line(err)}{loss_hint(loss_fn, out, targets)}"
+            f"({_describe(targets)}){where}: {first_line(err).rstrip('.')}"
+            f"{loss_hint(loss_fn, out, targets)}"
         ) from err
 
 
@@ -460,11 +462,15 @@ class Problem:
                 "analyse an earlier checkpoint"
             )
 
-    def _context(self):
-        # cuDNN's RNN kernels have no double backward.
+    def _context(self) -> contextlib.ExitStack:
+        """The kernels a second-order pass needs: the fused attention kernels (flash, memory
+        efficient, on the CPU too) and cuDNN's RNN kernels have no double backward, so attention
+        runs on the math kernel (the same function) and cuDNN is off for RNNs on a GPU."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
         if self._has_rnn and self.device.type == "cuda":
-            return torch.backends.cudnn.flags(enabled=False)
-        return contextlib.nullcontext()
+            stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+        return stack
 
     def loss(self, theta: Tensor | None = None) -> float:
         """``F(theta)`` (default: at the point), without building a graph."""

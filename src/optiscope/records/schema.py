@@ -11,6 +11,8 @@ one has a ``type``:
   module owning parameters directly), inputs first.
 - ``analysis``: ``{"name": ANALYSIS, ...}``, a measurement of a point (the end of a run).
 - ``event``: ``{"name": EVENT, "step", ...}``, something that happened (training stopped).
+- ``probe_error``: ``{"step", "probe", "error"}``, a tier that failed at a step (the run went
+  on without its measurement).
 
 Probes, detectors, the report, the TensorBoard sink and the tests import these names; a rename
 is one edit here and a typo is an ImportError.
@@ -36,7 +38,17 @@ HIDDEN_GRADIENTS = "hidden_gradients"
 LAYER_GRADIENTS = "layer_gradients"
 ANALYSIS = "analysis"
 EVENT = "event"
-RECORD_TYPES = (HEADER, STEP_RECORD, HIDDEN_GRADIENTS, LAYER_GRADIENTS, ANALYSIS, EVENT)
+PROBE_ERROR = "probe_error"
+RECORD_TYPES = (
+    HEADER,
+    STEP_RECORD,
+    HIDDEN_GRADIENTS,
+    LAYER_GRADIENTS,
+    ANALYSIS,
+    EVENT,
+    PROBE_ERROR,
+)
+PROBE = "probe"  # the tier a probe_error names
 
 # Header fields the writer owns: a user's header must not set them.
 SCHEMA = "schema"
