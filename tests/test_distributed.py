@@ -327,3 +327,15 @@ def read_records_header(path: Path) -> dict:
     from optiscope import read_records
 
     return read_records(path).header
+
+
+def test_a_run_folder_refused_on_rank_0_stops_every_rank(tmp_path):
+    """Rank 0 alone writes, so rank 0 alone can find the folder taken; the ranks agree in one
+    collective, and every rank raises instead of waiting for rank 0 in training's collectives."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "records.jsonl").write_text("an earlier run\n")
+    run_distributed(HERE / "distributed_refusal.py", tmp_path, timeout=60)
+    assert "already holds a run" in (tmp_path / "rank0.txt").read_text()
+    assert "rank 0 could not take the run folder" in (tmp_path / "rank1.txt").read_text()
+    assert (run / "records.jsonl").read_text() == "an earlier run\n"

@@ -323,8 +323,28 @@ class Monitor:
 
             self._sinks.append(TensorBoardSink(tensorboard))
         self._lock: RunLock | None = None
+        refused: MonitorError | None = None
         if out is not None and self._writes:
-            self._writer = self._open(Path(os.fspath(out)), facts, overwrite)
+            try:
+                self._writer = self._open(Path(os.fspath(out)), facts, overwrite)
+            except MonitorError as err:
+                refused = err
+        if self._dist and out is not None:
+            # All ranks learn whether rank 0 took the folder: one refusing alone would leave
+            # the others waiting in the training's collectives.
+            taken = distributed.sums([float(refused is None)], self.params[0])[0]
+            if refused is None and taken < torch.distributed.get_world_size():
+                self._detach()
+                for sink in self._sinks:
+                    sink.close()
+                raise MonitorError(
+                    f"rank 0 could not take the run folder {os.fspath(out)!r} (its error says "
+                    "why): every rank stops with it"
+                )
+        if refused is not None:
+            for sink in self._sinks:
+                sink.close()
+            raise refused
         for sink in self._sinks:
             sink.write({schema.TYPE: schema.HEADER, **facts})
 
