@@ -4,17 +4,27 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.optiscope-installed
-# The tests cover every integration, so they install every extra (torch stays pinned).
+DEMO_STAMP := $(VENV)/.optiscope-demo
+# The tests cover every integration, so they install every extra (torch stays pinned); the demo
+# needs only matplotlib, for the report's figures.
 EXTRAS ?= dev,report,tensorboard,lightning,hf
+DEMO_EXTRAS ?= report
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: install browser demo test lint format bench clean
 
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq "$(TORCH)"
+	$(BIN)/python -m pip install -qq -c constraints.txt -e ".[$(DEMO_EXTRAS)]"
+	touch $(DEMO_STAMP)
+
+# The full install covers the demo's too.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq "$(TORCH)"
 	$(BIN)/python -m pip install -qq -c constraints.txt -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
@@ -24,7 +34,7 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		{ echo "make: cannot install Debian's chromium (needs root and apt-get)" >&2; exit 1; }
 
-demo: install
+demo: $(DEMO_STAMP)
 	$(BIN)/optiscope diagnose
 
 lint: install
