@@ -223,3 +223,58 @@ def test_a_run_that_diverges_stops_there_and_is_still_diagnosed(tmp_path, capsys
     )
     assert cliffs["severity"] == "critical" and f"at step {steps[-1]}" in cliffs["summary"]
     assert 'id="cliffs"' in (out / "report.html").read_text()
+
+
+HELPER = '''
+import torch
+from torch import nn
+
+
+class KeywordNet(nn.Module):
+    """Takes its inputs as keyword arguments, as Hugging Face models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, features):
+        return self.lin(features)
+
+
+def batches(n=8):
+    gen = torch.Generator().manual_seed(0)
+    return [
+        ({"features": torch.randn(16, 4, generator=gen)}, torch.randint(0, 3, (16,), generator=gen))
+        for _ in range(n)
+    ]
+'''
+
+EXPERIMENT = """
+import torch
+from torch import nn
+
+import optiscope
+from helper import KeywordNet, batches  # a sibling of this file
+
+
+def make(seed=0):
+    model = KeywordNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return optiscope.Experiment(model, nn.CrossEntropyLoss(), batches(), opt, steps=20)
+"""
+
+
+def test_an_experiment_file_imports_its_siblings_and_dict_inputs_are_keyword_arguments(
+    tmp_path, capsys
+):
+    """Dict inputs go to the model as keyword arguments in training, in every tier and in the
+    end analysis alike; the experiment file's folder is on the import path, as for python."""
+    (tmp_path / "helper.py").write_text(HELPER)
+    (tmp_path / "exp.py").write_text(EXPERIMENT)
+    out = tmp_path / "run"
+    assert main(["diagnose", f"{tmp_path / 'exp.py'}:make", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert len(payload["findings"]) == 8
+    log = read_records(out)
+    assert log.series("gthg")[0] and log.series("trace_cov")[0]  # the tiers measured
+    assert [r["name"] for r in log.records if r["type"] == "analysis"][:1] == ["final_point"]

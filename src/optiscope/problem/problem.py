@@ -124,6 +124,17 @@ def _is_one_batch(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], Tensor)
 
 
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """``model`` on a batch's inputs as everything in optiscope calls it (the training loop, the
+    Problem, the tiers): a dict as keyword arguments (Hugging Face style), a tuple or list as
+    positional ones, anything else as the one argument."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
 def _call(model: nn.Module, params: dict[str, Tensor], inputs: Any) -> Any:
     if isinstance(inputs, dict):
         return functional_call(model, params, (), inputs)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from optiscope.core.errors import ProblemError
 from optiscope.core.modules import RECURRENT
+from optiscope.problem.problem import call_model
 
 _ACTIVE: list[dict[str, list[Tensor]]] = []
 
@@ -141,7 +142,7 @@ def hidden_state_gradients(
     gradients and random number generators are left as they were.
     """
     with torch.random.fork_rng(devices=[]), _exposed(model) as found:
-        out = model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+        out = call_model(model, inputs)
         loss = loss_fn(out, targets)
         names = [n for n, hs in found.items() if hs]
         if not names:

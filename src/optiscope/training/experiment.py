@@ -11,7 +11,7 @@ from torch import nn
 
 from optiscope.core.errors import OptiscopeError
 from optiscope.core.modules import aside
-from optiscope.problem.problem import _describe, first_line, loss_hint, scalar_loss
+from optiscope.problem.problem import _describe, call_model, first_line, loss_hint, scalar_loss
 
 
 class ExperimentError(OptiscopeError):
@@ -125,7 +125,7 @@ class Experiment:
 
     def _check_batch(self, inputs: Any, targets: Any) -> None:
         try:
-            out = self.model(inputs)
+            out = call_model(self.model, inputs)
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             raise ExperimentError(
                 f"the model could not take the first batch: inputs are {_describe(inputs)} "

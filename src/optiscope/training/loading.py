@@ -73,6 +73,11 @@ def load_experiment(spec: str, seed: int = 0) -> Experiment:
             raise ExperimentError(f"cannot import {where!r} as a Python file")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
+        # As `python file.py` does: the file's folder first on the path, so that it imports
+        # its siblings (``import helper``), at load time and later, when its factory runs.
+        folder = os.path.dirname(os.path.abspath(where))
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         try:
             loader_spec.loader.exec_module(module)
         except Exception as err:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import NonFiniteError
-from optiscope.problem.problem import _describe
+from optiscope.problem.problem import _describe, call_model
 from optiscope.training.experiment import Experiment, ExperimentError
 
 Hook = Callable[[int, Tensor], None]
@@ -50,7 +50,9 @@ def train(
     Parameters
     ----------
     model, loss_fn:
-        The model and ``loss_fn(model(inputs), targets)``, a scalar tensor.
+        The model and ``loss_fn(model(inputs), targets)``, a scalar tensor. Inputs that are a
+        dict are passed as keyword arguments, a tuple or list as positional ones, as the
+        Problem and the Monitor's tiers call the model (``problem.problem.call_model``).
     batches:
         ``(inputs, targets)`` pairs, one per step, read once (cycle them yourself for epochs).
     optimizer:
@@ -87,7 +89,7 @@ def train(
     steps = 0
     for step, (inputs, targets) in enumerate(batches, 1):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(inputs), targets)
+        loss = loss_fn(call_model(model, inputs), targets)
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             raise ExperimentError(
                 f"loss_fn returned {_describe(loss)} at step {step}, expected a scalar tensor: "
