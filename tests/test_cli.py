@@ -45,3 +45,20 @@ def test_bad_arguments_give_one_readable_line_and_exit_2():
         "got --steps -3, --batch-size 64, --lr 0.05"
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_analyze_without_evaluation_data_measures_on_the_first_batch(tmp_path, capsys):
+    """An experiment without eval_data is analysed on its first batch, as diagnose's end
+    analysis is, not on every training batch (each product would pass over them all)."""
+    (tmp_path / "many.py").write_text(
+        "import torch\nfrom torch import nn\nimport optiscope\n\n\n"
+        "def make(seed=0):\n"
+        "    gen = torch.Generator().manual_seed(seed)\n"
+        "    data = [(torch.randn(32, 4, generator=gen), torch.randint(0, 3, (32,), generator=gen))"
+        " for _ in range(50)]\n"
+        "    model = nn.Linear(4, 3)\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    return optiscope.Experiment(model, nn.CrossEntropyLoss(), data, opt, steps=5)\n"
+    )
+    assert main(["analyze", f"{tmp_path / 'many.py'}:make", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 32  # one batch, not 50 * 32

@@ -81,7 +81,9 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
     if args.experiment is not None:
         exp = optiscope.load_experiment(args.experiment, seed=args.seed)
         model, loss_fn, name = exp.model, exp.loss_fn, exp.name
-        data: Any = exp.eval_data if exp.eval_data is not None else exp.data
+        # Without evaluation data, the first batch, as the end-of-run analysis of diagnose:
+        # every training batch would make each product a pass over the whole data set.
+        data: Any = exp.eval_data if exp.eval_data is not None else next(iter(exp.data))
     else:
         model, loss_fn = digits_mlp(), torch.nn.CrossEntropyLoss()
         data, name = digits(), "digits-mlp 64-256-256-10"
