@@ -174,3 +174,17 @@ def test_landscape_refuses_a_checkpoint_where_it_has_no_meaning(capsys):
     err = capsys.readouterr().err
     assert re.findall(r"got --kind \w+", err) == ["got --kind restarts", "got --kind surface"]
     assert "--directions pca (the plane of a training trajectory" in err
+
+
+def test_a_surface_around_a_checkpoint_prints_no_training_path(tmp_path, capsys):
+    """A checkpoint has no trajectory: the surface says so and gives the distance from the
+    initial point, rather than a "path length" that was the distance under another name."""
+    torch.save(trained_logistic().state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "plane"
+    argv = ["landscape", "logistic-control", "--kind", "surface", "--steps", "3"]
+    assert main([*argv, "--checkpoint", str(tmp_path / "w.pt"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no training path (a checkpoint): distance from the initial point" in printed
+    assert "training path length" not in printed
+    training = json.loads((out / "landscape.json").read_text())["training"]
+    assert training["path_length"] is None and training["distance"] > 0

@@ -388,6 +388,7 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
     pts = torch.stack([p.double() for p in tr.snapshots])
     path_length = float((pts[1:] - pts[:-1]).norm(dim=1).sum())
     distance = float((pts[-1] - pts[0]).norm())
+    trained = getattr(args, "checkpoint", None) is None
     trajectory = None
     span: float | tuple[float, float, float, float]
     _say(args, f"finding the {args.directions} directions")
@@ -443,8 +444,14 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
         ),
         f"  cost {result.cost:.2f} full-data passes per point ({result.method}), "
         f"{result.seconds:.1f} s",
-        f"  training path length {_g(path_length)}, distance {_g(distance)} "
-        f"(ratio {_g(path_length / distance if distance > 0 else math.inf)})"
+        (
+            f"  training path length {_g(path_length)}, distance {_g(distance)} "
+            f"(ratio {_g(path_length / distance if distance > 0 else math.inf)})"
+            if trained
+            # A checkpoint has no training path: only the distance from the initial point.
+            else f"  no training path (a checkpoint): distance from the initial point "
+            f"{_g(distance)}"
+        )
         + (
             f"; the plane holds {trajectory.explained[0]:.1%} + {trajectory.explained[1]:.1%} "
             "of its variance"
@@ -459,9 +466,9 @@ def _surface(args: argparse.Namespace, exp: Any) -> Landscape:
         "training": {
             **_training_dict(tr, start_loss, end_loss),
             "snapshots": len(tr.snapshots),
-            "path_length": path_length,
+            "path_length": path_length if trained else None,
             "distance": distance,
-            "ratio": path_length / distance if distance > 0 else math.inf,
+            "ratio": (path_length / distance if distance > 0 else math.inf) if trained else None,
         },
         "result": result.to_dict(),
     }
