@@ -406,12 +406,6 @@ class Monitor:
                 f"monitor.step expects the loss (a scalar tensor or a number), got "
                 f"{type(loss).__name__}: pass the loss you called backward on"
             )
-        if not any(p.grad is not None for p in self.params):
-            raise MonitorError(
-                f"monitor.step found no gradient in .grad of the model's {len(self.params)} "
-                "trainable parameters: call it after loss.backward() and before "
-                "optimizer.step() (and not after optimizer.zero_grad())"
-            )
         if isinstance(loss, Tensor) and loss.numel() != 1:
             raise MonitorError(
                 f"monitor.step expects the scalar loss, got a tensor of shape "
@@ -440,6 +434,12 @@ class Monitor:
                 "monitor.step(loss, batch=(inputs, targets))"
             )
         self._cheap.measure(ctx, loss, any(schema.PARAM_NORM in p.needs for p in due))
+        if not ctx.grad_parts[0]:  # the cheap pass found which parameters hold a gradient
+            raise MonitorError(
+                f"monitor.step found no gradient in .grad of the model's {len(self.params)} "
+                "trainable parameters: call it after loss.backward() and before "
+                "optimizer.step() (and not after optimizer.zero_grad())"
+            )
         if self._dist:
             self._reduce(ctx)
         for decision in self.decisions.values():

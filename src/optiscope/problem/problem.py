@@ -69,15 +69,21 @@ def loss_hint(loss_fn: Any, out: Any, targets: Any) -> str:
     return ""
 
 
-def call_loss(loss_fn: Callable[[Any, Any], Any], out: Any, targets: Any, where: str = "") -> Any:
-    """``loss_fn(out, targets)``; where it raises, a :class:`ProblemError` saying what it was
-    given (``where``: " on batch 3") and, where it can tell, how to fix it."""
+def call_loss(
+    loss_fn: Callable[[Any, Any], Any],
+    out: Any,
+    targets: Any,
+    where: str = "",
+    error: type[OptiscopeError] = ProblemError,
+) -> Any:
+    """``loss_fn(out, targets)``; where it raises, ``error`` saying what it was given
+    (``where``: " on batch 3") and, where it can tell, how to fix it."""
     try:
         return loss_fn(out, targets)
     except OptiscopeError:
         raise
     except (RuntimeError, TypeError, ValueError, IndexError) as err:
-        raise ProblemError(
+        raise error(
             f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
             f"({_describe(targets)}){where}: {first_line(err).rstrip('.')}"
             f"{loss_hint(loss_fn, out, targets)}"

@@ -11,7 +11,7 @@ from torch import nn
 
 from optiscope.core.errors import OptiscopeError
 from optiscope.core.modules import aside
-from optiscope.problem.problem import _describe, call_model, first_line, loss_hint, scalar_loss
+from optiscope.problem.problem import _describe, call_loss, call_model, first_line, scalar_loss
 
 
 class ExperimentError(OptiscopeError):
@@ -133,14 +133,7 @@ class Experiment:
                 "batches' inputs match the model's expected shape, dtype and device"
             ) from err
         _check_targets(self.loss_fn, out, targets)
-        try:
-            loss = self.loss_fn(out, targets)
-        except (RuntimeError, TypeError, ValueError, IndexError) as err:
-            raise ExperimentError(
-                f"loss_fn could not take the model's outputs ({_describe(out)}) and the targets "
-                f"({_describe(targets)}) of the first batch: {first_line(err)}"
-                f"{loss_hint(self.loss_fn, out, targets)}"
-            ) from err
+        loss = call_loss(self.loss_fn, out, targets, " of the first batch", ExperimentError)
         scalar_loss(loss, "on the first batch", ExperimentError)
         if not bool(torch.isfinite(loss.detach())):
             bad = "NaN" if bool(torch.isnan(loss.detach())) else "infinite"
