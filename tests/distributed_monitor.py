@@ -50,10 +50,11 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
 
 
-def train(out: Path | None, kind: str) -> nn.Module:
+def train(out: Path | None, kind: str) -> list[torch.Tensor]:
     """Train ``kind`` for STEPS steps on fixed global batches; under a process group each rank
     takes its contiguous share of every batch. ``out``: where the Monitor writes (None: no
-    Monitor)."""
+    Monitor). Returns copies of the final parameters: the DDP wrapper dies here, before the
+    process group, as one alive at the interpreter's exit can abort it."""
     rank, world = _shard.world()
     x, y = _data()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
@@ -81,7 +82,7 @@ def train(out: Path | None, kind: str) -> nn.Module:
         opt.step()
     if monitor is not None:
         monitor.close()
-    return model
+    return [p.detach().clone() for p in model.parameters()]
 
 
 KINDS = ("mlp", "rnn")
@@ -95,8 +96,8 @@ def main(out: str) -> None:
         plain = train(None, kind)
         torch.save(
             {
-                "watched": [p.detach() for p in watched.parameters()],
-                "plain": [p.detach() for p in plain.parameters()],
+                "watched": watched,
+                "plain": plain,
             },
             Path(out) / kind / f"params{rank}.pt",
         )

@@ -27,6 +27,7 @@ def main(out: str) -> None:
     except optiscope.OptiscopeError as err:
         said = str(err)
     (Path(out) / f"rank{rank}.txt").write_text(said)
+    del model  # a DDP wrapper alive at the interpreter's exit can abort the rank
     shard.finish()
 
 

@@ -7,6 +7,7 @@ the CLI calls :func:`init_from_env` once; library functions only use a group tha
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -38,9 +39,11 @@ def init_from_env() -> bool:
 
 
 def finish() -> None:
-    """Leave the process group after every rank is done: a gloo group left to the interpreter's
-    exit can abort the process ("terminate called without an active exception")."""
+    """Leave the process group after every rank is done: a gloo group, or a DDP wrapper that
+    holds one, left to the interpreter's exit can abort the process ("terminate called without
+    an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # wrappers no longer referenced release the group before it is destroyed
         dist.barrier()
         dist.destroy_process_group()
 
