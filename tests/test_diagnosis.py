@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optiscope.diagnosis import CHALLENGES, DETECTORS, Finding, Severity, diagnose
-from optiscope.diagnosis.detectors import SEVERITIES, detect_cliffs
+from optiscope.diagnosis.detectors import SEVERITIES, detect_cliffs, needs_restarts
 from optiscope.diagnosis.findings import THEORETICAL_LIMITS
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, RecordWriter, read_records
@@ -37,18 +37,56 @@ def test_a_spike_followed_by_a_loss_jump_is_a_critical_cliff():
     spike = f.evidence["spikes"][0]
     assert spike["step"] == 40 and spike["ratio"] == pytest.approx(80 / 1.01, rel=0.02)
     assert spike["loss_jump"] == pytest.approx(5.0)
-    assert "step 40" in f.summary
-    assert f.evidence["suggested_clip_norm"] == pytest.approx(2.02, rel=0.01)
-    assert "clip the gradient norm at 2.02" in f.remedy
+    assert "step 40" in f.summary and "the loss rose 5x after it" in f.summary
+    # The clip that would have held: the median norm of the run's first steps.
+    assert f.evidence["suggested_clip_norm"] == pytest.approx(1.01, rel=0.01)
+    assert "clip the gradient norm at about 1.01" in f.remedy
 
 
-def test_a_spike_without_a_loss_jump_is_a_warning_and_a_smooth_run_is_ok():
+def test_a_spike_that_changes_nothing_is_reported_not_judged():
     norms = [1.0] * 50
     loss = [1.0 - 0.01 * i for i in range(50)]
     assert detect_cliffs(steps(loss, norms)).severity == "ok"
     norms[30] = 50.0
     f = detect_cliffs(steps(loss, norms))
-    assert f.severity == "warning" and f.evidence["spikes"][0]["step"] == 30
+    assert f.severity == "info" and f.evidence["spikes"][0]["step"] == 30
+    assert "no loss jump or outsized update" in f.summary
+
+
+def test_a_spike_with_an_outsized_update_is_a_cliff_and_noise_is_no_jump():
+    norms = [1.0] * 50
+    # A noisy loss: a rise of 1.6x at the spike is within its own spread, so no jump.
+    loss = [1.0 + 0.8 * ((i * 7) % 5) for i in range(50)]
+    rows = [
+        {schema.LOSS: a, schema.GRAD_NORM: b, schema.UPDATE_RATIO: 1e-3}
+        for a, b in zip(loss, norms)
+    ]
+    rows[30] = {**rows[30], schema.GRAD_NORM: 50.0}
+    assert detect_cliffs(with_values(rows)).severity == "info"
+    rows[30] = {**rows[30], schema.UPDATE_RATIO: 0.05}
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "critical" and "the update it made was outsized" in f.summary
+
+
+def test_persistent_explosion_without_a_spike_is_critical():
+    # Steep from the first step: no spike against a running median, but the loss rises.
+    n = 60
+    norms = [500.0 * 1.05**i for i in range(n)]
+    loss = [1.1 + 0.1 * i for i in range(n)]
+    f = detect_cliffs(steps(loss, norms))
+    assert f.severity == "critical" and f.summary.startswith("exploding: the loss rose")
+    # Updates as large as the parameters themselves, the loss flat: exploding too.
+    rows = [{schema.LOSS: 5.0, schema.GRAD_NORM: 1.0, schema.UPDATE_RATIO: 1.8}] * n
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "critical" and "1.8 of their norm" in f.summary
+    # Hidden-state gradients growing back in time while the loss does not fall.
+    flat = steps([2.0] * n, [1.0] * n) + hidden("rnn", [1.2 ** (29 - t) for t in range(30)])
+    f = detect_cliffs(flat)
+    assert f.severity == "critical" and "grow 1.2x per step back in time" in f.summary
+    # A healthy descent with the same hidden growth is not exploding.
+    fine = steps([2.0 * 0.97**i for i in range(n)], [1.0] * n)
+    fine += hidden("rnn", [1.2 ** (29 - t) for t in range(30)])
+    assert detect_cliffs(fine).severity == "ok"
 
 
 def test_non_finite_values_are_critical_with_their_step():
@@ -224,56 +262,70 @@ def test_long_term_dependencies_vanishing_exploding_and_healthy():
     assert detect_long_term_dependencies([]).severity == "info"
 
 
-def test_inexact_gradients_compares_the_batch_with_the_critical_batch():
-    noisy = with_values(
-        [
-            {
-                schema.TRACE_COV: 2000.0,
-                schema.GRAD_NORM_SQ_UNBIASED: 1.0,
-                schema.BATCH_SIZE: 8,
-                schema.SNR: 0.02,
-            }
-        ]
-        * 3
-    )
-    f = detect_inexact_gradients(noisy)
+def _noise_rows(n, trace, g2, batch, snr, loss):
+    return [
+        {
+            schema.LOSS: loss(i),
+            schema.GRAD_NORM: 1.0,
+            schema.TRACE_COV: trace,
+            schema.GRAD_NORM_SQ_UNBIASED: g2,
+            schema.BATCH_SIZE: batch,
+            schema.SNR: snr,
+        }
+        for i in range(n)
+    ]
+
+
+def test_inexact_gradients_is_judged_against_progress():
+    stalled = _noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0 - 0.5 * min(i, 20) / 20)
+    f = detect_inexact_gradients(with_values(stalled))
     assert f.severity == "warning" and "2e+03" in f.summary and "toward 2000" in f.remedy
-    fine = with_values(
-        [
-            {
-                schema.TRACE_COV: 100.0,
-                schema.GRAD_NORM_SQ_UNBIASED: 1.0,
-                schema.BATCH_SIZE: 128,
-                schema.SNR: 5.0,
-            }
-        ]
-        * 3
+    assert "while progress stalls" in f.summary
+    # The remedy stays feasible: no batch larger than the training set.
+    header = {schema.TYPE: schema.HEADER, schema.SAMPLES: 500}
+    f = detect_inexact_gradients([header, *with_values(stalled)])
+    assert "toward 500 (the training set has 500 samples)" in f.remedy
+    # The same noise at convergence is how a minimum looks through a minibatch.
+    converged = _noise_rows(60, 2000.0, -1.0, 8, 0.5, lambda i: 2.0 * 0.9**i)
+    f = detect_inexact_gradients(with_values(converged))
+    assert f.severity == "ok" and "where the loss has converged" in f.summary
+    falling = _noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0 - 0.02 * i)
+    assert detect_inexact_gradients(with_values(falling)).severity == "info"
+    fine = _noise_rows(60, 100.0, 1.0, 128, 5.0, lambda i: 2.0 - 0.5 * min(i, 20) / 20)
+    f = detect_inexact_gradients(with_values(fine))
+    assert f.severity == "ok" and "the batch of 128 is above the critical batch size 100" in (
+        f.summary
     )
-    assert detect_inexact_gradients(fine).severity == "ok"
     assert detect_inexact_gradients(with_values([{schema.LOSS: 1.0}])).severity == "info"
 
 
-def test_ill_conditioning_the_books_test_and_sharpness():
+def test_ill_conditioning_is_judged_on_the_optimizers_step():
+    # The book's g^T H g growth alone is evidence: a sharpening run that trains well shows it.
     rows = [
         {schema.GTG: 1.0, schema.GTHG: 0.5 * 1.3**i, schema.PREDICTED_CHANGE: -0.1}
         for i in range(40)
     ]
     f = detect_ill_conditioning(with_values(rows))
-    assert f.severity == "warning" and "g^T H g grew" in f.summary
+    assert f.severity == "ok" and f.evidence["gthg_late"] > 10 * f.evidence["gthg_early"]
     calm = [
         {
             schema.GTG: 1.0 / (i + 1),
             schema.GTHG: 0.5 / (i + 1),
             schema.PREDICTED_CHANGE: -0.1,
+            schema.ACTUAL_CHANGE: -0.09,
             schema.SHARPNESS: 10.0,
             schema.STABILITY_THRESHOLD: 20.0,
         }
         for i in range(40)
     ]
     assert detect_ill_conditioning(with_values(calm)).severity == "ok"
+    # One measurement at the threshold is not enough; a third of them is.
+    once = [{**r, schema.SHARPNESS: 25.0} if i == 0 else r for i, r in enumerate(calm)]
+    assert detect_ill_conditioning(with_values(once)).severity == "ok"
     edge = [{**r, schema.SHARPNESS: 25.0} for r in calm]
     f = detect_ill_conditioning(with_values(edge))
-    assert f.severity == "warning" and "sharpness 25 >= stability threshold 20" in f.summary
+    assert f.severity == "warning" and "in 40 of 40 measurements" in f.summary
+    assert "(first at step 0: 25 >= 20)" in f.summary
     assert "scale the learning rate by 0.72" in f.remedy
     steep = [
         {**r, schema.CURVATURE_ALONG_GRADIENT: 30.0, schema.GRADIENT_THRESHOLD: 20.0} for r in calm
@@ -281,20 +333,118 @@ def test_ill_conditioning_the_books_test_and_sharpness():
     f = detect_ill_conditioning(with_values(steep))
     assert f.severity == "warning" and "g^T H g / g^T g, reached the stability" in f.summary
     assert "scale the learning rate by 0.6 " in f.remedy
+    # The optimizer's own steps raising their batch's loss (any optimizer: d, not -lr g).
+    rising = [
+        {**r, schema.PREDICTED_CHANGE: 0.2, schema.ACTUAL_CHANGE: 0.1} if i % 3 == 0 else r
+        for i, r in enumerate(calm)
+    ]
+    f = detect_ill_conditioning(with_values(rising))
+    assert f.severity == "warning" and "in 14 of 40 measured steps the optimizer's own" in (
+        f.summary
+    )
 
 
-def test_saddle_and_plateau_and_a_descending_run():
-    n = 100
-    loss = [2.0 - 1.0 * min(i, 30) / 30 for i in range(n)]
-    gn = [1.0 if i < 30 else 1e-3 for i in range(n)]
+def test_plateaus_are_found_anywhere_in_the_run():
+    n = 200
+    # A plateau in the first half at 2.0, an escape at step 80, then convergence.
+    loss = [2.0 + 0.01 * ((i * 7) % 3) if i < 80 else 2.0 * 0.95 ** (i - 80) for i in range(n)]
+    gn = [1e-3 if i < 80 else 1.0 for i in range(n)]
     rows = [{schema.LOSS: a, schema.GRAD_NORM: b} for a, b in zip(loss, gn)]
-    assert detect_saddle_points(with_values(rows)).severity == "info"
-    rows[-1] = {**rows[-1], schema.LAMBDA_MIN: -0.5, schema.SHARPNESS: 2.0}
     f = detect_saddle_points(with_values(rows))
-    assert f.severity == "warning" and "lambda_min -0.5" in f.summary
+    assert f.severity == "warning" and "for 40% of the run (steps 0-80" in f.summary
+    (episode,) = f.evidence["plateaus"]
+    assert episode["first_step"] == 0 and 70 <= episode["last_step"] <= 82
+    assert 80 <= episode["escape_step"] <= 90 and episode["loss_level"] == pytest.approx(
+        2.01, abs=0.01
+    )
+    assert "curvature not measured there" in f.summary
+    # Negative curvature measured on it: a saddle.
+    rows[40] = {**rows[40], schema.LAMBDA_MIN: -0.5, schema.SHARPNESS: 2.0}
+    f = detect_saddle_points(with_values(rows))
+    assert "negative curvature (lambda_min -0.5): a saddle" in f.summary
+    # A run that converges and stays flat has no plateau: flat at its end is convergence.
     descending = [{schema.LOSS: 2.0 * 0.97**i, schema.GRAD_NORM: 1.0} for i in range(n)]
     assert detect_saddle_points(with_values(descending)).severity == "ok"
     assert detect_local_minima(with_values(descending)).severity == "ok"
+    # Stuck at the start the whole run, with dead layers: a flat region.
+    stuck = [{schema.LOSS: 2.3026, schema.GRAD_NORM: 1e-4} for _ in range(60)]
+    layers = [
+        {
+            schema.TYPE: schema.LAYER_GRADIENTS,
+            schema.STEP: i,
+            schema.NAMES: ["0", "2", "4"],
+            schema.NORMS: [0.0, 0.0, 1e-4],
+        }
+        for i in range(60)
+    ]
+    f = detect_saddle_points(with_values(stuck) + layers)
+    assert f.severity == "warning" and "never escaped" in f.summary
+    assert "2 layers get no gradient at all" in f.summary
+    assert f.evidence["layers_without_gradient"] == ["0", "2"]
+
+
+def _layers(norms, kinds=None, count=10):
+    names = [f"layer{i}" for i in range(len(norms))]
+    first = {schema.NAMES: names, schema.KINDS: kinds or ["Linear"] * len(norms)}
+    return [
+        {
+            schema.TYPE: schema.LAYER_GRADIENTS,
+            schema.STEP: i,
+            **(first if i == 0 else {}),
+            schema.NORMS: norms,
+        }
+        for i in range(count)
+    ]
+
+
+def test_depth_vanishing_and_exploding_across_layers():
+    vanishing = _layers([10.0 ** (-(19 - i)) for i in range(20)])
+    f = detect_long_term_dependencies(vanishing)
+    assert f.severity == "critical" and "vanishes across depth" in f.summary
+    assert f.evidence["layers"] == 20 and f.evidence["first_over_last"] < 1e-12
+    mild = _layers([10.0 ** (-(9 - i) / 2) for i in range(10)])  # first/last ~ 1e-4
+    assert detect_long_term_dependencies(mild).severity == "warning"
+    exploding = _layers([10.0 ** ((9 - i) / 2) for i in range(10)])
+    f = detect_long_term_dependencies(exploding)
+    assert f.severity == "warning" and "explodes across depth" in f.summary
+    healthy = _layers([1.0, 0.5, 2.0, 1.0, 0.7, 1.5, 1.0])
+    assert detect_long_term_dependencies(healthy).severity == "ok"
+    # Normalization layers and layers without any gradient say nothing about depth.
+    mixed = _layers(
+        [1.0, 1e-9, 1.0, 0.0, 1.0, 1e-9, 1.0, 1.0],
+        kinds=[
+            "Linear",
+            "LayerNorm",
+            "Linear",
+            "Linear",
+            "Linear",
+            "BatchNorm1d",
+            "Linear",
+            "Linear",
+        ],
+    )
+    f = detect_long_term_dependencies(mixed)
+    assert f.severity == "ok" and f.evidence["layers"] == 6
+    # Three layers are not deep: not judged.
+    assert detect_long_term_dependencies(_layers([1e-9, 1.0, 1.0])).severity == "info"
+
+
+def test_long_term_dependencies_reads_every_measurement_and_the_cell():
+    # Growth of 1.2x per step back in time over 30 steps (237x) is explosion.
+    grows = hidden("rnn", [1.2 ** (29 - t) for t in range(30)])
+    f = detect_long_term_dependencies(grows)
+    assert f.severity == "warning" and "explodes back in time" in f.summary
+    # The median over measurements, not the last one alone.
+    runs = hidden("rnn", [0.5 ** (29 - t) for t in range(30)], at=0)
+    runs += hidden("rnn", [0.5 ** (29 - t) for t in range(30)], at=5)
+    runs += hidden("rnn", [1.0] * 30, at=10)
+    f = detect_long_term_dependencies(runs)
+    assert f.evidence["rate_per_step"] == pytest.approx(0.5) and f.evidence["measurements"] == 3
+    # A gated cell is not told to use a gated cell.
+    lstm = hidden("lstm", [0.5 ** (29 - t) for t in range(30)])
+    lstm[0][schema.CELL] = "LSTM"
+    f = detect_long_term_dependencies(lstm)
+    assert "nn.LSTM" not in f.remedy and "the cell is gated already" in f.remedy
 
 
 def test_the_negative_test_for_local_minima():
@@ -334,3 +484,41 @@ def test_local_global_mismatch_reads_the_interpolation():
     f = detect_local_global_mismatch(rec)
     assert f.severity == "ok" and f.evidence["trajectory_explained"] == [0.7, 0.2]
     assert "two directions hold 90% of the trajectory's variance" in f.summary
+
+
+def _restarts(own, losses):
+    return {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.RESTARTS,
+        schema.SEEDS: list(range(1, len(losses) + 1)),
+        schema.LOSSES: losses,
+        schema.LOSS: own,
+        schema.BUDGET: len(losses),
+    }
+
+
+def test_local_minima_judged_against_restarts():
+    stalled = with_values(
+        [{schema.LOSS: 0.8 - 0.5 * min(i, 20) / 20, schema.GRAD_NORM: 0.9**i} for i in range(60)]
+    )
+    assert needs_restarts(stalled)
+    f = detect_local_minima([*stalled, _restarts(0.3, [0.01, 0.02, 0.3])])
+    assert f.severity == "warning" and "a poor local minimum" in f.summary
+    assert "2 of 3 restarts from other seeds reached lower (best 0.01)" in f.summary
+    f = detect_local_minima([*stalled, _restarts(0.3, [0.3, 0.31, 0.29])])
+    assert f.severity == "info" and "equivalent minima" in f.summary
+    f = detect_local_minima(stalled)
+    assert f.severity == "info" and "which were not run" in f.summary
+    # A saddle at the end (significant negative curvature) or a falling loss needs none.
+    saddle = {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.FINAL_POINT,
+        schema.LAMBDA_MIN: -0.5,
+        schema.LAMBDA_MAX: 2.0,
+    }
+    assert not needs_restarts([*stalled, saddle])
+    falling = with_values([{schema.LOSS: 2.0 * 0.97**i, schema.GRAD_NORM: 1.0} for i in range(60)])
+    assert not needs_restarts(falling)
+    rising = with_values([{schema.LOSS: 1.0 + 0.1 * i, schema.GRAD_NORM: 1.0} for i in range(60)])
+    f = detect_local_minima(rising)
+    assert f.severity == "ok" and "the loss rose" in f.summary

@@ -13,7 +13,10 @@ import torch
 from torch import nn
 
 import optiscope
-from optiscope import Monitor, NonFiniteError, read_records
+from optiscope import Monitor, NonFiniteError, Problem, hessian_eigenvalues, read_records
+from optiscope.core.modules import aside
+from optiscope.training.experiment import ExperimentError
+from optiscope.training.loop import train_experiment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -365,7 +368,7 @@ def test_sparse_and_none_gradients_count_in_the_norm(tmp_path):
 # -- batch norm and dropout --------------------------------------------------------------------
 
 
-def test_curvature_is_measured_in_eval_mode_and_the_record_says_so(tmp_path):
+def test_curvature_is_measured_on_the_function_being_trained(tmp_path):
     x, y = _data()
 
     def run(out):
@@ -379,8 +382,49 @@ def test_curvature_is_measured_in_eval_mode_and_the_record_says_so(tmp_path):
 
     (a, rng_a), (b, rng_b) = run(tmp_path), run(None)
     assert _equal(a, b) and torch.equal(rng_a, rng_b)  # batch-norm statistics included
-    assert read_records(tmp_path).header["curvature_mode"] == "eval"
-    assert "sharpness" in _steps(tmp_path)[0]
+    header = read_records(tmp_path).header
+    assert header["curvature_mode"] == "eval, batch norm on the batch's statistics"
+    values = _steps(tmp_path)[0]
+    assert "sharpness" in values and values["noise_method"] == "groups"
+
+
+def test_batch_norm_curvature_uses_the_batch_statistics_not_the_running_ones(tmp_path):
+    # Inputs far from the running statistics' start (mean 0, variance 1): the eval-mode function
+    # is another one, and so is its Hessian.
+    x, y = _data()
+    x = 5 * x + 3
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 3))
+
+    loss_fn = nn.CrossEntropyLoss()
+    net = model()
+    with aside(net, batch_stats=True):
+        trained_fn = hessian_eigenvalues(Problem(net, loss_fn, (x, y), batch_stats=True), k=1)
+        trained_loss = Problem(net, loss_fn, (x, y), batch_stats=True).loss()
+    with aside(net):
+        eval_fn = hessian_eigenvalues(Problem(net, loss_fn, (x, y)), k=1)
+    running = [b.clone() for b in net.buffers()]
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)  # lr 0: step 0's point is the one measured
+    with Monitor(net, opt, out=tmp_path, loss_fn=loss_fn, every={"sharpness": 1}) as mon:
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+    measured = _steps(tmp_path)[0]["sharpness"]
+    # Lanczos to 1% (the tier's tolerance); the two functions' Hessians differ far more.
+    assert measured == pytest.approx(float(trained_fn.values[0]), rel=2e-2)
+    assert abs(float(eval_fn.values[0]) - measured) > 0.1 * measured
+    assert loss.item() == pytest.approx(trained_loss, rel=1e-6)  # the function being trained
+    # The tier ran the batch norm in training mode; its running statistics are training's own:
+    # one update, by the training step's forward pass, not by the measurement's.
+    torch.manual_seed(0)
+    reference = model()
+    reference(x)
+    assert _equal(list(net.buffers()), list(reference.buffers()))
+    assert not _equal(running, list(net.buffers()))
 
 
 # -- non-finite values -------------------------------------------------------------------------
@@ -443,3 +487,45 @@ def test_a_model_on_cuda(tmp_path):
 
     assert _equal(run(tmp_path), run(None))
     assert read_records(tmp_path).header["device"].startswith("cuda")
+
+
+def test_an_experiment_schedules_its_learning_rate_and_clips_after_the_monitor_reads(tmp_path):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))
+    exp = optiscope.Experiment(
+        model, nn.CrossEntropyLoss(), [(x, y)], opt, steps=4, scheduler=sched, clip_grad_norm=0.01
+    )
+    rates = []
+    with Monitor(model, opt, out=tmp_path, every={"update": 1}) as mon:
+        train_experiment(
+            exp, monitor=mon, after_step=lambda step, loss: rates.append(opt.param_groups[0]["lr"])
+        )
+    assert rates == pytest.approx([0.1 / 2, 0.1 / 3, 0.1 / 4, 0.1 / 5])
+    values = _steps(tmp_path)
+    # The Monitor saw the gradient unclipped; the update was that of the clipped one.
+    assert all(values[s]["grad_norm"] > 0.01 for s in values)
+    lrs = [0.1, 0.1 / 2, 0.1 / 3, 0.1 / 4]
+    for s, lr in zip(sorted(values), lrs):
+        assert values[s]["update_norm"] == pytest.approx(lr * 0.01, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scheduler": 3}, "Experiment.scheduler must be a learning-rate scheduler"),
+        ({"clip_grad_norm": 0}, "Experiment.clip_grad_norm must be a positive number"),
+        ({"clip_grad_norm": float("nan")}, "Experiment.clip_grad_norm must be a positive number"),
+    ],
+)
+def test_an_experiments_schedule_and_clip_are_checked(kwargs, message):
+    x, y = _data()
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ExperimentError, match=message):
+        optiscope.Experiment(model, nn.CrossEntropyLoss(), [(x, y)], opt, steps=2, **kwargs)
+    other = torch.optim.SGD(_mlp().parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(other, 1)
+    with pytest.raises(ExperimentError, match="drives another optimizer"):
+        optiscope.Experiment(model, nn.CrossEntropyLoss(), [(x, y)], opt, steps=2, scheduler=sched)

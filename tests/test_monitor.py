@@ -195,7 +195,6 @@ def test_the_expensive_tiers_do_not_change_training_either(kind, preset):
         "predicted_change",
         "actual_change",
         "sharpness",
-        "stability_threshold",
         "b_simple",
         "snr",
         "batch_size",
@@ -204,12 +203,14 @@ def test_the_expensive_tiers_do_not_change_training_either(kind, preset):
     if kind == "rnn":
         hidden = [r for r in mon.history if r["type"] == "hidden_gradients"]
         assert hidden and len(hidden[0]["norms"]) == 5
-        # Adam: no preconditioner before its first step, then the threshold is on P^-1 H.
-        assert first["threshold_preconditioned"] is False
+        # Adam: no preconditioner before its first step, so the raw sharpness has no threshold
+        # to be judged against (Adam's is on P^-1 H); from then on it is on P^-1 H.
+        assert "stability_threshold" not in first and "threshold_preconditioned" not in first
         if preset == "full":
             at10 = next(r for r in mon.history if r["type"] == "step" and r["step"] == 10)
             assert at10["values"]["threshold_preconditioned"] is True
     else:
+        assert first["threshold_preconditioned"] is False
         assert first["stability_threshold"] == pytest.approx((2 + 2 * 0.9) / 0.05)
 
 
@@ -491,3 +492,25 @@ def test_a_tier_that_fails_is_recorded_and_training_goes_on():
     assert errors[0][schema.ERROR] == "RuntimeError: this model has no eval mode"
     steps = [r for r in mon.history if r[schema.TYPE] == schema.STEP_RECORD]
     assert len(steps) == 3 and all(schema.UPDATE_NORM in r[schema.VALUES] for r in steps)
+
+
+def test_the_plateau_decision_reads_the_runs_recent_past():
+    from optiscope.monitor.decisions import Plateau
+
+    flat = Plateau()
+    for _ in range(5):
+        flat.observe(2.0, 1.0)
+    assert not flat.decide(5)  # too little history to judge
+    flat.observe(2.0, 1.0)
+    assert flat.decide(6)  # a plateau at the very start is seen while the run sits on it
+    falling = Plateau()
+    for i in range(50):
+        falling.observe(2.0 * 0.97**i, 1.0)
+    assert not falling.decide(50)
+    for _ in range(200):  # converged: flat again, whatever was asked before
+        falling.observe(0.4, 1.0)
+    assert falling.decide(250)
+    vanished = Plateau()
+    for i in range(40):
+        vanished.observe(2.0 * 0.9**i, 1.0 if i < 10 else 0.01)
+    assert vanished.decide(40)  # the smoothed gradient fell below a tenth of its peak

@@ -48,8 +48,21 @@ def register(sub: Any) -> None:
         default=None,
         help="also write every quantity as TensorBoard events into DIR",
     )
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="when the run ends stalled at a minimum, train N restarts from the next seeds to "
+        "tell a poor local minimum from an equivalent one (about N times the training's cost; "
+        "0 skips them; default 3)",
+    )
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.set_defaults(run=run)
+
+
+def _say(line: str) -> None:
+    print(f"optiscope: {line}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.preset not in PRESETS:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
+    if args.restarts < 0:
+        raise OptiscopeError(f"--restarts must be 0 or more, got {args.restarts}")
     exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     exp.check()  # a batch the model cannot take fails here, before anything is written
     out = Path(args.out or f"runs/{exp.name}")
@@ -79,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             progress=show,
             tensorboard=args.tensorboard,
             overwrite=args.overwrite,
+            factory=lambda seed: optiscope.load_experiment(args.experiment, seed=seed),
+            restarts=args.restarts,
+            say=None if args.json else _say,
         )
     optiscope.write_report(result.out)
     if args.json:

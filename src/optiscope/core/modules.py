@@ -55,17 +55,38 @@ STOCHASTIC: tuple[type[nn.Module], ...] = (
 RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 
 
+def training_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The batch-norm modules of ``model`` in training mode: there they normalize with the
+    batch's own statistics, the function being trained."""
+    return [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+    ]
+
+
 @contextlib.contextmanager
-def aside(model: nn.Module) -> Iterator[None]:
+def aside(model: nn.Module, batch_stats: bool = False) -> Iterator[None]:
     """Run ``model`` in eval mode with the random number generators forked (those of the CUDA
     devices its parameters live on too); every module's mode is restored exactly on exit, so a
-    measurement taken inside leaves the training run as it was."""
+    measurement taken inside leaves the training run as it was.
+
+    ``batch_stats``: batch norms that were training stay in training mode, normalizing with the
+    measured batch's statistics as training does (dropout is still off), without reading or
+    updating their running statistics, which remain what training made them."""
     modes = [(m, m.training) for m in model.modules()]
+    # Batch statistics without touching the running ones: with track_running_stats off, a
+    # training-mode batch norm neither reads nor updates them (no in-place write that a cached
+    # second-order graph would trip on).
+    norms = [(m, m.track_running_stats) for m in training_norms(model)] if batch_stats else []
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
         with torch.random.fork_rng(devices=devices):
             model.eval()
+            for norm, _ in norms:
+                norm.training = True
+                norm.track_running_stats = False
             yield
     finally:
         for m, mode in modes:
             m.training = mode
+        for norm, tracked in norms:
+            norm.track_running_stats = tracked

@@ -16,7 +16,8 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from optiscope.core.stats import finite, log_slope, mean, median
+from optiscope.core.stats import finite, log_slope, mean, median, number
+from optiscope.diagnosis.episodes import plateaus, progress, robust_z
 from optiscope.diagnosis.findings import (
     CHALLENGES,
     CLIFFS,
@@ -65,14 +66,51 @@ def _analyses(records: Iterable[Record], name: str) -> list[Record]:
     ]
 
 
+def _header(records: Sequence[Record]) -> Record:
+    return next((r for r in records if r.get(schema.TYPE) == schema.HEADER), {})
+
+
+def _growth_back_in_time(records: Sequence[Record]) -> tuple[str, float, float] | None:
+    """The recurrent module whose hidden-state gradients grow back in time the most: its name,
+    the median growth per time step over the measurements, and first/last of the latest."""
+    worst = None
+    for module, rows in _hidden_series(records).items():
+        rates = [
+            math.exp(v) for v in (log_slope(n, min_points=3) for _, n in rows) if v is not None
+        ]
+        if not rates:
+            continue
+        rate = statistics.median(rates)
+        norms = rows[-1][1]
+        ratio = norms[0] / norms[-1] if finite(norms[0]) and norms[-1] > 0 else math.nan
+        if worst is None or rate > worst[1]:
+            worst = (module, rate, ratio)
+    return worst
+
+
 def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 10.0) -> Finding:
-    """Gradient-norm spikes against the running median of the previous ``window`` steps, the loss
-    jump that follows each, and non-finite values (Pascanu et al. 2013)."""
+    """Cliffs and exploding gradients (Pascanu et al. 2013), read over the whole run.
+
+    - A spike: the gradient norm ``factor`` times the running median of the previous ``window``
+      steps. It is a cliff only when the loss jumps after it (the next steps' loss more than
+      1.5 times the step's and a robust z-score above 3 against the run's recent losses) or the
+      update it made is outsized (10 times the median update/parameter ratio); a spike that
+      changes nothing is reported, not judged.
+    - Persistent explosion: the loss ends well above where it started (or gives back most of its
+      progress) while the gradient grew; the update/parameter ratio stays near 1 (each step
+      moves the parameters by a large part of their size); or the hidden-state gradients grow
+      back in time while the loss does not fall.
+    - Non-finite values (a GradScaler's skipped steps excepted).
+    """
     steps, norms = series(records, schema.GRAD_NORM)
     loss_steps, losses = series(records, schema.LOSS)
     if not steps:
         return _not_measured(CLIFFS, "no gradient norms recorded", "record grad_norm")
     loss_at = dict(zip(loss_steps, losses))
+    ratio_steps, ratios = series(records, schema.UPDATE_RATIO)
+    ratio_at = dict(zip(ratio_steps, ratios))
+    finite_ratios = [v for v in ratios if math.isfinite(v)]
+    median_ratio = statistics.median(finite_ratios) if finite_ratios else None
     # A step a GradScaler skipped had an overflow in its scaled gradients: the scaler's own
     # calibration, not a cliff (the update never happened).
     skipped = set(series(records, schema.SKIPPED)[0])
@@ -88,24 +126,45 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         if len(past) < 5 or not math.isfinite(norms[i]):
             continue
         med = statistics.median(past)
-        if med > 0 and norms[i] > factor * med:
-            before, after = loss_at.get(steps[i]), loss_at.get(steps[i] + 1)
-            jump = None
-            if before is not None and after is not None and finite(before) and finite(after):
-                jump = after / before if before > 0 else None
-            spikes.append(
-                {
-                    schema.STEP: steps[i],
-                    schema.GRAD_NORM: norms[i],
-                    "running_median": med,
-                    "ratio": norms[i] / med,
-                    "loss_before": before,
-                    "loss_after": after,
-                    "loss_jump": jump,
-                }
-            )
-    kept = sorted(v for v in norms if math.isfinite(v))
-    clip = 2 * statistics.median(kept) if kept else None
+        if not (med > 0 and norms[i] > factor * med):
+            continue
+        s = steps[i]
+        before = loss_at.get(s)
+        after = [loss_at[t] for t in (s + 1, s + 2, s + 3) if t in loss_at]
+        recent = [loss_at[t] for t in range(s - window, s) if t in loss_at and finite(loss_at[t])]
+        jump = None
+        if finite(before) and after and before > 0:  # type: ignore[operator]
+            worst = max(after, key=lambda v: v if math.isfinite(v) else math.inf)
+            jump = worst / before if math.isfinite(worst) else math.inf  # type: ignore[operator]
+            if jump > 1.5 and len(recent) >= 5 and robust_z(worst, recent) < 3:
+                jump = None  # within the loss's own noise
+        update = ratio_at.get(s)
+        outsized = bool(
+            median_ratio and finite(update) and update > 10 * median_ratio  # type: ignore[operator]
+        )
+        spikes.append(
+            {
+                schema.STEP: s,
+                schema.GRAD_NORM: norms[i],
+                "running_median": med,
+                "ratio": norms[i] / med,
+                "loss_before": before,
+                "loss_after": after[0] if after else None,
+                "loss_jump": jump,
+                "outsized_update": outsized,
+            }
+        )
+    kept = [v for v in norms if math.isfinite(v)]
+    early = kept[: max(5, len(kept) // 10)]
+    clip = statistics.median(early) if early else None
+    prog = progress(losses)
+    w = max(5, len(kept) // 10)
+    growth = (
+        statistics.median(kept[-w:]) / statistics.median(kept[:w])
+        if len(kept) >= 2 * w and statistics.median(kept[:w]) > 0
+        else None
+    )
+    back = _growth_back_in_time(records)
     evidence: dict[str, Any] = {
         "steps_measured": len(steps),
         "spikes": spikes[:20],
@@ -113,51 +172,90 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         "nonfinite_steps": sorted(bad)[:20],
         "skipped_steps": len(skipped),
         "median_grad_norm": statistics.median(kept) if kept else None,
-        "max_grad_norm": kept[-1] if kept else None,
+        "max_grad_norm": max(kept) if kept else None,
+        "grad_norm_growth": growth,
+        "median_update_ratio": median_ratio,
         "suggested_clip_norm": clip,
         "window": window,
         "factor": factor,
     }
-    remedy = (
-        f"clip the gradient norm at {clip:.3g} (twice the median norm observed), e.g. "
-        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)"
-        if clip
-        else "clip the gradient norm"
-    )
-    jumps = [s for s in spikes if s["loss_jump"] is not None and s["loss_jump"] > 2]
+    if prog is not None:
+        evidence.update(loss_start=prog.start, loss_best=prog.best, loss_end=prog.end)
+    if back is not None:
+        evidence.update(hidden_module=back[0], hidden_growth_per_step=back[1])
+    remedy = "lower the learning rate"
+    if clip:
+        remedy = (
+            f"clip the gradient norm at about {clip:.3g} (the median norm of the run's first "
+            "steps), e.g. torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm), and "
+            "lower the learning rate"
+        )
     if bad:
         return Finding(
             CLIFFS,
             Severity.CRITICAL,
             f"non-finite loss or gradient at step {min(bad)} ({len(bad)} steps in all)",
             evidence,
-            remedy + "; lower the learning rate",
+            remedy,
         )
-    if jumps:
-        s = jumps[0]
+    cliffs = [c for c in spikes if (c["loss_jump"] or 0) > 1.5 or c["outsized_update"]]
+    if cliffs:
+        hit = cliffs[0]
+        what = (
+            f"the loss rose {hit['loss_jump']:.2g}x after it"
+            if (hit["loss_jump"] or 0) > 1.5
+            else "the update it made was outsized"
+        )
         return Finding(
             CLIFFS,
             Severity.CRITICAL,
-            f"{len(jumps)} gradient spikes followed by a loss jump; at step {s[schema.STEP]} the "
-            f"norm was {s['ratio']:.0f}x its running median and the loss rose "
-            f"{s['loss_jump']:.1f}x",
+            f"{len(cliffs)} gradient spikes hit a cliff: at step {hit[schema.STEP]} the norm was "
+            f"{hit['ratio']:.0f}x its running median and {what}",
+            evidence,
+            remedy,
+        )
+    reasons = []
+    rose = prog is not None and prog.rose
+    if rose and prog is not None and (growth is None or growth > 1 or back is not None):
+        reasons.append(
+            f"the loss rose from {prog.start:.3g} to {prog.end:.3g} (best {prog.best:.3g})"
+            + (f" while the gradient norm grew {growth:.3g}x" if growth and growth > 1 else "")
+        )
+    if median_ratio is not None and median_ratio > 0.3 and len(finite_ratios) >= 5:
+        reasons.append(
+            f"each update moves the parameters by {median_ratio:.2g} of their norm (the median "
+            "update/parameter ratio; a sound step moves them by a few thousandths)"
+        )
+    stuck = prog is None or prog.drop < 0.1
+    if back is not None and back[1] > 1.05 and stuck:
+        reasons.append(
+            f"the hidden-state gradients of {back[0]!r} grow {back[1]:.3g}x per step back in "
+            "time while the loss does not fall"
+        )
+    if reasons:
+        return Finding(
+            CLIFFS,
+            Severity.CRITICAL,
+            "exploding: " + "; ".join(reasons),
             evidence,
             remedy,
         )
     if spikes:
-        s = spikes[0]
+        first = spikes[0]
         return Finding(
             CLIFFS,
-            Severity.WARNING,
-            f"{len(spikes)} gradient-norm spikes (first at step {s[schema.STEP]}, "
-            f"{s['ratio']:.0f}x the running median) without a loss jump",
+            Severity.INFO,
+            f"{len(spikes)} gradient-norm spikes (first at step {first[schema.STEP]}, "
+            f"{first['ratio']:.0f}x the running median) with no loss jump or outsized update: "
+            "the steps crossed them unharmed",
             evidence,
-            remedy,
+            "",
         )
     return Finding(
         CLIFFS,
         Severity.OK,
-        f"no gradient-norm spike above {factor:g}x the running median in {len(steps)} steps",
+        f"no gradient-norm spike above {factor:g}x the running median and no explosion in "
+        f"{len(steps)} steps",
         evidence,
         "",
     )
@@ -181,86 +279,221 @@ def _windows(values: Sequence[float], frac: float = 0.25) -> tuple[list[float], 
     return list(values[:k]), list(values[-k:])
 
 
-def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
-    """Decay or growth rate of ||dL/dh_t|| with the distance in time, and the memory horizon
-    (Bengio, Simard and Frasconi 1994; Pascanu et al. 2013)."""
-    latest: dict[str, Record] = {}
+def _hidden_series(records: Sequence[Record]) -> dict[str, list[tuple[Any, list[float]]]]:
+    """Each recurrent module's hidden-state gradient norms, one list per measurement."""
+    found: dict[str, list[tuple[Any, list[float]]]] = {}
     for r in records:
         norms = r.get(schema.NORMS) if r.get(schema.TYPE) == schema.HIDDEN_GRADIENTS else None
         if isinstance(norms, list) and len(norms) >= 3:
-            latest[str(r.get(schema.MODULE, "rnn"))] = r
-    if not latest:
-        return _not_measured(
-            LONG_TERM_DEPENDENCIES,
-            "no recurrent model (no hidden-state gradients recorded)",
-            "only recurrent models are affected",
-        )
-    worst: tuple[float, Finding] | None = None
-    for module, r in latest.items():
-        norms = [float(x) if finite(x) else math.nan for x in r[schema.NORMS]]
-        T = len(norms)
-        slope = log_slope(norms, min_points=3)
-        if slope is None:
+            clean = [float(x) if finite(x) else math.nan for x in norms]
+            found.setdefault(str(r.get(schema.MODULE, "rnn")), []).append(
+                (r.get(schema.STEP), clean)
+            )
+    return found
+
+
+def _cells(records: Sequence[Record]) -> dict[str, str]:
+    return {
+        str(r.get(schema.MODULE)): str(r.get(schema.CELL))
+        for r in records
+        if r.get(schema.TYPE) == schema.HIDDEN_GRADIENTS and r.get(schema.CELL)
+    }
+
+
+# Layers whose gradient says nothing about depth: normalization scales and shifts.
+_NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm")
+
+
+def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
+    """Vanishing or exploding gradients across the layers of a deep net: the geometric mean
+    gradient norm of the first quarter of the layers against the last quarter's, the median over
+    the ``layer_gradients`` records. Layers that got no gradient at all (dead units, unused
+    parameters) and normalization layers are left out."""
+    rows = [r for r in records if r.get(schema.TYPE) == schema.LAYER_GRADIENTS]
+    if not rows:
+        return None
+    names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
+    kinds = next((r[schema.KINDS] for r in rows if isinstance(r.get(schema.KINDS), list)), None)
+    if not names:
+        return None
+    keep = [
+        i
+        for i in range(len(names))
+        if not (kinds and i < len(kinds) and str(kinds[i]).startswith(_NORM_KINDS))
+    ]
+    if len(keep) < 5:
+        return None
+    k = max(1, len(keep) // 4)
+    ratios, steps = [], []
+    for r in rows:
+        norms = r.get(schema.NORMS)
+        if not isinstance(norms, list) or len(norms) != len(names):
             continue
+        vals = [float(norms[i]) if finite(norms[i]) else math.nan for i in keep]
+        live = [v for v in vals if v > 0 and math.isfinite(v)]
+        if len(live) < 5:
+            continue
+        m = max(1, len(live) // 4)
+        first, last = live[:m], live[-m:]
+        ratio = math.exp(
+            statistics.fmean(map(math.log, first)) - statistics.fmean(map(math.log, last))
+        )
+        ratios.append(ratio)
+        steps.append(r.get(schema.STEP))
+    if not ratios:
+        return None
+    ratio = statistics.median(ratios)
+    per_layer = ratio ** (1 / max(len(keep) - k, 1))
+    evidence = {
+        "layers": len(keep),
+        "first_layers": [names[i] for i in keep[:k]],
+        "last_layers": [names[i] for i in keep[-k:]],
+        "first_over_last": ratio,
+        "rate_per_layer": per_layer,
+        "measurements": len(ratios),
+        "steps": steps[:10],
+    }
+    if ratio < 1e-3:
+        sev = Severity.CRITICAL if ratio < 1e-6 else Severity.WARNING
+        return -math.log10(ratio), Finding(
+            LONG_TERM_DEPENDENCIES,
+            sev,
+            f"the gradient vanishes across depth: the first layers get {ratio:.2g} of the last "
+            f"layers' gradient norm over {len(keep)} layers (x{per_layer:.3g} per layer, median "
+            f"of {len(ratios)} steps)",
+            evidence,
+            "use residual connections and normalization, ReLU-like activations, or an "
+            "initialization that preserves the gradient's scale (He, orthogonal)",
+        )
+    if ratio > 1e3:
+        sev = Severity.CRITICAL if ratio > 1e6 else Severity.WARNING
+        return math.log10(ratio), Finding(
+            LONG_TERM_DEPENDENCIES,
+            sev,
+            f"the gradient explodes across depth: the first layers get {ratio:.3g}x the last "
+            f"layers' gradient norm over {len(keep)} layers (x{per_layer:.3g} per layer)",
+            evidence,
+            "lower the initialization's scale (a gain that preserves the gradient's norm), add "
+            "normalization, or clip the gradient norm",
+        )
+    return -1.0, Finding(
+        LONG_TERM_DEPENDENCIES,
+        Severity.OK,
+        f"the gradient keeps its scale across {len(keep)} layers (first/last {ratio:.3g})",
+        evidence,
+        "",
+    )
+
+
+def _recurrent(records: Sequence[Record]) -> list[tuple[float, Finding]]:
+    """Decay or growth of ||dL/dh_t|| back in time per recurrent module, the median rate over
+    its measurements, and the memory horizon (Bengio, Simard and Frasconi 1994)."""
+    cells = _cells(records)
+    found = []
+    for module, rows in _hidden_series(records).items():
+        slopes = [v for v in (log_slope(n, min_points=3) for _, n in rows) if v is not None]
+        if not slopes:
+            continue
+        slope = statistics.median(slopes)
+        norms = rows[-1][1]
+        T = len(norms)
         rate = math.exp(max(min(slope, 50.0), -50.0))
-        last, first = norms[-1], norms[0]
-        ratio = first / last if finite(first) and finite(last) and last > 0 else math.nan
-        # Memory horizon: how far back the gradient keeps 1% of its most recent size; signals
-        # from further back are swamped by recent ones.
+        total = rate ** (T - 1)  # the median rate over the whole sequence: first / last
         horizon = math.log(1e-2) / slope if slope < 0 else math.inf
+        cell = cells.get(module, "")
         evidence = {
             "module": module,
-            "step": r.get(schema.STEP),
+            "cell": cell or None,
+            "measurements": len(slopes),
+            "steps": [s for s, _ in rows][:10],
             "time_steps": T,
             "rate_per_step": rate,
-            "first_over_last": ratio,
+            "first_over_last": total,
             "memory_horizon": horizon,
-            "norm_last_step": last,
-            "norm_first_step": first,
+            "norm_last_step": norms[-1],
+            "norm_first_step": norms[0],
         }
         if rate < 1 and horizon < T - 1:
-            sev = Severity.CRITICAL if finite(ratio) and ratio < 1e-6 else Severity.WARNING
-            f = Finding(
-                LONG_TERM_DEPENDENCIES,
-                sev,
-                f"the gradient vanishes back in time in {module!r}: x{rate:.3g} per step, "
-                f"1% of its last value after {horizon:.0f} of {T} steps",
-                evidence,
-                "use a gated cell (nn.LSTM or nn.GRU), initialize the recurrent weights "
-                "orthogonal, or shorten the dependencies the task needs",
+            sev = Severity.CRITICAL if total < 1e-6 else Severity.WARNING
+            gated = cell in ("LSTM", "GRU")
+            remedy = (
+                "the cell is gated already: shorten the dependencies the task needs, add "
+                "attention or skip connections over time, or initialize the forget gate's bias "
+                "high (1 to 2)"
+                if gated
+                else "use a gated cell (nn.LSTM or nn.GRU), initialize the recurrent weights "
+                "orthogonal, or shorten the dependencies the task needs"
             )
-            score = -math.log10(max(ratio, 1e-300)) if finite(ratio) else 0.0
-        elif rate > 1 and finite(ratio) and ratio > 1e3:
-            f = Finding(
-                LONG_TERM_DEPENDENCIES,
-                Severity.CRITICAL,
-                f"the gradient explodes back in time in {module!r}: x{rate:.3g} per step, "
-                f"{ratio:.3g}x larger {T - 1} steps back",
-                evidence,
-                "clip the gradient norm and scale the recurrent weights to a spectral radius "
-                "below 1",
+            found.append(
+                (
+                    -math.log10(max(total, 1e-300)),
+                    Finding(
+                        LONG_TERM_DEPENDENCIES,
+                        sev,
+                        f"the gradient vanishes back in time in {module!r}: x{rate:.3g} per step "
+                        f"(median of {len(slopes)} measurements), 1% of its last value after "
+                        f"{horizon:.0f} of {T} steps",
+                        evidence,
+                        remedy,
+                    ),
+                )
             )
-            score = math.log10(ratio)
+        elif rate > 1 and total > 10:
+            sev = Severity.CRITICAL if total > 1e3 else Severity.WARNING
+            found.append(
+                (
+                    math.log10(total),
+                    Finding(
+                        LONG_TERM_DEPENDENCIES,
+                        sev,
+                        f"the gradient explodes back in time in {module!r}: x{rate:.3g} per step, "
+                        f"{total:.3g}x larger {T - 1} steps back (median of {len(slopes)} "
+                        "measurements)",
+                        evidence,
+                        "clip the gradient norm and scale the recurrent weights to a spectral "
+                        "radius below 1 (orthogonal initialization)",
+                    ),
+                )
+            )
         else:
-            f = Finding(
-                LONG_TERM_DEPENDENCIES,
-                Severity.OK,
-                f"the gradient reaches back {T} steps in {module!r} (x{rate:.3g} per step)",
-                evidence,
-                "",
+            found.append(
+                (
+                    -1.0,
+                    Finding(
+                        LONG_TERM_DEPENDENCIES,
+                        Severity.OK,
+                        f"the gradient reaches back {T} steps in {module!r} (x{rate:.3g} per step)",
+                        evidence,
+                        "",
+                    ),
+                )
             )
-            score = -1.0
-        if worst is None or score > worst[0]:
-            worst = (score, f)
-    if worst is None:
+    return found
+
+
+def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
+    """Gradients that vanish or explode over long paths: back in time in recurrent modules
+    (hidden-state gradients) and across the layers of deep feed-forward nets (per-layer gradient
+    norms); the worst of them."""
+    found = _recurrent(records)
+    depth = _depth(records)
+    if depth is not None:
+        found.append(depth)
+    if not found:
         return _not_measured(
-            LONG_TERM_DEPENDENCIES, "hidden-state gradients were not finite", "check the run"
+            LONG_TERM_DEPENDENCIES,
+            "no hidden-state gradients (no recurrent model) and no per-layer gradients of a net "
+            "of five layers or more",
+            "record layer_gradients (the curvature or full preset) for a deep net",
         )
-    return worst[1]
+    return max(found, key=lambda pair: pair[0])[1]
 
 
 def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
-    """Gradient noise against the batch size in use (McCandlish et al. 2018)."""
+    """Gradient noise against the batch size in use (McCandlish et al. 2018), judged against
+    the run's progress: noise that dominates the minibatch gradient where the loss stalls far
+    from where training got it to (the start) is a finding; noise that dominates at convergence
+    is how a minimum looks through a minibatch, and is not."""
     steps_b, batch = series(records, schema.BATCH_SIZE)
     _, trace_cov = series(records, schema.TRACE_COV)
     _, g2 = series(records, schema.GRAD_NORM_SQ_UNBIASED)
@@ -280,7 +513,10 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     bs: float | None = None
     if mean_tr is not None and mean_g2 is not None:
         bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
-    evidence = {
+    _, losses = series(records, schema.LOSS)
+    prog = progress(losses)
+    samples = number(_header(records).get(schema.SAMPLES))
+    evidence: dict[str, Any] = {
         "b_simple": bs,
         "batch_size": size,
         "snr": s,
@@ -288,43 +524,96 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         "mean_trace_cov": mean_tr,
         "mean_grad_norm_sq": mean_g2,
         "steps": steps_b[half:][:10],
+        "training_samples": samples,
     }
+    if prog is not None:
+        evidence.update(
+            loss_start=prog.start,
+            loss_middle=prog.middle,
+            loss_end=prog.end,
+            converged=prog.converged,
+            stalled=prog.stalled,
+        )
     if bs is None or size is None:
         return _not_measured(INEXACT_GRADIENTS, "noise measurements were not finite", "")
-    if math.isinf(bs):
+    dominates = math.isinf(bs) or size < bs / 10
+    noise = (
+        f"|G|^2 is not resolved above the noise at batch {size:.0f}"
+        if math.isinf(bs)
+        else f"the critical batch size B_simple is {bs:.3g} against the batch of {size:.0f}"
+    )
+    if s is not None:
+        noise += f", signal-to-noise {s:.2g}"
+    if not dominates:
+        relation = "above" if size >= bs else "within 10x of"
         return Finding(
             INEXACT_GRADIENTS,
-            Severity.WARNING,
-            f"gradient noise dominates: |G|^2 is not resolved above the noise at batch {size:.0f}",
+            Severity.OK,
+            f"the batch of {size:.0f} is {relation} the critical batch size {bs:.3g}: noise "
+            "does not limit the step",
             evidence,
-            "raise the batch size, or lower the learning rate",
+            "",
         )
-    if size < bs / 10:
+    if prog is None or prog.converged:
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.OK,
+            f"the gradient noise dominates ({noise}) where the loss has converged "
+            + (f"({prog.start:.3g} -> {prog.end:.3g})" if prog else "")
+            + ": near a minimum the mean gradient vanishes and the noise remains, as expected",
+            evidence,
+            "",
+        )
+    target = bs if math.isfinite(bs) else 10 * size
+    if samples:
+        target = min(target, samples)
+    if samples and size >= samples:
+        remedy = "the batch is the whole training set: lower the learning rate instead"
+    else:
+        remedy = (
+            f"raise the batch size toward {target:.0f}"
+            + (f" (the training set has {samples:.0f} samples)" if samples else "")
+            + ", or lower the learning rate (or decay it) so that steps average the noise"
+        )
+    if prog.stalled:
         return Finding(
             INEXACT_GRADIENTS,
             Severity.WARNING,
-            f"gradient noise dominates: the critical batch size B_simple is {bs:.3g}, the batch "
-            f"{size:.0f}" + (f", signal-to-noise {s:.2g}" if s is not None else ""),
+            f"gradient noise dominates ({noise}) while progress stalls: the loss went "
+            f"{prog.middle:.3g} -> {prog.end:.3g} over the second half, "
+            f"{prog.end / prog.start:.0%} of its start",
             evidence,
-            f"raise the batch size toward {bs:.0f}, or lower the learning rate in proportion",
+            remedy,
         )
     return Finding(
         INEXACT_GRADIENTS,
-        Severity.OK,
-        f"the batch of {size:.0f} is within 10x of the critical batch size {bs:.3g}",
+        Severity.INFO,
+        f"gradient noise dominates ({noise}), but the loss is still falling "
+        f"({prog.middle:.3g} -> {prog.end:.3g} over the second half)",
         evidence,
-        "",
+        remedy,
     )
 
 
 def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
-    """The book's test (g^T H g grows by more than 10x while g^T g does not shrink), steps the
-    second-order model says raise the loss, and sharpness against the stability threshold."""
-    steps_q, gthg = series(records, schema.GTHG)
+    """Curvature judged on the step the optimizer actually takes (Deep Learning sec. 8.2.1):
+
+    - the second-order model of the actual update d, g^T d + 1/2 d^T H d, predicts a rise of
+      the loss (and the step's own batch loss did rise) in a fifth of the measured steps or more;
+    - sharpness at or above the optimizer's stability threshold (of P^-1 H for Adam) in a third
+      of the measurements or more, not one;
+    - for a step along the gradient, g^T H g / g^T g at or above the threshold (the book's
+      criterion lr/2 g^T H g > g^T g) in a tenth of the measured steps.
+
+    The book's other sign, g^T H g growing tenfold while g^T g does not shrink, is evidence, not
+    a verdict: a sharpening network that trains well shows it too.
+    """
+    _, gthg = series(records, schema.GTHG)
     _, gtg = series(records, schema.GTG)
-    _, pred = series(records, schema.PREDICTED_CHANGE)
+    steps_p, pred = series(records, schema.PREDICTED_CHANGE)
+    _, actual = series(records, schema.ACTUAL_CHANGE)
     steps_s, sharp = series(records, schema.SHARPNESS)
-    _, thresh = series(records, schema.STABILITY_THRESHOLD)
+    steps_t, thresh = series(records, schema.STABILITY_THRESHOLD)
     if not gthg and not sharp:
         return _not_measured(
             ILL_CONDITIONING, "no curvature measurements", "enable the curvature tier"
@@ -335,56 +624,62 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
         e_h, l_h = (median(w) for w in _windows(gthg))
         e_g, l_g = (median(w) for w in _windows(gtg))
         evidence.update(gthg_early=e_h, gthg_late=l_h, gtg_early=e_g, gtg_late=l_g)
-        if e_h and l_h and e_g and l_g and e_h > 0 and l_h > 10 * e_h and l_g >= 0.5 * e_g:
-            reasons.append(f"g^T H g grew {l_h / e_h:.3g}x while g^T g went {e_g:.3g} -> {l_g:.3g}")
-    _, actual = series(records, schema.ACTUAL_CHANGE)
-    rising = [
-        s
-        for s, p, a in zip(steps_q, pred, actual)
-        if math.isfinite(p) and math.isfinite(a) and p > 0 and a > 0
+    measured = [
+        (s, p, a) for s, p, a in zip(steps_p, pred, actual) if math.isfinite(p) and math.isfinite(a)
     ]
-    if pred and actual:
-        evidence.update(steps_raising_loss=len(rising), first_rises=rising[:10])
-    # The book's criterion on the gradient itself: a step along g raises the loss once
-    # lr^2/2 g^T H g > lr g^T g, i.e. once g^T H g / g^T g passes the stability threshold.
-    steps_c, along = series(records, schema.CURVATURE_ALONG_GRADIENT)
-    _, th_c = series(records, schema.GRADIENT_THRESHOLD)
-    over_g = [
-        (s, c, t)
-        for s, c, t in zip(steps_c, along, th_c)
-        if math.isfinite(c) and math.isfinite(t) and c >= t
-    ]
-    if along and th_c:
+    rising = [s for s, p, a in measured if p > 0 and a > 0]
+    if measured:
         evidence.update(
-            curvature_along_gradient_last=along[-1],
-            gradient_threshold=th_c[-1],
+            steps_predicted=len(measured), steps_raising_loss=len(rising), first_rises=rising[:10]
+        )
+        if len(rising) >= 3 and len(rising) >= 0.2 * len(measured):
+            reasons.append(
+                f"in {len(rising)} of {len(measured)} measured steps the optimizer's own update "
+                "raised the loss of its batch, as the second-order model g^T d + 1/2 d^T H d "
+                f"predicted (first at step {rising[0]}): the step is too long for the curvature "
+                "along it"
+            )
+    steps_c, along = series(records, schema.CURVATURE_ALONG_GRADIENT)
+    steps_g, th_c = series(records, schema.GRADIENT_THRESHOLD)
+    th_at = dict(zip(steps_g, th_c))
+    paired = [(s, c, th_at[s]) for s, c in zip(steps_c, along) if s in th_at]
+    over_g = [(s, c, t) for s, c, t in paired if math.isfinite(c) and math.isfinite(t) and c >= t]
+    if paired:
+        evidence.update(
+            curvature_along_gradient_last=paired[-1][1],
+            gradient_threshold=paired[-1][2],
             steps_gradient_above_threshold=[s for s, _, _ in over_g][:10],
         )
-        if len(over_g) > 0.1 * len(along):
+        if len(over_g) >= 2 and len(over_g) > 0.1 * len(paired):
             s0, c0, t0 = over_g[0]
             reasons.append(
-                f"in {len(over_g)} of {len(along)} measured steps the curvature along the "
+                f"in {len(over_g)} of {len(paired)} measured steps the curvature along the "
                 f"gradient, g^T H g / g^T g, reached the stability threshold (first at step {s0}: "
                 f"{c0:.3g} >= {t0:.3g}), so a gradient step there raises the loss"
             )
-    if sharp and thresh:
-        over = [
-            (s, v, t)
-            for s, v, t in zip(steps_s, sharp, thresh)
-            if math.isfinite(v) and math.isfinite(t) and v >= t
-        ]
+    t_at = dict(zip(steps_t, thresh))
+    judged = [
+        (s, v, t_at[s])
+        for s, v in zip(steps_s, sharp)
+        if s in t_at and math.isfinite(v) and math.isfinite(t_at[s])
+    ]
+    over = [(s, v, t) for s, v, t in judged if v >= t]
+    if sharp:
         evidence.update(
-            sharpness_last=sharp[-1],
-            stability_threshold=thresh[-1],
+            sharpness_max=max((v for v in sharp if math.isfinite(v)), default=None),
+            sharpness_measurements=len(judged),
+            stability_threshold=judged[-1][2] if judged else None,
             steps_at_or_above=[s for s, _, _ in over][:10],
         )
-        if over:
+        if judged and len(over) >= 1 and len(over) >= len(judged) / 3 and len(judged) >= 2:
             s, v, t = over[0]
-            reasons.append(f"sharpness {v:.3g} >= stability threshold {t:.3g} at step {s}")
+            reasons.append(
+                f"sharpness at or above the stability threshold in {len(over)} of "
+                f"{len(judged)} measurements (first at step {s}: {v:.3g} >= {t:.3g})"
+            )
     if reasons:
         top = max(
-            [c / t for _, c, t in over_g if t > 0]  # c >= t holds at t <= 0 too
-            + [v / t for v, t in zip(sharp, thresh) if math.isfinite(v) and finite(t) and t > 0],
+            [c / t for _, c, t in over_g if t > 0] + [v / t for _, v, t in judged if t > 0],
             default=0.0,
         )
         remedy = "lower the learning rate, or use a preconditioned optimizer or normalization"
@@ -398,125 +693,229 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
     return Finding(
         ILL_CONDITIONING,
         Severity.OK,
-        "curvature along the gradient stays in proportion to the gradient, and sharpness is "
+        "the optimizer's steps lower the loss the curvature lets them, and sharpness stays "
         "below the stability threshold",
         evidence,
         "",
     )
 
 
+def _final_point(records: Sequence[Record]) -> Record | None:
+    found = _analyses(records, schema.FINAL_POINT)
+    return found[-1] if found else None
+
+
 def detect_saddle_points(records: Sequence[Record]) -> Finding:
-    """Flat loss with a small gradient; with negative curvature it is a saddle (Dauphin et al.
-    2014), without it a flat region."""
+    """Plateaus anywhere in the run: stretches of a flat loss that are not its convergence (the
+    loss later escapes them, or never left its start), their share of the run, the smallest
+    Hessian eigenvalue measured on them, and layers that get no gradient (dead units). Negative
+    curvature there makes a saddle (Dauphin et al. 2014); none, a flat region."""
     steps, loss = series(records, schema.LOSS)
-    _, gnorm = series(records, schema.GRAD_NORM)
-    _, lmin = series(records, schema.LAMBDA_MIN)
-    _, lmax = series(records, schema.SHARPNESS)
-    if len(loss) < 20 or len(gnorm) != len(loss):
+    g_steps, gnorm = series(records, schema.GRAD_NORM)
+    if len(loss) < 20:
         return _not_measured(SADDLE_POINTS, "too few steps to judge flatness", "run longer")
-    window = max(10, len(loss) // 5)
-    head, tail = loss[:window], loss[-window:]
-    g_head, g_tail = median(gnorm[:window]), median(gnorm[-window:])
-    l_tail = median(tail)
-    change = abs(tail[-1] - tail[0]) / max(abs(l_tail or 0.0), 1e-12) if l_tail else math.inf
-    evidence: dict[str, Any] = {
-        "window_steps": [steps[-window], steps[-1]],
-        "relative_loss_change": change,
-        "grad_norm_early": g_head,
-        "grad_norm_late": g_tail,
-        "loss_start": head[0],
-        "loss_end": tail[-1],
-    }
-    flat = math.isfinite(change) and change < 0.01
-    small = g_head is not None and g_tail is not None and g_tail < 0.1 * g_head
-    negative = [v for v in lmin if math.isfinite(v)]
+    n = len(loss)
+    found = plateaus(loss, min_length=max(10, n // 10))
+    l_steps, lmin = series(records, schema.LAMBDA_MIN)
+    _, lmax = series(records, schema.SHARPNESS)
     scale = max((abs(v) for v in lmax if math.isfinite(v)), default=0.0)
-    if negative:
-        evidence.update(lambda_min_last=negative[-1], sharpness_last=scale or None)
-    strong_negative = bool(negative) and negative[-1] < -0.1 * max(scale, abs(negative[-1]))
-    if flat and strong_negative:
+    final = _final_point(records)
+    g_at = dict(zip(g_steps, gnorm))
+    peak = max((v for v in gnorm if math.isfinite(v)), default=0.0)
+    evidence: dict[str, Any] = {"steps": n, "plateaus": []}
+    dead = _dead_layers(records)
+    if dead:
+        evidence["layers_without_gradient"] = dead[:10]
+    worst: dict[str, Any] | None = None
+    for p in found:
+        first, last = steps[p.first], steps[p.last]
+        on = [v for s, v in zip(l_steps, lmin) if first <= s <= last and math.isfinite(v)]
+        if final is not None and p.escaped_at is None and finite(final.get(schema.LAMBDA_MIN)):
+            on.append(float(final[schema.LAMBDA_MIN]))
+        g_on = [g_at[s] for s in steps[p.first : p.last + 1] if s in g_at and finite(g_at[s])]
+        episode: dict[str, Any] = {
+            "first_step": first,
+            "last_step": last,
+            "share": (p.last - p.first + 1) / n,
+            "loss_level": p.level,
+            "escape_step": steps[p.escaped_at] if p.escaped_at is not None else None,
+            "smallest_eigenvalue": min(on) if on else None,
+            "grad_norm_median": statistics.median(g_on) if g_on else None,
+            "grad_norm_peak": peak,
+        }
+        evidence["plateaus"].append(episode)
+        if worst is None or episode["share"] > worst["share"]:
+            worst = episode
+    evidence["share_on_plateaus"] = sum(e["share"] for e in evidence["plateaus"])
+    if worst is None:
         return Finding(
             SADDLE_POINTS,
-            Severity.WARNING,
-            f"the loss is flat ({change:.2%} change over the last {window} steps) where the "
-            f"curvature is strongly negative (lambda_min {negative[-1]:.3g} against lambda_max "
-            f"{scale:.3g}): a plateau at a saddle",
+            Severity.OK,
+            f"no plateau in {n} steps: wherever the loss is flat it has converged",
             evidence,
-            "escape along negative curvature: a larger initialization or learning rate, momentum, "
-            "noise, or a saddle-free Newton step",
+            "",
         )
-    if flat and small:
-        if negative and negative[-1] < -1e-3 * max(scale, abs(negative[-1])):
-            return Finding(
-                SADDLE_POINTS,
-                Severity.WARNING,
-                f"the loss is flat ({change:.2%} change over the last {window} steps) with a "
-                f"small gradient and negative curvature (lambda_min {negative[-1]:.3g}): a saddle",
-                evidence,
-                "escape along negative curvature: a larger learning rate or momentum, noise, or "
-                "a saddle-free Newton step",
-            )
-        return Finding(
-            SADDLE_POINTS,
-            Severity.INFO,
-            f"the loss is flat ({change:.2%} over the last {window} steps) and the gradient "
-            f"small, with no negative curvature measured: a flat minimum or a plateau",
-            evidence,
-            "measure the smallest eigenvalue (curvature tier) to tell them apart",
-        )
-    return Finding(
-        SADDLE_POINTS,
-        Severity.OK,
-        "no flat region with a vanishing gradient at the end of the run",
-        evidence,
-        "",
+    where = f"steps {worst['first_step']}-{worst['last_step']}"
+    escape = (
+        f", escaped at step {worst['escape_step']}"
+        if worst["escape_step"] is not None
+        else ", never escaped"
     )
+    summary = (
+        f"the loss sat on a plateau at {worst['loss_level']:.3g} for {worst['share']:.0%} of the "
+        f"run ({where}{escape})"
+    )
+    lam = worst["smallest_eigenvalue"]
+    ref = max(scale, abs(lam) if lam is not None else 0.0)
+    if lam is not None and lam < -1e-3 * max(ref, 1e-12):
+        kind = "a saddle"
+        summary += f" with negative curvature (lambda_min {lam:.3g}): {kind}"
+        remedy = (
+            "escape along negative curvature: a larger initialization or learning rate, "
+            "momentum, or noise; a saddle-free Newton step"
+        )
+    else:
+        kind = "a flat region"
+        summary += (
+            f" with no negative curvature (lambda_min {lam:.3g}): {kind}"
+            if lam is not None
+            else f", curvature not measured there: {kind} or a saddle"
+        )
+        remedy = (
+            "a flat region: check for dead units (ReLU biases, a learning rate that killed them), "
+            "saturated activations or a too-small initialization; a larger learning rate or "
+            "momentum crosses it faster"
+        )
+    if dead:
+        summary += f"; {len(dead)} layers get no gradient at all (dead units)"
+    return Finding(SADDLE_POINTS, Severity.WARNING, summary, evidence, remedy)
+
+
+def _dead_layers(records: Sequence[Record]) -> list[str]:
+    """The layers whose gradient was exactly zero in at least 90% of the measured steps."""
+    rows = [r for r in records if r.get(schema.TYPE) == schema.LAYER_GRADIENTS]
+    names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
+    if not names or len(rows) < 5:
+        return []
+    zero = [0] * len(names)
+    counted = 0
+    for r in rows:
+        norms = r.get(schema.NORMS)
+        if isinstance(norms, list) and len(norms) == len(names):
+            counted += 1
+            for i, v in enumerate(norms):
+                if finite(v) and float(v) == 0.0:
+                    zero[i] += 1
+    if not counted:
+        return []
+    return [str(names[i]) for i, z in enumerate(zero) if z >= 0.9 * counted]
+
+
+def needs_restarts(records: Sequence[Record]) -> bool:
+    """Whether a run's end calls for restarts to judge it: the loss stalled in its last fifth
+    (not still falling, not converged to near zero) at a point with no significant negative
+    curvature (the final point's smallest eigenvalue, where it was measured)."""
+    _, loss = series(records, schema.LOSS)
+    if len(loss) < 20:
+        return False
+    prog = progress(loss)
+    if prog is None or prog.rose:
+        return False
+    tail = loss[-max(10, len(loss) // 5) :]
+    level = median(tail)
+    k = max(1, len(tail) // 4)
+    head, end = median(tail[:k]), median(tail[-k:])
+    if level is None or head is None or end is None or level <= 1e-3 * max(abs(prog.start), 1):
+        return False
+    if head - end > 0.02 * abs(level):
+        return False  # still falling
+    final = _final_point(records)
+    if final is not None and finite(final.get(schema.LAMBDA_MIN)):
+        lmin, lmax = float(final[schema.LAMBDA_MIN]), abs(number(final.get(schema.LAMBDA_MAX)) or 0)
+        if lmin < -0.01 * max(lmax, abs(lmin)):
+            return False  # a saddle, not a minimum
+    return True
 
 
 def detect_local_minima(records: Sequence[Record]) -> Finding:
-    """The negative test: a stalled loss whose gradient norm does not shrink is not at a
-    critical point, so not at a minimum (Goodfellow et al., Deep Learning, sec. 8.2.2)."""
+    """A stalled end judged against restarts (Deep Learning sec. 8.2.2): restarts of the same
+    experiment from other seeds that reach a clearly lower loss show a poor local minimum; the
+    same loss, equivalent minima. Without restarts, the negative test: a stalled loss whose
+    gradient norm does not shrink is not at a critical point, so not at a minimum."""
     _, loss = series(records, schema.LOSS)
     _, gnorm = series(records, schema.GRAD_NORM)
     if len(loss) < 20 or len(gnorm) != len(loss):
         return _not_measured(LOCAL_MINIMA, "too few steps", "run longer")
     window = max(10, len(loss) // 5)
-    tail = loss[-window:]
-    l_tail = median(tail)
-    change = abs(tail[-1] - tail[0]) / max(abs(l_tail or 0.0), 1e-12) if l_tail else math.inf
     g_head, g_tail = median(gnorm[:window]), median(gnorm[-window:])
-    evidence = {
-        "relative_loss_change_last_window": change,
+    prog = progress(loss)
+    stalled = needs_restarts(records)
+    evidence: dict[str, Any] = {
+        "stalled": stalled,
         "window": window,
         "grad_norm_early": g_head,
         "grad_norm_late": g_tail,
         "loss_end": loss[-1],
     }
-    if math.isfinite(change) and change < 0.01 and g_head and g_tail is not None:
-        if g_tail >= 0.5 * g_head:
+    found = _analyses(records, schema.RESTARTS)
+    if found:
+        r = found[-1]
+        own = number(r.get(schema.LOSS))
+        others = [float(v) for v in (r.get(schema.LOSSES) or []) if finite(v)]
+        evidence.update(
+            restart_seeds=r.get(schema.SEEDS), restart_losses=r.get(schema.LOSSES), final_loss=own
+        )
+        if own is not None and math.isfinite(own) and others:
+            margin = max(0.1 * abs(own), 1e-3)
+            lower = [v for v in others if v < own - margin]
+            evidence["restarts_lower"] = len(lower)
+            if len(lower) * 2 >= len(others):
+                return Finding(
+                    LOCAL_MINIMA,
+                    Severity.WARNING,
+                    f"a poor local minimum: the run stalled at loss {own:.4g}, and {len(lower)} "
+                    f"of {len(others)} restarts from other seeds reached lower (best "
+                    f"{min(others):.4g})",
+                    evidence,
+                    "keep the best of several restarts, or change what makes this seed's start "
+                    "poor (a wider network, another initialization scale, a larger learning "
+                    "rate early)",
+                )
+            same = [v for v in others if abs(v - own) <= margin]
             return Finding(
                 LOCAL_MINIMA,
-                Severity.INFO,
-                f"the loss stalled but the gradient norm did not shrink ({g_head:.3g} -> "
-                f"{g_tail:.3g}): not a critical point, so not a local minimum",
+                Severity.INFO if stalled else Severity.OK,
+                f"restarts from other seeds end at the same loss ({len(same)} of {len(others)} "
+                f"within {margin:.2g} of {own:.4g}): equivalent minima, not a poor local one",
                 evidence,
-                "look at ill-conditioning and cliffs, not at local minima",
+                "",
             )
+    if stalled and g_head and g_tail is not None and g_tail >= 0.5 * g_head:
         return Finding(
             LOCAL_MINIMA,
             Severity.INFO,
-            f"the loss stalled at {loss[-1]:.4g} with the gradient norm down to {g_tail:.3g}: "
-            "a critical point; whether it is a poor local minimum needs restarts",
+            f"the loss stalled but the gradient norm did not shrink ({g_head:.3g} -> "
+            f"{g_tail:.3g}): not a critical point, so not a local minimum",
             evidence,
-            "compare the final losses of random restarts",
+            "look at ill-conditioning, noise and cliffs, not at local minima",
         )
-    return Finding(
-        LOCAL_MINIMA,
-        Severity.OK,
-        "the loss was still decreasing at the end of the run",
-        evidence,
-        "",
-    )
+    if stalled:
+        return Finding(
+            LOCAL_MINIMA,
+            Severity.INFO,
+            f"the loss stalled at {loss[-1]:.4g} with the gradient norm down to {g_tail:.3g}: a "
+            "critical point; whether it is a poor local minimum needs restarts, which were not "
+            "run (no experiment factory: optiscope diagnose runs them from an experiment)",
+            evidence,
+            "compare the final losses of random restarts (optiscope landscape --kind restarts)",
+        )
+    if prog is not None and prog.rose:
+        state = f"the loss rose ({prog.start:.3g} -> {prog.end:.3g}): no minimum was reached"
+    elif prog is not None and prog.converged:
+        state = f"the loss converged ({prog.start:.3g} -> {prog.end:.3g})"
+    else:
+        state = "the loss was still decreasing at the end of the run"
+    return Finding(LOCAL_MINIMA, Severity.OK, state, evidence, "")
 
 
 def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:

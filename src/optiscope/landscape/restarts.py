@@ -258,6 +258,32 @@ def _restart(build: Callable[[int], Experiment], seed: int) -> tuple[_Run, BaseE
 # -- grouping ------------------------------------------------------------------------------------
 
 
+def final_loss(exp: Experiment) -> float:
+    """The loss of a trained experiment as restarts measure theirs: on its ``eval_data`` (else
+    all its data), model in eval mode; NaN or inf where it is not finite."""
+    return _final_loss(exp)[0]
+
+
+def final_losses(
+    experiment: str | Callable[[int], Experiment],
+    seeds: Sequence[int],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[float]:
+    """Train ``experiment`` from each seed and return the final losses (as :func:`final_loss`
+    measures them), without the grouping :func:`restarts` does: the cheap question "do other
+    seeds reach lower?". A restart that fails raises :class:`RestartsError` naming its seed."""
+    build = _builder(experiment)
+    losses = []
+    for done, seed in enumerate(seeds, 1):
+        run, err = _restart(build, seed)
+        if run.error is not None:
+            raise RestartsError(run.error) from err
+        losses.append(run.loss)
+        if progress is not None:
+            progress(done, len(seeds))
+    return losses
+
+
 def _supports_symmetry(model: nn.Module) -> bool:
     """Whether the points can be aligned: a network hidden_layers() accepts, every parameter in
     the point, and no buffers (batch-norm statistics are not part of the points)."""

@@ -64,14 +64,17 @@ class StepContext:
         self.records.append(record)
 
     def aside(self) -> None:
-        """Put the model aside from training until the step's measurements end (idempotent)."""
+        """Put the model aside from training until the step's measurements end (idempotent):
+        dropout off, batch norm on the measured batch's statistics as in training, its running
+        statistics and the random number generators left as they were."""
         if self._stack is None:
             self._stack = contextlib.ExitStack()
-            self._stack.enter_context(aside(self.module))
+            self._stack.enter_context(aside(self.module, batch_stats=True))
 
     def problem(self) -> Any:
-        """The Problem of the step's batch at the current parameters (eval mode); under DDP its
-        loss, gradient and Hessian-vector products are the global batch's."""
+        """The Problem of the step's batch at the current parameters, the function being
+        trained (see :meth:`aside`); under DDP its loss, gradient and Hessian-vector products
+        are the global batch's."""
         if self._problem is None:
             assert self.batch is not None and self.loss_fn is not None  # the probes declare them
             self.aside()
@@ -83,6 +86,7 @@ class StepContext:
                 self.batch,
                 params=lambda n, p: id(p) in ids,
                 check=False,
+                batch_stats=True,
             )
             self._problem = distributed.ReducedProblem(problem) if self.distributed else problem
         return self._problem

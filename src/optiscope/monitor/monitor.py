@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from optiscope.core.errors import NonFiniteError, OptiscopeError
+from optiscope.core.modules import training_norms
 from optiscope.core.version import __version__
 from optiscope.diagnosis import Finding, diagnose
 from optiscope.monitor.context import StepContext
@@ -195,8 +196,9 @@ class Monitor:
     Under torch.distributed (DDP), quantities are those of the global batch, and only rank 0
     writes records, findings and TensorBoard events.
 
-    The tiers run in eval mode (dropout off, batch-norm statistics frozen) with the random number
-    generators forked, then restore the modules' modes: the training run is not changed.
+    The tiers measure the function being trained: dropout off, batch norm in training mode on
+    the measured batch's statistics (its running statistics restored after), the random number
+    generators forked; then the modules' modes come back: the training run is not changed.
 
     Each tier is a probe (:mod:`optiscope.monitor.probes`); the Monitor schedules them, hands
     each the step's context, and routes what they measure to the records and the sinks.
@@ -314,8 +316,10 @@ class Monitor:
         facts = {
             **environment(),
             schema.DEVICE: str(self.params[0].device),
-            # Dropout off and batch-norm statistics frozen while the tiers measure.
-            schema.CURVATURE_MODE: "eval",
+            # Dropout off while the tiers measure; batch norm on the measured batch's statistics.
+            schema.CURVATURE_MODE: "eval, batch norm on the batch's statistics"
+            if training_norms(self._module)
+            else "eval",
             **dict(header or {}),
         }
         if tensorboard is not None and self._writes:

@@ -207,11 +207,15 @@ def _select(model: nn.Module, params: ParamSpec) -> list[tuple[str, Tensor]]:
     return chosen
 
 
-def check_deterministic(model: nn.Module) -> None:
-    """Refuse a model whose loss is a random or batch-coupled function in training mode."""
+def check_deterministic(model: nn.Module, batch_stats: bool = False) -> None:
+    """Refuse a model whose loss is a random or batch-coupled function in training mode
+    (``batch_stats``: batch norm in training mode is wanted, each batch normalized by its own
+    statistics, a fixed function of the parameters for fixed batches)."""
     for name, m in model.named_modules():
         label = name or type(model).__name__
         if not m.training:
+            continue
+        if batch_stats and isinstance(m, nn.modules.batchnorm._BatchNorm):
             continue
         # Only dropout modules hold a rate in .p (a float); elsewhere p may be any tensor.
         rate = float(cast(float, m.p)) if isinstance(m, STOCHASTIC) else 0.0
@@ -287,6 +291,10 @@ class Problem:
         Run the model on a few samples of the first batch at construction, so that a wrong
         shape, dtype or device fails here with a clear message. Skip it where the caller has just
         run the model on that batch.
+    batch_stats:
+        Accept batch norm in training mode (each batch normalized by its own statistics, as in
+        training); the caller keeps its running statistics (``core.modules.aside``). Other
+        sources of randomness in training mode are still refused.
     """
 
     def __init__(
@@ -300,6 +308,7 @@ class Problem:
         cache_graph: bool | str = "auto",
         point: Tensor | None = None,
         check: bool = True,
+        batch_stats: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ProblemError(f"model must be a torch.nn.Module, got {_describe(model)}")
@@ -309,7 +318,7 @@ class Problem:
             )
         self.model = model
         self.loss_fn = loss_fn
-        check_deterministic(model)
+        check_deterministic(model, batch_stats)
         selected = _select(model, params)
         devices = {p.device for _, p in selected}
         if len(devices) > 1:

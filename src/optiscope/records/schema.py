@@ -5,10 +5,10 @@ one has a ``type``:
 
 - ``step``: ``{"type": "step", "step": N, "values": {QUANTITY: number, ...}}``, one per
   optimizer step; the quantities below, each written by the probe that measures it.
-- ``hidden_gradients``: ``{"step", "module", "norms"}``, the norm of dL/dh_t at every time
-  step t of one recurrent module.
-- ``layer_gradients``: ``{"step", "names", "norms"}``, the gradient norm of each layer (a
-  module owning parameters directly), inputs first.
+- ``hidden_gradients``: ``{"step", "module", "cell", "norms"}``, the norm of dL/dh_t at every
+  time step t of one recurrent module (its class in ``cell``).
+- ``layer_gradients``: ``{"step", "names", "kinds", "norms"}``, the gradient norm of each
+  layer (a module owning parameters directly), inputs first; names and kinds on the first only.
 - ``analysis``: ``{"name": ANALYSIS, ...}``, a measurement of a point (the end of a run).
 - ``event``: ``{"name": EVENT, "step", ...}``, something that happened (training stopped).
 - ``probe_error``: ``{"step", "probe", "error"}``, a tier that failed at a step (the run went
@@ -30,6 +30,8 @@ NAME = "name"
 MODULE = "module"
 NORMS = "norms"
 NAMES = "names"
+KINDS = "kinds"  # the module classes of a layer_gradients record's layers (first record only)
+CELL = "cell"  # a hidden_gradients record's module class (RNN, LSTM, GRU)
 
 # Record types.
 HEADER = "header"
@@ -85,6 +87,8 @@ TRACE_COV = "trace_cov"
 GRAD_NORM_SQ_UNBIASED = "grad_norm_sq_unbiased"
 SNR = "snr"
 B_SIMPLE = "b_simple"
+NOISE_METHOD = "noise_method"  # how the noise was measured: "backward-hooks", "per-sample",
+# "groups" (batch norm in training mode: four groups of the batch), "ranks" (DDP)
 
 # The names the cheap probe can be limited to (Monitor(quantities=...)).
 CHEAP = (LOSS, GRAD_NORM, PARAM_NORM, UPDATE_NORM, UPDATE_RATIO, NONFINITE)
@@ -96,6 +100,7 @@ SPECTRAL_DENSITY = "spectral_density"
 INTERPOLATION = "interpolation"
 TRAJECTORY = "trajectory"
 SURFACE = "surface"
+RESTARTS = "restarts"  # the experiment retrained from other seeds, to judge a stalled end
 
 # Events (their "name"):
 STOPPED = "stopped"
@@ -126,6 +131,9 @@ EXPLAINED = "explained"  # also the surface's
 RATIO = "ratio"
 ERROR = "error"  # why the trajectory's plane could not be found
 SNAPSHOTS = "snapshots"  # the parameter vectors the principal components were taken from
+# restarts (also SEEDS, LOSSES, LOSS: the run's own final loss, measured as theirs):
+SEEDS = "seeds"
+BUDGET = "budget"  # the restarts' budget, in training runs
 # surface:
 XS = "xs"
 YS = "ys"
@@ -137,6 +145,9 @@ EXPERIMENT = "experiment"  # also findings.json's
 DESCRIPTION = "description"
 SEED = "seed"
 STEPS = "steps"  # the steps planned; STEP is the one a record is at
+SAMPLES = "samples"  # the training set's size (the largest batch a remedy may ask for)
+SCHEDULER = "scheduler"  # the learning-rate scheduler's class, if any
+CLIP_GRAD_NORM = "clip_grad_norm"  # the clipping norm, if any
 OPTIMIZER = "optimizer"
 PRESET = "preset"
 CONFIG = "config"

@@ -13,12 +13,15 @@ import torch
 
 from optiscope.core.modules import aside
 from optiscope.diagnosis import Finding
+from optiscope.diagnosis.detectors import needs_restarts
 from optiscope.landscape.line import LandscapeError, interpolate
+from optiscope.landscape.restarts import final_loss, final_losses
 from optiscope.landscape.surface import surface, trajectory_directions
 from optiscope.monitor.monitor import Monitor
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import critical_point, spectral_density
 from optiscope.records import schema
+from optiscope.records.log import read_records
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
 
@@ -72,7 +75,7 @@ def _trajectory(
     )
     coords = torch.tensor(traj.coords)
     reach = float(coords.abs().max()) * 1.2 or 1.0
-    with aside(exp.model):
+    with aside(exp.model, batch_stats=True):
         plane = surface(problem, traj.directions, span=reach, steps=21, trajectory=traj)
     monitor.write(
         _analysis(
@@ -98,8 +101,9 @@ def _final_point(
     data = exp.eval_data
     if data is None:
         data = next(iter(exp.data))
-    with aside(exp.model):
-        problem = Problem(exp.model, exp.loss_fn, data)
+    # The function being trained: batch norm on the data's own statistics, as in training.
+    with aside(exp.model, batch_stats=True):
+        problem = Problem(exp.model, exp.loss_fn, data, batch_stats=True)
         cp = critical_point(problem)
         monitor.write(
             _analysis(
@@ -136,6 +140,41 @@ def _final_point(
     _trajectory(exp, monitor, snapshots, problem)
 
 
+def _samples(exp: Experiment) -> int | None:
+    """The training set's size where the data is a list of batches (a loader is not read)."""
+    if not isinstance(exp.data, (list, tuple)):
+        return None
+    return sum(batch_samples(b) for b in exp.data) or None
+
+
+def _restarts(
+    exp: Experiment,
+    monitor: Monitor,
+    out: Path,
+    factory: Callable[[int], Experiment],
+    count: int,
+    say: Callable[[str], None] | None,
+) -> None:
+    """When the run ended stalled at a point with no significant negative curvature, train the
+    experiment from ``count`` other seeds and record their final losses beside the run's own
+    (measured alike): the local-minima detector compares them."""
+    records = read_records(out).records + monitor.history
+    if not needs_restarts(records):
+        return
+    with aside(exp.model):
+        own = final_loss(exp)
+    seeds = [exp.seed + k for k in range(1, count + 1)]
+    if say is not None:
+        say(f"the run stalled: training {count} restarts (seeds {seeds[0]}..{seeds[-1]})")
+    losses = final_losses(factory, seeds)
+    monitor.write(
+        _analysis(
+            schema.RESTARTS,
+            {schema.SEEDS: seeds, schema.LOSSES: losses, schema.LOSS: own, schema.BUDGET: count},
+        )
+    )
+
+
 def run_experiment(
     exp: Experiment,
     out: str | os.PathLike[str],
@@ -144,6 +183,9 @@ def run_experiment(
     progress: Callable[[int, int], None] | None = None,
     tensorboard: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    factory: Callable[[int], Experiment] | None = None,
+    restarts: int = 3,
+    say: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train ``exp`` under a :class:`~optiscope.Monitor`, analyse the point it reaches, and
     diagnose the run.
@@ -163,6 +205,12 @@ def run_experiment(
     With ``tensorboard``, every quantity is also written there as TensorBoard events.
     ``progress(done, total)`` is called after each step. Torch is seeded with ``exp.seed``.
 
+    With ``factory`` (``seed -> Experiment``, the function that built ``exp``), a run that ends
+    stalled at a point with no significant negative curvature is judged against ``restarts``
+    runs of the experiment from the seeds after ``exp.seed`` (trained without the Monitor: about
+    ``restarts`` times the training's cost), recorded as a ``restarts`` analysis; ``restarts=0``
+    skips them. ``say(line)`` hears what the end-of-run analyses are doing.
+
     A loss or gradient that is not finite stops training at that step: an ``event`` record
     (``stopped``) says why, the records up to it are diagnosed, the end point is not analysed,
     and :attr:`RunResult.stopped` holds the reason.
@@ -179,6 +227,9 @@ def run_experiment(
         schema.PRESET: preset,
         schema.OPTIMIZER: type(exp.optimizer).__name__,
         schema.CONFIG: exp.config,
+        schema.SAMPLES: _samples(exp),
+        schema.SCHEDULER: type(exp.scheduler).__name__ if exp.scheduler is not None else None,
+        schema.CLIP_GRAD_NORM: exp.clip_grad_norm,
     }
     # Every update is measured (the trajectory's length sums them); with the curvature preset the
     # tiers are spread so that a run of any length gets enough measurements of each.
@@ -230,7 +281,11 @@ def run_experiment(
                 }
             )
         else:
+            if say is not None:
+                say("analysing the final point (curvature, the straight path, the plane)")
             _final_point(exp, monitor, start, snapshots)
+            if factory is not None and restarts > 0:
+                _restarts(exp, monitor, out, factory, restarts, say)
     finally:
         findings = monitor.close()
     seconds = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ class Experiment:
     ``data`` is a re-iterable collection of ``(inputs, targets)`` batches, cycled until
     ``steps`` optimizer steps have run. ``eval_data`` (default: the first batch) is where the
     end-of-run analyses measure the final point. ``config`` is recorded in the header.
+
+    ``scheduler`` (a ``torch.optim.lr_scheduler`` over ``optimizer``) steps after every
+    optimizer step; ``clip_grad_norm`` clips the gradient's total norm before each update
+    (``torch.nn.utils.clip_grad_norm_``), after the Monitor has recorded it unclipped.
     """
 
     model: nn.Module
@@ -37,6 +42,8 @@ class Experiment:
     eval_data: Any = None
     description: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    scheduler: Any = None
+    clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -60,6 +67,7 @@ class Experiment:
                 f"{self.steps!r}: pass steps=N with N >= 1"
             )
         self._check_data()
+        self._check_schedule()
         named = list(self.model.named_parameters())
         trainable = [n for n, p in named if p.requires_grad]
         if not trainable:
@@ -73,6 +81,33 @@ class Experiment:
             raise ExperimentError(
                 "the optimizer holds none of the model's parameters: build it with "
                 "optimizer = torch.optim.SGD(model.parameters(), ...) on this model"
+            )
+
+    def _check_schedule(self) -> None:
+        sched = self.scheduler
+        if sched is not None and (
+            not callable(getattr(sched, "step", None)) or getattr(sched, "optimizer", None) is None
+        ):
+            raise ExperimentError(
+                "Experiment.scheduler must be a learning-rate scheduler with step() and an "
+                f"optimizer, got a {type(sched).__name__}: pass e.g. "
+                "torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)"
+            )
+        if sched is not None and sched.optimizer is not self.optimizer:
+            raise ExperimentError(
+                "Experiment.scheduler drives another optimizer than Experiment.optimizer: build "
+                "it on the experiment's own, e.g. LambdaLR(optimizer, ...)"
+            )
+        clip = self.clip_grad_norm
+        if clip is not None and (
+            isinstance(clip, bool)
+            or not isinstance(clip, (int, float))
+            or not math.isfinite(clip)
+            or clip <= 0
+        ):
+            raise ExperimentError(
+                f"Experiment.clip_grad_norm must be a positive number (the largest gradient norm "
+                f"an update may use) or None, got {clip!r}"
             )
 
     def _check_data(self) -> None:

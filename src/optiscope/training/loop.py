@@ -3,7 +3,8 @@ runner, restarts, the command line, the lab) runs this, so they train alike, ste
 
 Per batch: ``optimizer.zero_grad(set_to_none=True)``, ``loss = loss_fn(model(inputs),
 targets)``, ``loss.backward()``, the ``before_update`` hook, the monitor's ``step(loss,
-batch=(inputs, targets))`` when one is given, ``optimizer.step()``, the ``after_step`` hook. The
+batch=(inputs, targets))`` when one is given, gradient clipping when asked, ``optimizer.step()``,
+the scheduler's step when one is given, the ``after_step`` hook. The
 monitor is duck-typed: the monitor package sits above this one.
 """
 
@@ -44,6 +45,8 @@ def train(
     stop_nonfinite: bool = False,
     before_update: Hook | None = None,
     after_step: Hook | None = None,
+    clip_grad_norm: float | None = None,
+    scheduler: Any = None,
 ) -> TrainResult:
     """Train ``model`` one optimizer step per ``(inputs, targets)`` batch of ``batches``.
 
@@ -68,6 +71,11 @@ def train(
         update (``step`` counts from 1): it may read or change the gradients.
     after_step:
         ``after_step(step, loss)`` after the update: snapshots, progress.
+    clip_grad_norm:
+        Clip the gradient's total norm to this before each update, after the monitor has
+        recorded the gradient as the backward pass left it.
+    scheduler:
+        A learning-rate scheduler, stepped after each update.
 
     A loss that is not a scalar tensor raises
     :class:`~optiscope.training.experiment.ExperimentError` naming the step. The model's mode is
@@ -105,7 +113,13 @@ def train(
                 monitor.step(loss, batch=(inputs, targets))
             except NonFiniteError as err:
                 return TrainResult(steps, str(err))
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in optimizer.param_groups for p in g["params"]], clip_grad_norm
+            )
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         steps = step
         if after_step is not None:
             after_step(step, loss)
@@ -120,8 +134,8 @@ def train_experiment(
     before_update: Hook | None = None,
     after_step: Hook | None = None,
 ) -> TrainResult:
-    """:func:`train` on an :class:`~optiscope.Experiment`: its model, loss, optimizer and its
-    ``steps`` batches (:meth:`~optiscope.Experiment.batches`)."""
+    """:func:`train` on an :class:`~optiscope.Experiment`: its model, loss, optimizer, scheduler
+    and clipping, and its ``steps`` batches (:meth:`~optiscope.Experiment.batches`)."""
     return train(
         exp.model,
         exp.loss_fn,
@@ -131,4 +145,6 @@ def train_experiment(
         stop_nonfinite=stop_nonfinite,
         before_update=before_update,
         after_step=after_step,
+        clip_grad_norm=exp.clip_grad_norm,
+        scheduler=exp.scheduler,
     )

@@ -60,7 +60,7 @@ class Curvature(Probe):
         with torch.no_grad():
             new = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
         d = new - problem.point
-        with aside(ctx.module):
+        with aside(ctx.module, batch_stats=True):
             ctx.values[schema.PREDICTED_CHANGE] = predicted_change(problem, g, hg, d)
             ctx.values[schema.ACTUAL_CHANGE] = actual_change(problem, d)
 

@@ -25,16 +25,16 @@ class LayerGradients(Probe):
 
     def __init__(self, every: int, setup: Setup) -> None:
         super().__init__(every, setup)
-        self._layers: list[tuple[str, list[int]]] | None = None
+        self._layers: list[tuple[str, str, list[int]]] | None = None
         self._named = False
 
-    def _catalogue(self, ctx: StepContext) -> list[tuple[str, list[int]]]:
+    def _catalogue(self, ctx: StepContext) -> list[tuple[str, str, list[int]]]:
         index = {id(p): i for i, p in enumerate(ctx.params)}
         layers = []
         for name, m in ctx.module.named_modules():
             own = [index[id(p)] for p in m.parameters(recurse=False) if id(p) in index]
             if own:
-                layers.append((name or type(m).__name__, own))
+                layers.append((name or type(m).__name__, type(m).__name__, own))
         return layers
 
     def measure(self, ctx: StepContext) -> None:
@@ -42,12 +42,13 @@ class LayerGradients(Probe):
             self._layers = self._catalogue(ctx)
         norms = []
         each = ctx.grad_norms()
-        for _, idx in self._layers:
+        for _, _, idx in self._layers:
             parts = [each[i] for i in idx]
             norms.append(math.sqrt(sum(v * v for v in parts if v is not None)))
         record: dict = {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: ctx.step}
         if not self._named:
-            record[schema.NAMES] = [name for name, _ in self._layers]
+            record[schema.NAMES] = [name for name, _, _ in self._layers]
+            record[schema.KINDS] = [kind for _, kind, _ in self._layers]
             self._named = True
         record[schema.NORMS] = norms
         ctx.emit(record)

@@ -1,22 +1,28 @@
 """Gradient noise (McCandlish et al. 2018): the trace of the per-sample gradient covariance,
 the unbiased |G|^2, the signal-to-noise ratio and the critical batch size B_simple.
 
-Three ways, cheapest first: per-sample gradient norms read from the training step's own backward
+Four ways, cheapest first: per-sample gradient norms read from the training step's own backward
 pass (Linear and convolution layers, a mean or sum of per-sample losses; hooks armed only before
 the steps the probe is due); under DDP, each rank's local gradient against the averaged one (two
-batch sizes, no extra pass); otherwise a separate per-sample pass on the batch.
+batch sizes, no extra pass); for a model with batch norm in training mode, whose samples are
+coupled through the batch's statistics so that a per-sample gradient is not defined, the same
+two-batch-size estimate from the gradients of four groups of the batch; otherwise a separate
+per-sample pass on the batch. ``noise_method`` records which ran.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from optiscope.core.modules import training_norms
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
 from optiscope.problem.persample import StepRecorder
-from optiscope.problem.problem import batch_samples
+from optiscope.problem.problem import Problem, batch_samples
 from optiscope.quantities import step as quantities
 from optiscope.records import schema
 
@@ -26,7 +32,8 @@ class Noise(Probe):
 
     name = "noise"
     needs = frozenset({"batch", "loss_fn"})
-    writes = schema.NOISE
+    writes = (*schema.NOISE, schema.NOISE_METHOD)
+    GROUPS = 4
 
     def __init__(self, every: int, setup: Setup) -> None:
         super().__init__(every, setup)
@@ -64,18 +71,67 @@ class Noise(Probe):
             if self._ranks is not None:
                 b, mean_local_sq = self._ranks
                 w = torch.distributed.get_world_size()
-                q = quantities.noise_from_ranks(b, w, mean_local_sq, ctx.grad_norm**2)
-                ctx.values.update({k: q[k] for k in schema.NOISE})
+                ranks = quantities.noise_from_ranks(b, w, mean_local_sq, ctx.grad_norm**2)
+                ctx.values.update({k: ranks[k] for k in schema.NOISE})
+                ctx.values[schema.NOISE_METHOD] = "ranks"
             return
+        assert ctx.batch is not None
+        q: dict[str, Any] | None
         if self._recorded is not None:
             sq, scale = self._recorded
             q = quantities.noise_from_moments(
                 len(sq), float(sq.sum()), (scale * ctx.grad_norm) ** 2
             )
+            method = "backward-hooks"
+        elif training_norms(ctx.module):
+            q = self._groups(ctx)
+            method = "groups"
         else:
-            assert ctx.batch is not None
             q = quantities.gradient_noise(ctx.problem(), ctx.batch[0], ctx.batch[1])
+            method = "per-sample"
+        if q is None:
+            return
         ctx.values.update({k: q[k] for k in schema.NOISE})
+        ctx.values[schema.NOISE_METHOD] = method
+
+    def _groups(self, ctx: StepContext) -> dict[str, Any] | None:
+        """E|g_b|^2 = |G|^2 + tr(Sigma)/b at two batch sizes: the gradients of GROUPS equal
+        groups of the batch (each normalized by its own statistics, as batch norm trains) and
+        their mean. None when the batch is too small to split."""
+        assert ctx.batch is not None and ctx.loss_fn is not None
+        inputs, targets = ctx.batch
+        n = batch_samples(ctx.batch)
+        k = self.GROUPS
+        size = n // k
+        if size < 2:
+            return None
+        ctx.aside()
+        ids = {id(p) for p in ctx.params}
+        grads = []
+        for i in range(k):
+            part = slice(i * size, (i + 1) * size)
+            x, y = (
+                torch.utils._pytree.tree_map(
+                    lambda t, part=part: (
+                        t[part] if isinstance(t, Tensor) and t.ndim and len(t) == n else t
+                    ),
+                    v,
+                )
+                for v in (inputs, targets)
+            )
+            problem = Problem(
+                ctx.module,
+                ctx.loss_fn,
+                (x, y),
+                params=lambda _, p: id(p) in ids,
+                check=False,
+                batch_stats=True,
+                cache_graph=False,
+            )
+            grads.append(problem.gradient().double())
+        mean = torch.stack(grads).mean(0)
+        mean_local_sq = float(torch.stack([g.square().sum() for g in grads]).mean())
+        return quantities.noise_from_ranks(size, k, mean_local_sq, float(mean.square().sum()))
 
     def prepare(self, next_step: int) -> None:
         self._recorded = None

@@ -26,6 +26,7 @@ class Recurrent(Probe):
         ctx.aside()
         inputs, targets = ctx.batch
         found = hidden_state_gradients(ctx.module, ctx.loss_fn, inputs, targets)
+        cells = {name: type(m).__name__ for name, m in ctx.module.named_modules()}
         if ctx.distributed:
             found = distributed.hidden_norms(found, ctx.params[0])
         for module, norms in found.items():
@@ -34,6 +35,7 @@ class Recurrent(Probe):
                     schema.TYPE: schema.HIDDEN_GRADIENTS,
                     schema.STEP: ctx.step,
                     schema.MODULE: module,
+                    schema.CELL: cells.get(module, module),
                     schema.NORMS: norms,
                 }
             )

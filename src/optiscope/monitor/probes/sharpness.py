@@ -50,8 +50,11 @@ class Sharpness(Probe):
                 prec = adam_preconditioner(ctx.optimizer, ctx.params)
             else:
                 prec = group_preconditioner(ctx.optimizer, ctx.params)
-            values[schema.STABILITY_THRESHOLD] = th.value
-            values[schema.THRESHOLD_PRECONDITIONED] = prec is not None
+            # Before Adam's first step there is no preconditioner yet: the raw Hessian's
+            # sharpness is measured, and its threshold (of P^-1 H) would not apply.
+            if prec is not None or not th.preconditioned:
+                values[schema.STABILITY_THRESHOLD] = th.value
+                values[schema.THRESHOLD_PRECONDITIONED] = prec is not None
         bottom = ctx.decisions.get("plateau", False)
         hessian = problem.hessian_operator()
         start = problem.hvp_count
