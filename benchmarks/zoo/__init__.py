@@ -1,0 +1,48 @@
+"""The calibration zoo: training runs built by construction to show one challenge of Deep
+Learning sec. 8.2, and healthy controls that must show none (benchmarks/verdicts.py runs them).
+
+A :class:`Case` is a factory ``build(seed) -> Experiment`` with the challenge planted in it
+(``challenge``; None for a control), its model family and optimizer, the seed it runs at, and
+``split``: ``"tune"`` for the cases the detectors' thresholds were set on, ``"held"`` for those
+kept aside until the end (other seeds, and for each challenge a family not used while tuning).
+``why`` says how the pathology is planted and how it was checked by hand.
+
+Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
+60 s. Data ship with scikit-learn (digits) or are generated from a seed; never downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from optiscope import Experiment
+
+FAMILIES = ("mlp", "cnn", "transformer", "rnn")
+SPLITS = ("tune", "held")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    challenge: str | None  # one of optiscope.diagnosis.CHALLENGES, None: a healthy control
+    family: str
+    optimizer: str  # "sgd", "momentum", "adam", "adamw" (with a schedule or clipping: say so)
+    split: str
+    build: Callable[[int], Experiment]
+    seed: int = 0
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.family in FAMILIES, self.family
+        assert self.split in SPLITS, self.split
+
+
+def cases() -> list[Case]:
+    """Every case of the zoo, tune and held-out, in a fixed order."""
+    from . import mlp_cnn, sequence
+
+    found = [*mlp_cnn.CASES, *sequence.CASES]
+    names = [c.name for c in found]
+    assert len(names) == len(set(names)), "case names must be unique"
+    return found
