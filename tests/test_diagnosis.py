@@ -278,9 +278,22 @@ def _noise_rows(n, trace, g2, batch, snr, loss):
 
 def test_inexact_gradients_is_judged_against_progress():
     stalled = _noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0 - 0.5 * min(i, 20) / 20)
+    # Without the actual change of each step, noise cannot be told from a flat region.
+    f = detect_inexact_gradients(with_values(stalled))
+    assert f.severity == "info" and "was not measured" in f.summary
+    # Each step lowers its own batch's loss by 0.1, and the run keeps none of it.
+    stalled = [{**r, schema.ACTUAL_CHANGE: -0.1} for r in stalled]
     f = detect_inexact_gradients(with_values(stalled))
     assert f.severity == "warning" and "2e+03" in f.summary and "toward 2000" in f.remedy
-    assert "while progress stalls" in f.summary
+    assert "undoes the steps' progress: each step lowers its own batch's loss by 0.1" in f.summary
+    # A flat region: the steps gain nothing even on their own batch.
+    flat = [{**r, schema.ACTUAL_CHANGE: -1e-7} for r in stalled]
+    f = detect_inexact_gradients(with_values(flat))
+    assert f.severity == "info" and "not what stalls it" in f.summary
+    # The whole training set in each batch: the gradient is exact.
+    whole = {schema.TYPE: schema.HEADER, schema.SAMPLES: 8}
+    f = detect_inexact_gradients([whole, *with_values(stalled)])
+    assert f.severity == "ok" and "the gradient is exact" in f.summary
     # The remedy stays feasible: no batch larger than the training set.
     header = {schema.TYPE: schema.HEADER, schema.SAMPLES: 500}
     f = detect_inexact_gradients([header, *with_values(stalled)])
@@ -296,6 +309,10 @@ def test_inexact_gradients_is_judged_against_progress():
     assert f.severity == "ok" and "the batch of 128 is above the critical batch size 100" in (
         f.summary
     )
+    # Noise above the signal, B < B_simple, yet within 10x: it dominates the direction.
+    near = _noise_rows(60, 800.0, 1.0, 128, 0.2, lambda i: 2.0 - 0.5 * min(i, 20) / 20)
+    near = [{**r, schema.ACTUAL_CHANGE: -0.1} for r in near]
+    assert detect_inexact_gradients(with_values(near)).severity == "warning"
     assert detect_inexact_gradients(with_values([{schema.LOSS: 1.0}])).severity == "info"
 
 
@@ -522,3 +539,22 @@ def test_local_minima_judged_against_restarts():
     rising = with_values([{schema.LOSS: 1.0 + 0.1 * i, schema.GRAD_NORM: 1.0} for i in range(60)])
     f = detect_local_minima(rising)
     assert f.severity == "ok" and "the loss rose" in f.summary
+
+
+def test_a_barrier_is_judged_against_what_training_gained():
+    def interp(barrier):
+        return [
+            {
+                schema.TYPE: schema.ANALYSIS,
+                schema.NAME: schema.INTERPOLATION,
+                schema.BARRIER: barrier,
+                schema.PATH_LENGTH: 3.0,
+                schema.DISTANCE: 2.0,
+                schema.LOSSES: [2.0, 2.0 + barrier, 1.0],
+            }
+        ]
+
+    # Training gained 1.0: a bump of 0.05 is the path's texture, one of 0.2 a ridge crossed.
+    assert detect_local_global_mismatch(interp(0.05)).severity == "ok"
+    f = detect_local_global_mismatch(interp(0.2))
+    assert f.severity == "warning" and f.evidence["loss_gained"] == 1.0

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from optiscope.core.stats import finite, log_slope, mean, median, number
-from optiscope.diagnosis.episodes import plateaus, progress, robust_z
+from optiscope.diagnosis.episodes import plateaus, progress, robust_z, window_for
 from optiscope.diagnosis.findings import (
     CHALLENGES,
     CLIFFS,
@@ -220,6 +220,22 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         reasons.append(
             f"the loss rose from {prog.start:.3g} to {prog.end:.3g} (best {prog.best:.3g})"
             + (f" while the gradient norm grew {growth:.3g}x" if growth and growth > 1 else "")
+        )
+    # An update as large as the parameters themselves, after which the loss rose: the step
+    # threw the point away (an outsized step needs no gradient spike to be a cliff).
+    thrown = []
+    for st, v in zip(ratio_steps, ratios):
+        before = loss_at.get(st)
+        after = [loss_at[t] for t in (st + 1, st + 2, st + 3) if t in loss_at]
+        if math.isfinite(v) and v >= 0.5 and finite(before) and after and before > 0:  # type: ignore[operator]
+            if max(after) > 1.2 * before:  # type: ignore[operator]
+                thrown.append((st, v, max(after) / before))  # type: ignore[operator]
+    if thrown:
+        st, v, rise = thrown[0]
+        evidence["outsized_updates"] = [t for t, _, _ in thrown][:10]
+        reasons.append(
+            f"at step {st} the update was {v:.2g}x the parameters' norm and the loss rose "
+            f"{rise:.2g}x after it" + (f" ({len(thrown)} such steps)" if len(thrown) > 1 else "")
         )
     if median_ratio is not None and median_ratio > 0.3 and len(finite_ratios) >= 5:
         reasons.append(
@@ -536,7 +552,17 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         )
     if bs is None or size is None:
         return _not_measured(INEXACT_GRADIENTS, "noise measurements were not finite", "")
-    dominates = math.isinf(bs) or size < bs / 10
+    if samples and size >= samples:
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.OK,
+            f"each step takes the whole training set ({size:.0f} samples): the gradient is exact",
+            evidence,
+            "",
+        )
+    # Noise larger than the signal at this batch (B < B_simple): the minibatch gradient's
+    # direction is mostly noise.
+    dominates = math.isinf(bs) or size < bs
     noise = (
         f"|G|^2 is not resolved above the noise at batch {size:.0f}"
         if math.isinf(bs)
@@ -545,12 +571,11 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     if s is not None:
         noise += f", signal-to-noise {s:.2g}"
     if not dominates:
-        relation = "above" if size >= bs else "within 10x of"
         return Finding(
             INEXACT_GRADIENTS,
             Severity.OK,
-            f"the batch of {size:.0f} is {relation} the critical batch size {bs:.3g}: noise "
-            "does not limit the step",
+            f"the batch of {size:.0f} is above the critical batch size {bs:.3g}: the minibatch "
+            "gradient is mostly signal",
             evidence,
             "",
         )
@@ -567,23 +592,49 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     target = bs if math.isfinite(bs) else 10 * size
     if samples:
         target = min(target, samples)
-    if samples and size >= samples:
-        remedy = "the batch is the whole training set: lower the learning rate instead"
-    else:
-        remedy = (
-            f"raise the batch size toward {target:.0f}"
-            + (f" (the training set has {samples:.0f} samples)" if samples else "")
-            + ", or lower the learning rate (or decay it) so that steps average the noise"
-        )
-    if prog.stalled:
+    remedy = (
+        f"raise the batch size toward {target:.0f}"
+        + (f" (the training set has {samples:.0f} samples)" if samples else "")
+        + ", or lower the learning rate (or decay it) so that steps average the noise"
+    )
+    # What the steps gain on their own batch (the curvature tier's actual change) against what
+    # the run keeps: noise undoes progress when each step fits its batch and the loss stays.
+    a_steps, actual = series(records, schema.ACTUAL_CHANGE)
+    late = [-a for st, a in zip(a_steps, actual) if math.isfinite(a) and st >= len(losses) // 2]
+    gain = statistics.median(late) if len(late) >= 3 else None
+    kept = (prog.middle - prog.end) / max(len(losses) - len(losses) // 2, 1)
+    evidence.update(own_batch_gain_per_step=gain, kept_per_step=kept)
+    undone = (
+        gain is not None
+        and gain > 0
+        and gain * (len(losses) / 2) > 0.05 * abs(prog.end)
+        and kept < 0.1 * gain
+    )
+    if undone:
+        assert gain is not None
         return Finding(
             INEXACT_GRADIENTS,
             Severity.WARNING,
-            f"gradient noise dominates ({noise}) while progress stalls: the loss went "
-            f"{prog.middle:.3g} -> {prog.end:.3g} over the second half, "
-            f"{prog.end / prog.start:.0%} of its start",
+            f"gradient noise dominates ({noise}) and undoes the steps' progress: each step lowers "
+            f"its own batch's loss by {gain:.3g} (median over the second half), the run keeps "
+            f"{max(kept, 0.0):.2g} per step ({prog.middle:.3g} -> {prog.end:.3g} over the second "
+            f"half, {prog.end / prog.start:.0%} of its start)",
             evidence,
             remedy,
+        )
+    if prog.stalled:
+        why = (
+            "the steps gain little even on their own batch, so the noise is not what stalls it"
+            if gain is not None
+            else "the curvature tier's actual change, which tells noise from a flat region, was "
+            "not measured"
+        )
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.INFO,
+            f"gradient noise dominates ({noise}) where the loss stalls; {why}",
+            evidence,
+            remedy if gain is None else "",
         )
     return Finding(
         INEXACT_GRADIENTS,
@@ -718,6 +769,7 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
     found = plateaus(loss, min_length=max(10, n // 10))
     l_steps, lmin = series(records, schema.LAMBDA_MIN)
     _, lmax = series(records, schema.SHARPNESS)
+    a_steps, actual = series(records, schema.ACTUAL_CHANGE)
     scale = max((abs(v) for v in lmax if math.isfinite(v)), default=0.0)
     final = _final_point(records)
     g_at = dict(zip(g_steps, gnorm))
@@ -743,6 +795,24 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
             "grad_norm_median": statistics.median(g_on) if g_on else None,
             "grad_norm_peak": peak,
         }
+        # Where the optimizer's own steps raise their batch's loss, the loss is level because
+        # the steps overshoot (ill-conditioning), not because the region is flat.
+        rises = [
+            a > 0 for st, a in zip(a_steps, actual) if first <= st <= last and math.isfinite(a)
+        ]
+        if len(rises) >= 3 and sum(rises) > 0.3 * len(rises):
+            continue
+        # An escaped plateau is one where the gradient was small: on the way down it grew. A
+        # stretch of slow progress at a steady gradient (ill-conditioning) is not flat.
+        if p.escaped_at is not None:
+            stop = p.escaped_at + window_for(n)
+            g_down = [
+                g_at[s] for s in steps[p.last + 1 : stop + 1] if s in g_at and finite(g_at[s])
+            ]
+            if g_on and g_down:
+                episode["grad_norm_descent"] = statistics.median(g_down)
+                if statistics.median(g_on) > 0.5 * statistics.median(g_down):
+                    continue
         evidence["plateaus"].append(episode)
         if worst is None or episode["share"] > worst["share"]:
             worst = episode
@@ -950,7 +1020,11 @@ def detect_local_global_mismatch(records: Sequence[Record]) -> Finding:
     losses = losses if isinstance(losses, list) else []  # a record read back may hold anything
     ends = [v for v in losses[:1] + losses[-1:] if finite(v)]
     scale = max([abs(float(v)) for v in ends] + [1e-12])
-    if finite(barrier) and float(barrier) > 1e-3 * scale:  # type: ignore[arg-type]
+    gained = abs(float(ends[0]) - float(ends[-1])) if len(ends) == 2 else 0.0
+    evidence["loss_gained"] = gained
+    # A barrier that matters: a tenth of what training gained from the start to the end (and
+    # above rounding); a bump far smaller than the descent is the path's texture.
+    if finite(barrier) and float(barrier) > max(0.1 * gained, 1e-3 * scale):  # type: ignore[arg-type]
         return Finding(
             LOCAL_GLOBAL_MISMATCH,
             Severity.WARNING,

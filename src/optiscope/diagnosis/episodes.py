@@ -66,12 +66,13 @@ class Progress:
 
     @property
     def rose(self) -> bool:
-        """The run ended clearly above where it started, or lost most of the progress it made."""
+        """The run ended clearly above where it started, or gave back most of the progress it
+        made and ended at twice its best level."""
         if not all(map(math.isfinite, (self.start, self.best, self.end))):
             return False
         above_start = self.end > 1.2 * self.start + 1e-12
         gave_back = self.start > self.best and self.end - self.best > 0.5 * (self.start - self.best)
-        return above_start or (gave_back and self.end > 1.5 * self.best)
+        return above_start or (gave_back and self.end > 2 * self.best)
 
 
 def progress(loss: Sequence[float]) -> Progress | None:
@@ -80,7 +81,8 @@ def progress(loss: Sequence[float]) -> Progress | None:
     n = len(loss)
     if n < 10:
         return None
-    w = window_for(n)
+    # Levels over a tenth of the run: the smoothed minimum of a noisy loss is biased low.
+    w = max(5, min(n // 10, 101))
     s = [v for v in smooth(loss, w) if math.isfinite(v)]
     if len(s) < 10:
         return None
