@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import optiscope
 from optiscope.monitor.monitor import Monitor, MonitorError
 from optiscope.records.log import read_records
 
@@ -514,3 +515,59 @@ def test_the_plateau_decision_reads_the_runs_recent_past():
     for i in range(40):
         vanished.observe(2.0 * 0.9**i, 1.0 if i < 10 else 0.01)
     assert vanished.decide(40)  # the smoothed gradient fell below a tenth of its peak
+
+
+def test_close_analyses_the_final_point_and_the_straight_path_on_end_batch(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    start = [p.detach().clone() for p in model.parameters()]
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen)
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    mon = Monitor(model, opt, out=tmp_path, loss_fn=loss_fn, every={"update": 1}, end_batch=(x, y))
+    for _ in range(30):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        mon.step(loss, batch=(x, y))
+        opt.step()
+    findings = {f.challenge: f for f in mon.close()}
+    log = read_records(tmp_path)
+    (line,) = [r for r in log.records if r.get("name") == "interpolation"]
+    (point,) = [r for r in log.records if r.get("name") == "final_point"]
+    # The straight path runs from the parameters the Monitor saw first to the final ones.
+    problem = optiscope.Problem(model, loss_fn, (x, y))
+    assert line["losses"][-1] == pytest.approx(problem.loss(), rel=1e-5)
+    first = torch.cat([p.reshape(-1) for p in start])
+    assert line["losses"][0] == pytest.approx(problem.at(first).loss(), rel=1e-5)
+    assert line["distance"] == pytest.approx(float((problem.point - first).norm()), rel=1e-5)
+    assert line["path_length"] == pytest.approx(mon.path_length)
+    assert point["loss"] == pytest.approx(problem.loss(), rel=1e-5)
+    # The local-global verdict is measured, as diagnose measures it.
+    assert "no barrier on the straight path" in findings["local-global-mismatch"].summary
+
+
+def test_end_batch_that_fails_is_recorded_and_the_run_still_diagnosed(tmp_path):
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    bad = (torch.randn(8, 5), torch.randint(0, 2, (8,)))  # 5 features for a 4-input layer
+    mon = Monitor(model, opt, out=tmp_path, loss_fn=nn.CrossEntropyLoss(), end_batch=bad)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    for _ in range(3):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        mon.step(loss)
+        opt.step()
+    with pytest.warns(RuntimeWarning, match="the end-of-run analyses failed"):
+        findings = mon.close()
+    assert len(findings) == 8
+    (err,) = read_records(tmp_path).of_type("probe_error")
+    assert err["probe"] == "end" and err["step"] == 3
+
+
+def test_end_batch_needs_the_loss_function():
+    model = nn.Linear(4, 2)
+    with pytest.raises(MonitorError, match=r"end_batch needs the loss function"):
+        Monitor(model, end_batch=(torch.randn(2, 4), torch.zeros(2, dtype=torch.long)))

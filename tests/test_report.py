@@ -422,3 +422,37 @@ def test_the_terminal_shows_an_error_and_a_statement(capsys):
         "  theoretical-limits  statement  NP-complete",
         "footer",
     ]
+
+
+def test_the_overview_marks_the_episodes_the_findings_name():
+    from optiscope.report.figures import Run, episodes, fig_overview
+
+    findings = [
+        {
+            "challenge": "saddle-points",
+            "severity": "warning",
+            "evidence": {"plateaus": [{"first_step": 0, "last_step": 40}]},
+        },
+        {
+            "challenge": "cliffs",
+            "severity": "critical",
+            "evidence": {
+                "spikes": [
+                    {"step": 50, "loss_jump": 3.0, "outsized_update": False},
+                    {"step": 60, "loss_jump": 1.0, "outsized_update": False},  # crossed unharmed
+                ],
+                "outsized_updates": [70],
+            },
+        },
+    ]
+    records = [
+        {"type": "step", "step": i, "values": {"loss": 1.0 / (i + 1), "grad_norm": 1.0}}
+        for i in range(80)
+    ]
+    run = Run({}, records, False, findings, "")
+    assert episodes(run) == ([(0.0, 40.0)], [50.0, 70.0])
+    svg = fig_overview(run)
+    assert "plateau" in svg and "cliff" in svg  # the legend names both
+    quiet = Run({}, records, False, [], "")
+    assert episodes(quiet) == ([], [])
+    assert "plateau" not in fig_overview(quiet)

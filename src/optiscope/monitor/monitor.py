@@ -36,6 +36,7 @@ from optiscope.core.version import __version__
 from optiscope.diagnosis import Finding, diagnose
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.decisions import DECISIONS
+from optiscope.monitor.end import end_records
 from optiscope.monitor.probes import PROBES, Probe
 from optiscope.monitor.probes.base import Setup
 from optiscope.monitor.probes.cheap import CheapNorms
@@ -182,6 +183,14 @@ class Monitor:
         once, stops writing, keeps the later records in memory (:attr:`history`) and goes on
         training; :meth:`close` diagnoses what was written and what was kept, and
         :attr:`write_error` says what happened. ``"raise"`` raises the error into the loop.
+    end_batch:
+        An ``(inputs, targets)`` batch on which :meth:`close` analyses the point the run
+        reached, as ``optiscope diagnose`` does: its critical-point verdict (Lanczos at both
+        ends of the spectrum, about 60 Hessian-vector products) and the straight path from the
+        initial parameters to it (21 loss evaluations), which the local-minima and local-global
+        verdicts read. Needs ``loss_fn``; costs one copy of the parameters, taken here. The path
+        length compares with the distance only when every update is measured (``every=
+        {"update": 1}``).
     on_nonfinite:
         What a NaN or infinite loss or gradient norm does: ``"record"`` (the default) records and
         flags it (``nonfinite`` lists what) and skips that step's tiers; ``"raise"`` also raises
@@ -229,6 +238,7 @@ class Monitor:
         on_nonfinite: str = "record",
         overwrite: bool = False,
         on_write_error: str = "warn",
+        end_batch: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
@@ -273,6 +283,11 @@ class Monitor:
             schedule[name] = n
         self.every = schedule
         batch_tiers = [t for t in NEEDS_BATCH if self.every[t]]
+        if end_batch is not None and loss_fn is None:
+            raise MonitorError(
+                "end_batch needs the loss function to analyse the final point: pass "
+                "Monitor(..., loss_fn=loss_fn, end_batch=(inputs, targets))"
+            )
         if batch_tiers and loss_fn is None:
             raise MonitorError(
                 f"the tiers {batch_tiers} need the loss function: pass "
@@ -281,6 +296,11 @@ class Monitor:
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
+        self.end_batch = end_batch
+        self._start: Tensor | None = None
+        if end_batch is not None:
+            with torch.no_grad():
+                self._start = torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
         self.scaler = scaler
         # Measurements run the module inside a DDP wrapper, without its synchronisation.
         self._module = distributed.unwrap(model)
@@ -587,6 +607,7 @@ class Monitor:
         self._closed = True
         try:
             self._flush()
+            self._end_analyses()
         finally:
             self._detach()
             for sink in self._sinks:
@@ -602,6 +623,41 @@ class Monitor:
                     self._lock.release()
                     self._lock = None
         return self.findings
+
+    def _end_analyses(self) -> None:
+        """The final point and the straight path to it on ``end_batch`` (a failure is recorded
+        as a ``probe_error`` of the ``end`` analyses, and the records are still diagnosed)."""
+        if self.end_batch is None or self._start is None or not self._writes:
+            return
+        try:
+            for record in end_records(
+                self._module,
+                self.params,
+                self.loss_fn,
+                self.end_batch,
+                self._start,
+                self.path_length,
+            ):
+                self._emit(record)
+        except Exception as err:  # the analyses must not cost the run its findings
+            text = str(err).strip().splitlines()
+            reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+            self._emit(
+                {
+                    schema.TYPE: schema.PROBE_ERROR,
+                    schema.STEP: self.step_count,
+                    schema.PROBE: "end",
+                    schema.ERROR: reason,
+                }
+            )
+            warnings.warn(
+                f"optiscope: the end-of-run analyses failed ({reason}); recorded, and the run "
+                "is diagnosed without them",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        finally:
+            self._start = None
 
     def _conclude(self) -> None:
         """Diagnose the records (on disk, and those kept in memory after a failed write) and

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from optiscope.core.stats import finite, number
+from optiscope.diagnosis.findings import CLIFFS, SADDLE_POINTS
 from optiscope.records import schema
 from optiscope.records.log import series, step_of
 from optiscope.report import plot as _plot
@@ -161,19 +162,59 @@ def _need(run: Run, *names: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _evidence(run: Run, challenge: str) -> Mapping[str, Any]:
+    for f in run.findings:
+        if f.get(schema.CHALLENGE) == challenge and isinstance(f.get(schema.EVIDENCE), Mapping):
+            return f[schema.EVIDENCE]
+    return {}
+
+
+def episodes(run: Run) -> tuple[list[tuple[float, float]], list[float]]:
+    """What the findings name on the time axis: the plateaus (first and last step) of the
+    saddle-points finding, and the steps of the cliffs finding (spikes that hit a cliff, updates
+    that threw the point away). Read from the findings' evidence: nothing is recomputed."""
+    spans = []
+    for p in _evidence(run, SADDLE_POINTS).get("plateaus") or []:
+        a, b = number(p.get("first_step")), number(p.get("last_step"))
+        if isinstance(p, Mapping) and a is not None and b is not None:
+            spans.append((a, b))
+    cliffs = _evidence(run, CLIFFS)
+    marks = [
+        float(v)
+        for sp in cliffs.get("spikes") or []
+        if isinstance(sp, Mapping)
+        and ((number(sp.get("loss_jump")) or 0) > 1.5 or sp.get("outsized_update"))
+        and (v := number(sp.get(schema.STEP))) is not None
+    ]
+    marks += [float(v) for v in cliffs.get("outsized_updates") or [] if number(v) is not None]
+    return spans, marks
+
+
+def _mark_episodes(ax: Any, run: Run) -> None:
+    spans, marks = episodes(run)
+    for i, (a, b) in enumerate(spans):
+        ax.axvspan(a, b, color="C4", alpha=0.15, label="plateau" if i == 0 else None)
+    for i, m in enumerate(marks[:50]):
+        ax.axvline(m, color="C3", linewidth=0.8, alpha=0.7, label="cliff" if i == 0 else None)
+
+
 def fig_overview(run: Run) -> str:
-    """The loss and the gradient norm against the step."""
+    """The loss and the gradient norm against the step, with the episodes the findings name
+    (plateaus shaded, cliffs marked)."""
     (s_l, loss), (s_g, gnorm) = _need(run, schema.LOSS, schema.GRAD_NORM)
     fig = _new(10.0, 3.4)
     ax1, ax2 = fig.subplots(1, 2)
     if _has(loss):
         _line(ax1, s_l, loss, color="C0", linewidth=1)
+    _mark_episodes(ax1, run)
     ax1.set(xlabel="step", ylabel="loss", title="training loss")
-    _finish(ax1, log_of=[loss])
+    spans, marks = episodes(run)
+    _finish(ax1, log_of=[loss], legend=bool(spans or marks))
     if _has(gnorm):
         _line(ax2, s_g, gnorm, color="C1", linewidth=1)
+    _mark_episodes(ax2, run)
     ax2.set(xlabel="step", ylabel="|g|", title="gradient norm")
-    _finish(ax2, log_of=[gnorm])
+    _finish(ax2, log_of=[gnorm], legend=False)
     return _svg(fig)
 
 

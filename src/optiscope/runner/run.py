@@ -14,12 +14,13 @@ import torch
 from optiscope.core.modules import aside
 from optiscope.diagnosis import Finding
 from optiscope.diagnosis.detectors import needs_restarts
-from optiscope.landscape.line import LandscapeError, interpolate
+from optiscope.landscape.line import LandscapeError
 from optiscope.landscape.restarts import final_loss, final_losses
 from optiscope.landscape.surface import surface, trajectory_directions
+from optiscope.monitor.end import analysis, final_point, straight_path
 from optiscope.monitor.monitor import Monitor
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
-from optiscope.quantities.curvature import critical_point, spectral_density
+from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
 from optiscope.records.log import read_records
 from optiscope.training.experiment import Experiment
@@ -52,10 +53,6 @@ def _snapshot_steps(exp: Experiment) -> set[int]:
     return {round(i * exp.steps / (count - 1)) for i in range(count)}
 
 
-def _analysis(name: str, fields: dict[str, Any]) -> dict[str, Any]:
-    return {schema.TYPE: schema.ANALYSIS, schema.NAME: name, **fields}
-
-
 def _trajectory(
     exp: Experiment, monitor: Monitor, snapshots: list[torch.Tensor], problem: Any
 ) -> None:
@@ -63,22 +60,20 @@ def _trajectory(
     the loss surface of that plane around the end point with the trajectory on it."""
 
     if len(snapshots) < 3:
-        monitor.write(_analysis(schema.TRAJECTORY, {schema.ERROR: "too few snapshots"}))
+        monitor.write(analysis(schema.TRAJECTORY, {schema.ERROR: "too few snapshots"}))
         return
     try:
         traj = trajectory_directions(snapshots)
     except LandscapeError as err:
-        monitor.write(_analysis(schema.TRAJECTORY, {schema.ERROR: str(err)}))
+        monitor.write(analysis(schema.TRAJECTORY, {schema.ERROR: str(err)}))
         return
-    monitor.write(
-        _analysis(schema.TRAJECTORY, {schema.SNAPSHOTS: len(snapshots), **traj.to_dict()})
-    )
+    monitor.write(analysis(schema.TRAJECTORY, {schema.SNAPSHOTS: len(snapshots), **traj.to_dict()}))
     coords = torch.tensor(traj.coords)
     reach = float(coords.abs().max()) * 1.2 or 1.0
     with aside(exp.model, batch_stats=True):
         plane = surface(problem, traj.directions, span=reach, steps=21, trajectory=traj)
     monitor.write(
-        _analysis(
+        analysis(
             schema.SURFACE,
             {
                 schema.DIRECTIONS: "pca",
@@ -104,26 +99,10 @@ def _final_point(
     # The function being trained: batch norm on the data's own statistics, as in training.
     with aside(exp.model, batch_stats=True):
         problem = Problem(exp.model, exp.loss_fn, data, batch_stats=True)
-        cp = critical_point(problem)
-        monitor.write(
-            _analysis(
-                schema.FINAL_POINT,
-                {
-                    schema.KIND: cp.kind,
-                    schema.CURVATURE: cp.curvature,
-                    schema.LOSS: cp.loss,
-                    schema.GRADIENT_NORM: cp.gradient_norm,
-                    schema.LAMBDA_MAX: cp.lambda_max,
-                    schema.LAMBDA_MIN: cp.lambda_min,
-                    schema.INDEX: cp.index,
-                    schema.HVPS: cp.hvps,
-                    schema.REASON: cp.reason,
-                },
-            )
-        )
+        monitor.write(final_point(problem))
         density = spectral_density(problem, steps=min(60, problem.num_params), grid_size=200)
         monitor.write(
-            _analysis(
+            analysis(
                 schema.SPECTRAL_DENSITY,
                 {
                     schema.GRID: density.grid.tolist(),
@@ -134,9 +113,7 @@ def _final_point(
                 },
             )
         )
-        line = interpolate(problem, start, problem.point)
-    length = monitor.path_length
-    monitor.write(_analysis(schema.INTERPOLATION, {**line.to_dict(), schema.PATH_LENGTH: length}))
+        monitor.write(straight_path(problem, start, monitor.path_length))
     _trajectory(exp, monitor, snapshots, problem)
 
 
@@ -168,7 +145,7 @@ def _restarts(
         say(f"the run stalled: training {count} restarts (seeds {seeds[0]}..{seeds[-1]})")
     losses = final_losses(factory, seeds)
     monitor.write(
-        _analysis(
+        analysis(
             schema.RESTARTS,
             {schema.SEEDS: seeds, schema.LOSSES: losses, schema.LOSS: own, schema.BUDGET: count},
         )
