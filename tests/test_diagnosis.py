@@ -339,7 +339,13 @@ def test_ill_conditioning_is_judged_on_the_optimizers_step():
     # One measurement at the threshold is not enough; a third of them is.
     once = [{**r, schema.SHARPNESS: 25.0} if i == 0 else r for i, r in enumerate(calm)]
     assert detect_ill_conditioning(with_values(once)).severity == "ok"
-    edge = [{**r, schema.SHARPNESS: 25.0} for r in calm]
+    # At the edge of stability with the loss still falling: how training often runs, no verdict.
+    edge = [{**r, schema.SHARPNESS: 25.0, schema.LOSS: 2.0 * 0.97**i} for i, r in enumerate(calm)]
+    f = detect_ill_conditioning(with_values(edge))
+    assert f.severity == "ok" and f.evidence["edge_of_stability"] is True
+    assert "the edge of stability" in f.summary
+    # The same sharpness where the loss stalls far from its end: the step is too long.
+    edge = [{**r, schema.LOSS: 2.0 - 0.5 * min(i, 10) / 10} for i, r in enumerate(edge)]
     f = detect_ill_conditioning(with_values(edge))
     assert f.severity == "warning" and "in 40 of 40 measurements" in f.summary
     assert "(first at step 0: 25 >= 20)" in f.summary
@@ -558,3 +564,24 @@ def test_a_barrier_is_judged_against_what_training_gained():
     assert detect_local_global_mismatch(interp(0.05)).severity == "ok"
     f = detect_local_global_mismatch(interp(0.2))
     assert f.severity == "warning" and f.evidence["loss_gained"] == 1.0
+
+
+def test_steps_bouncing_on_the_floor_of_a_converged_run_are_not_ill_conditioning():
+    rows = [
+        {
+            schema.LOSS: 2.0 * 0.9**i,
+            schema.GRAD_NORM: 1.0,
+            schema.GTG: 1.0,
+            schema.GTHG: 0.5,
+            schema.PREDICTED_CHANGE: 0.01 if i > 40 and i % 2 else -0.1,
+            schema.ACTUAL_CHANGE: 0.01 if i > 40 and i % 2 else -0.1,
+        }
+        for i in range(80)
+    ]
+    # Every second step rises, but only once the loss is 99% of the way down.
+    assert detect_ill_conditioning(with_values(rows)).severity == "ok"
+    early = [
+        {**r, schema.PREDICTED_CHANGE: 0.01, schema.ACTUAL_CHANGE: 0.01} if i < 30 and i % 2 else r
+        for i, r in enumerate(rows)
+    ]
+    assert detect_ill_conditioning(with_values(early)).severity == "warning"

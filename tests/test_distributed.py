@@ -280,7 +280,13 @@ def test_the_lightning_callback_under_ddp_measures_the_global_batch(lightning_dd
         ]
         for d in (lightning_ddp / "run", tmp_path / "single")
     ]
-    assert found[0] == found[1]
+    # The noise comes from two ranks' gradients under DDP (two batch sizes) and from per-sample
+    # gradients in one process: two estimates of one quantity, each noisy, so the inexact-gradients
+    # verdict may differ between ok and info; every other verdict, and every alarm, is the same.
+    severe = ("warning", "critical")
+    assert [f for f in found[0] if f[1] in severe] == [f for f in found[1] if f[1] in severe]
+    same = [(a, b) for a, b in zip(*found) if a != b and a[0] != "inexact-gradients"]
+    assert same == []
     # Only rank 0 wrote; both ranks trained as they would have without the callback, and the
     # two ranks' replicas agree, as DDP keeps them.
     assert _run_files((lightning_ddp / "run").iterdir()) == [

@@ -571,3 +571,18 @@ def test_end_batch_needs_the_loss_function():
     model = nn.Linear(4, 2)
     with pytest.raises(MonitorError, match=r"end_batch needs the loss function"):
         Monitor(model, end_batch=(torch.randn(2, 4), torch.zeros(2, dtype=torch.long)))
+
+
+def test_the_curvature_preset_follows_the_runs_length():
+    model = nn.Linear(4, 2)
+    loss_fn = nn.CrossEntropyLoss()
+    fixed = Monitor(model, loss_fn=loss_fn, preset="curvature")
+    assert fixed.every["sharpness"] == 250  # made for long runs: a 50-step run measures once
+    short = Monitor(model, loss_fn=loss_fn, preset="curvature", steps=60)
+    assert (short.every["curvature"], short.every["sharpness"], short.every["noise"]) == (2, 10, 5)
+    mine = Monitor(model, loss_fn=loss_fn, preset="curvature", steps=60, every={"sharpness": 3})
+    assert mine.every["sharpness"] == 3
+    for m in (fixed, short, mine):
+        m.close()
+    with pytest.raises(MonitorError, match=r"steps=0: expected the run's planned number"):
+        Monitor(model, loss_fn=loss_fn, steps=0)

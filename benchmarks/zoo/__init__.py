@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from optiscope import Experiment
 
 FAMILIES = ("mlp", "cnn", "transformer", "rnn")
-SPLITS = ("tune", "held")
+SPLITS = ("tune", "held", "fresh")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,19 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+def spread(steps: int, batch: int = 32) -> dict[str, int]:
+    """The curvature preset's tiers spread over a run of ``steps`` steps, so that a run of any
+    length gets enough measurements of each: the curvature about 30 times, sharpness and the
+    hidden-state gradients 6, the noise 12 (more often for batches under 32, whose estimates
+    are noisier and cheaper)."""
+    return {
+        "curvature": max(1, steps // 30),
+        "sharpness": max(1, steps // 6),
+        "noise": max(1, (steps // 12) * min(batch, 32) // 32),
+        "recurrent": max(1, steps // 6),
+    }
+
+
 class MonitorError(OptiscopeError):
     """The Monitor was used in a way it cannot measure."""
 
@@ -183,6 +196,11 @@ class Monitor:
         once, stops writing, keeps the later records in memory (:attr:`history`) and goes on
         training; :meth:`close` diagnoses what was written and what was kept, and
         :attr:`write_error` says what happened. ``"raise"`` raises the error into the loop.
+    steps:
+        The run's planned number of steps: with ``preset="curvature"`` the tiers are spread
+        over it (:func:`spread`: the curvature about 30 times, sharpness 6, the noise 12)
+        instead of the fixed cadence made for long runs, under which a 50-step run would measure
+        each tier once, at its first step. ``every`` still overrides.
     end_batch:
         An ``(inputs, targets)`` batch on which :meth:`close` analyses the point the run
         reached, as ``optiscope diagnose`` does: its critical-point verdict (Lanczos at both
@@ -239,6 +257,7 @@ class Monitor:
         overwrite: bool = False,
         on_write_error: str = "warn",
         end_batch: Any = None,
+        steps: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MonitorError(f"model must be a torch.nn.Module, got a {type(model).__name__}")
@@ -274,6 +293,13 @@ class Monitor:
             raise MonitorError(f"unknown preset {preset!r}: expected one of {list(PRESETS)}")
         schedule = {t: 0 for t in TIERS}
         schedule.update(PRESETS[preset])
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise MonitorError(
+                    f"steps={steps!r}: expected the run's planned number of steps, an int >= 1"
+                )
+            if preset == "curvature":
+                schedule.update(spread(steps))
         for name, n in dict(every or {}).items():
             if name not in TIERS or not isinstance(n, int) or n < 0:
                 raise MonitorError(

@@ -118,7 +118,7 @@ HVPS = "hvps"  # the Hessian-vector products spent (also the spectral density's)
 GRID = "grid"
 DENSITY = "density"
 SIGMA = "sigma"
-FRACTION_NEGATIVE = "fraction_negative"
+FRACTION_NEGATIVE = "fraction_negative"  # below -1e-3 of the spectrum's reach, not 0
 # interpolation:
 ALPHAS = "alphas"
 LOSSES = "losses"  # also the surface's, a grid of rows

@@ -316,7 +316,7 @@ def fig_density(run: Run) -> str:
         ax.set_ylim(max(float(dens[keep][dens[keep] > 0].min()), top * 1e-8), top * 3)
     ax.axvline(0.0, color="C3", linestyle="--", linewidth=1, label="zero")
     frac = rec.get(schema.FRACTION_NEGATIVE)
-    label = f"negative mass {_float(frac):.2%}" if finite(frac) else ""
+    label = f"clearly negative mass {_float(frac):.2%}" if finite(frac) else ""
     sigma = rec.get(schema.SIGMA)
     title = "Hessian spectral density at the final point"
     if finite(sigma):

@@ -18,7 +18,7 @@ from optiscope.landscape.line import LandscapeError
 from optiscope.landscape.restarts import final_loss, final_losses
 from optiscope.landscape.surface import surface, trajectory_directions
 from optiscope.monitor.end import analysis, final_point, straight_path
-from optiscope.monitor.monitor import Monitor
+from optiscope.monitor.monitor import Monitor, spread
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
@@ -101,6 +101,9 @@ def _final_point(
         problem = Problem(exp.model, exp.loss_fn, data, batch_stats=True)
         monitor.write(final_point(problem))
         density = spectral_density(problem, steps=min(60, problem.num_params), grid_size=200)
+        # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
+        # near-zero eigenvalues, whose sign is rounding, does not count as negative curvature.
+        reach = float(max(abs(density.grid[0]), abs(density.grid[-1])))
         monitor.write(
             analysis(
                 schema.SPECTRAL_DENSITY,
@@ -108,7 +111,7 @@ def _final_point(
                     schema.GRID: density.grid.tolist(),
                     schema.DENSITY: density.density.tolist(),
                     schema.SIGMA: density.sigma,
-                    schema.FRACTION_NEGATIVE: density.fraction_below(0.0),
+                    schema.FRACTION_NEGATIVE: density.fraction_below(-1e-3 * reach),
                     schema.HVPS: density.hvps,
                 },
             )
@@ -212,15 +215,7 @@ def run_experiment(
     # tiers are spread so that a run of any length gets enough measurements of each.
     every = {"update": 1}
     if preset == "curvature":
-        n = exp.steps
-        # Small batches give noisy noise estimates but cost little: measure them more often.
-        size = batch_samples(next(iter(exp.data))) or 32
-        every.update(
-            curvature=max(1, n // 30),
-            sharpness=max(1, n // 6),
-            noise=max(1, (n // 12) * min(size, 32) // 32),
-            recurrent=max(1, n // 6),
-        )
+        every.update(spread(exp.steps, batch_samples(next(iter(exp.data))) or 32))
     monitor = Monitor(
         exp.model,
         exp.optimizer,

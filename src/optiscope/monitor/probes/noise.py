@@ -96,14 +96,16 @@ class Noise(Probe):
 
     def _groups(self, ctx: StepContext) -> dict[str, Any] | None:
         """E|g_b|^2 = |G|^2 + tr(Sigma)/b at two batch sizes: the gradients of GROUPS equal
-        groups of the batch (each normalized by its own statistics, as batch norm trains) and
-        their mean. None when the batch is too small to split."""
+        groups of the batch (fewer for a smaller batch; each normalized by its own statistics,
+        as batch norm trains) and their mean. None for a batch of one sample."""
         assert ctx.batch is not None and ctx.loss_fn is not None
         inputs, targets = ctx.batch
         n = batch_samples(ctx.batch)
-        k = self.GROUPS
+        # Groups of one sample still normalize over the feature map in a convolution's batch
+        # norm; where a group is too small for the norm, the tier fails and says so.
+        k = min(self.GROUPS, n)
         size = n // k
-        if size < 2:
+        if k < 2:
             return None
         ctx.aside()
         ids = {id(p) for p in ctx.params}

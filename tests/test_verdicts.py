@@ -1,0 +1,55 @@
+"""A fast subset of the calibration zoo (benchmarks/zoo; benchmarks/verdicts.py runs it all):
+runs planted with one challenge get its verdict, a healthy control gets none, each run as
+``optiscope diagnose`` runs it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from optiscope.diagnosis.findings import CHALLENGES  # noqa: E402
+from verdicts import run_case  # noqa: E402
+from zoo import FAMILIES, cases  # noqa: E402
+
+FAST = [
+    "ill-conditioning-mlp-sgd-scaled",
+    "local-minima-mlp-1d-tanh3",
+    "saddle-points-mlp-deeplinear4",
+    "saddle-points-mlp-dead-relu",
+    "cliffs-mlp-sgd-lrspike",
+    "long-term-dependencies-mlp-sigmoid20",
+    "inexact-gradients-mlp-batch2",
+    "local-global-mismatch-mlp-escape",
+    "control-mlp-sgd",
+    "control-mlp-adam-converged",
+]
+
+
+def test_the_zoo_covers_every_challenge_and_family_on_both_splits():
+    found = cases()
+    assert len(found) >= 40
+    for challenge in CHALLENGES[:-1]:  # the theoretical limits are a statement, not a verdict
+        mine = [c for c in found if c.challenge == challenge]
+        assert len(mine) >= 4, challenge
+        tuned = {c.family for c in mine if c.split == "tune"}
+        held = {c.family for c in mine if c.split == "held"}
+        assert held - tuned, f"{challenge}: no held-out family unseen while tuning"
+    controls = [c for c in found if c.challenge is None]
+    assert len(controls) >= 12
+    assert {c.family for c in controls} == set(FAMILIES)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_a_planted_challenge_is_named_and_a_control_gets_no_alarm(name, tmp_path):
+    (case,) = [c for c in cases() if c.name == name]
+    row = run_case(case, tmp_path)
+    assert row["error"] is None
+    if case.challenge is None:
+        assert row["flagged"] == [], row["summaries"]
+    else:
+        assert case.challenge in row["flagged"], row["summaries"][case.challenge]
