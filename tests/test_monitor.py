@@ -586,3 +586,53 @@ def test_the_curvature_preset_follows_the_runs_length():
         m.close()
     with pytest.raises(MonitorError, match=r"steps=0: expected the run's planned number"):
         Monitor(model, loss_fn=loss_fn, steps=0)
+
+
+class _OwnLossLM(nn.Module):
+    """A causal transformer in the Hugging Face style: keyword inputs, a dict out with the loss
+    it computes itself, output weights tied to the embedding, dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(16, 16)
+        self.layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.1, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+
+    def forward(self, input_ids, labels=None):
+        mask = nn.Transformer.generate_square_subsequent_mask(input_ids.shape[1])
+        h = self.norm(self.layer(self.emb(input_ids), src_mask=mask, is_causal=True))
+        logits = h @ self.emb.weight.T
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits.reshape(-1, 16), labels.reshape(-1))
+        return out
+
+
+def test_a_model_computing_its_own_loss_is_measured_by_every_tier(tmp_path):
+    torch.manual_seed(0)
+    model = _OwnLossLM()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 16, (8, 12))
+    batch = ({"input_ids": x, "labels": torch.roll(x, -1, 1)}, None)
+    mon = Monitor(
+        model,
+        opt,
+        out=tmp_path,
+        loss_fn=lambda out, _: out["loss"],
+        preset="full",
+        end_batch=batch,
+    )
+    for _ in range(11):
+        opt.zero_grad()
+        loss = model(**batch[0])["loss"]
+        loss.backward()
+        mon.step(loss, batch=batch)
+        opt.step()
+    mon.close()
+    log = read_records(tmp_path)
+    assert list(log.of_type("probe_error")) == []
+    seen = {k for r in log.of_type("step") for k in r["values"]}
+    for name in ("gthg", "predicted_change", "sharpness", "b_simple", "noise_method"):
+        assert name in seen, name
+    names = {r.get("name") for r in log.of_type("analysis")}
+    assert {"final_point", "interpolation"} <= names

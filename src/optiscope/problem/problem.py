@@ -127,7 +127,13 @@ def scalar_loss(loss: Any, where: str, error: type[OptiscopeError] = ProblemErro
 
 
 def _is_one_batch(data: Any) -> bool:
-    return isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], Tensor)
+    """One ``(inputs, targets)`` pair, rather than a collection of them: targets are a tensor,
+    or None for a model that computes its own loss from its inputs (labels among them)."""
+    return (
+        isinstance(data, (tuple, list))
+        and len(data) == 2
+        and (isinstance(data[1], Tensor) or data[1] is None)
+    )
 
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
@@ -662,7 +668,9 @@ class Problem:
             try:
                 # Per-parameter gradients, concatenated after: vmap through the split of one
                 # flat vector costs about twice as much.
-                per = torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0, 0))(
+                # Targets may be None: a model computing its own loss from its inputs.
+                dims = (None, 0, 0 if targets is not None else None)
+                per = torch.func.vmap(torch.func.grad(sample_loss), in_dims=dims)(
                     self.split(self.point), inputs, targets
                 )
                 grads = torch.cat([per[name].reshape(n, -1) for name in self.names], 1)
@@ -675,7 +683,7 @@ class Problem:
         rows = []
         for i in range(n):
             x = tree_map(lambda t, i=i: t[i : i + 1] if isinstance(t, Tensor) else t, inputs)
-            y = targets[i : i + 1]
+            y = targets[i : i + 1] if targets is not None else None
             theta = self.point.detach().clone().requires_grad_(True)
             (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta)
             rows.append(g)

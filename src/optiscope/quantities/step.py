@@ -237,7 +237,8 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
                 lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
                 inputs,
             )
-            rows = problem.per_sample_gradients(x, targets[sl]).double()
+            y = targets[sl] if targets is not None else None  # a model's own loss: no targets
+            rows = problem.per_sample_gradients(x, y).double()
             total += rows.sum(0)
             sq += float((rows * rows).sum())
     mean = total / n
