@@ -323,3 +323,29 @@ def test_hf_training_ends_bitwise_where_it_would_without_the_callback(
     for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
         assert torch.equal(a, b)
     assert plain.losses == watched.losses
+
+
+@pytest.mark.filterwarnings(LEAFSPEC)
+def test_the_callbacks_spread_the_curvature_preset_over_the_planned_run(tmp_path, monkeypatch):
+    pytest.importorskip("lightning")
+    pytest.importorskip("transformers")
+    from optiscope.integrations.huggingface import OptiscopeTrainerCallback
+    from optiscope.integrations.lightning import OptiscopeCallback
+
+    # Lightning: 30 planned steps, sharpness every 30 // 6 = 5 (the fixed cadence: step 0 only).
+    cb = OptiscopeCallback(tmp_path / "pl", preset="curvature", loss_fn=nn.functional.mse_loss)
+    _lightning_run(tmp_path, cb)
+    steps = _steps(tmp_path / "pl")
+    assert len(steps) == 30
+    assert [r["step"] for r in steps if "sharpness" in r["values"]] == [0, 5, 10, 15, 20, 25]
+    # Hugging Face: its planned steps (state.max_steps), sharpness every sixth of them.
+    hf = OptiscopeTrainerCallback(
+        tmp_path / "hf", preset="curvature", loss_fn=_hf_loss, batch_fn=_hf_batch
+    )
+    _hf_run(tmp_path, monkeypatch, hf)
+    steps = _steps(tmp_path / "hf")
+    every = len(steps) // 6
+    assert every > 1
+    assert [r["step"] for r in steps if "sharpness" in r["values"]] == list(
+        range(0, len(steps), every)
+    )

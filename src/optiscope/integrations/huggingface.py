@@ -156,6 +156,10 @@ class OptiscopeTrainerCallback(TrainerCallback):
             preset=self.preset,
             every=self.every,
             overwrite=self.overwrite,
+            # The curvature preset's tiers spread over the planned run.
+            steps=state.max_steps
+            if isinstance(state.max_steps, int) and state.max_steps > 0
+            else None,
         )
         self._handle = model.register_forward_hook(self._capture, with_kwargs=True)
         self._losses = []

@@ -19,6 +19,7 @@ hooks; no method of the module or the trainer is wrapped.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +43,18 @@ def default_batch_fn(batch: Any) -> tuple[Any, Any]:
         f"{f' of length {len(batch)}' if isinstance(batch, (tuple, list)) else ''}: pass "
         "OptiscopeCallback(..., batch_fn=lambda batch: (inputs, targets))"
     )
+
+
+def _planned_steps(trainer: Any) -> int | None:
+    """The optimizer steps the trainer plans (for the curvature preset to spread its tiers
+    over), None when it cannot tell (an infinite or unsized loader)."""
+    try:
+        planned = trainer.estimated_stepping_batches
+    except Exception:  # Lightning raises when the loader has no length
+        return None
+    if isinstance(planned, (int, float)) and math.isfinite(planned) and planned >= 1:
+        return int(planned)
+    return None
 
 
 class OptiscopeCallback(pl.Callback):
@@ -128,6 +141,7 @@ class OptiscopeCallback(pl.Callback):
             preset=self.preset,
             every=self.every,
             overwrite=self.overwrite,
+            steps=_planned_steps(trainer),
         )
         self._loss = None
 
