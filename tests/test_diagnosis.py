@@ -422,7 +422,14 @@ def _layers(norms, kinds=None, count=10):
 
 def test_depth_vanishing_and_exploding_across_layers():
     vanishing = _layers([10.0 ** (-(19 - i)) for i in range(20)])
+    # Adam's updates can stay balanced where the gradient vanishes: evidence beside the verdict.
+    updates = [
+        {**r, schema.TYPE: schema.LAYER_UPDATES, schema.NORMS: [1e-3] * 20} for r in vanishing
+    ]
+    f = detect_long_term_dependencies(vanishing + updates)
+    assert f.evidence["updates_first_over_last"] == pytest.approx(1.0)
     f = detect_long_term_dependencies(vanishing)
+    assert f.evidence["updates_first_over_last"] is None
     assert f.severity == "critical" and "vanishes across depth" in f.summary
     assert f.evidence["layers"] == 20 and f.evidence["first_over_last"] < 1e-12
     mild = _layers([10.0 ** (-(9 - i) / 2) for i in range(10)])  # first/last ~ 1e-4

@@ -636,3 +636,48 @@ def test_a_model_computing_its_own_loss_is_measured_by_every_tier(tmp_path):
         assert name in seen, name
     names = {r.get("name") for r in log.of_type("analysis")}
     assert {"final_point", "interpolation"} <= names
+
+
+def test_layer_updates_are_the_norms_of_each_layers_own_update():
+    """Where per-layer gradients are recorded, each measured update is also split by layer:
+    each layer's parameters after the step minus before, its norm; kinds on the first record."""
+    from optiscope.records import schema
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.Tanh(), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    mon = Monitor(model, opt, every={"layer_gradients": 1, "update": 2})
+    expected = []
+    for step in range(4):
+        before = [
+            [p.detach().clone() for p in m.parameters()] for m in (model[0], model[1], model[3])
+        ]
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        mon.step(loss)
+        opt.step()
+        if step % 2 == 0:
+            after = [list(m.parameters()) for m in (model[0], model[1], model[3])]
+            expected.append(
+                [
+                    math.sqrt(sum(float((a.detach() - b).pow(2).sum()) for a, b in zip(aa, bb)))
+                    for aa, bb in zip(after, before)
+                ]
+            )
+    mon.close()
+    rows = [r for r in mon.history if r[schema.TYPE] == schema.LAYER_UPDATES]
+    assert [r[schema.STEP] for r in rows] == [0, 2]
+    assert rows[0][schema.NAMES] == ["0", "1", "3"]
+    assert rows[0][schema.KINDS] == ["Linear", "LayerNorm", "Linear"]
+    for r, ref in zip(rows, expected):
+        assert r[schema.NORMS] == pytest.approx(ref, rel=1e-5)
+    # The default preset records no per-layer updates (nor gradients).
+    plain = Monitor(model, opt)
+    opt.zero_grad()
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    plain.step(torch.tensor(1.0))
+    opt.step()
+    plain.close()
+    assert not [r for r in plain.history if r[schema.TYPE] == schema.LAYER_UPDATES]

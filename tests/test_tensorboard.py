@@ -93,6 +93,13 @@ RECORDS = [
     },
     {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: 1, schema.NORMS: [0.75, math.inf]},
     {schema.TYPE: schema.LAYER_GRADIENTS, schema.STEP: 1, schema.NORMS: [1.0]},  # no match
+    {
+        schema.TYPE: schema.LAYER_UPDATES,
+        schema.STEP: 0,
+        schema.NAMES: ["0", "2", "4"],
+        schema.NORMS: [0.1, 0.2, 0.3],
+    },
+    {schema.TYPE: schema.LAYER_UPDATES, schema.STEP: 1, schema.NORMS: [0.4, 0.5, 0.6]},
     {schema.TYPE: schema.EVENT, schema.STEP: 1, "what": "ignored"},
     {
         schema.TYPE: schema.ANALYSIS,
@@ -153,6 +160,11 @@ def test_layer_gradients_are_one_scalar_per_layer_named_by_the_first_record(acc)
     assert scalars(acc, "optiscope/layer_gradients/2")[0] == (0, 0.25)
     step, value = scalars(acc, "optiscope/layer_gradients/2")[1]
     assert step == 1 and math.isinf(value)
+    # Per-layer updates keep their own layer names.
+    assert scalars(acc, "optiscope/layer_updates/4") == [
+        (0, pytest.approx(0.3)),
+        (1, pytest.approx(0.6)),
+    ]
 
 
 def test_bools_strings_and_lists_are_not_scalars(acc):

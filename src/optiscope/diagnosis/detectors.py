@@ -360,6 +360,7 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         return None
     ratio = statistics.median(ratios)
     per_layer = ratio ** (1 / max(len(keep) - k, 1))
+    updates = _layer_ratio(records, schema.LAYER_UPDATES)
     evidence = {
         "layers": len(keep),
         "first_layers": [names[i] for i in keep[:k]],
@@ -368,6 +369,9 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         "rate_per_layer": per_layer,
         "measurements": len(ratios),
         "steps": steps[:10],
+        # The same ratio for the updates the optimizer made: Adam's per-parameter scaling can
+        # keep the first layers moving even where their gradient vanishes.
+        "updates_first_over_last": updates,
     }
     if ratio < 1e-3:
         sev = Severity.CRITICAL if ratio < 1e-6 else Severity.WARNING
@@ -399,6 +403,33 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         evidence,
         "",
     )
+
+
+def _layer_ratio(records: Sequence[Record], kind: str) -> float | None:
+    """The median over the ``kind`` records (``layer_gradients`` or ``layer_updates``) of the
+    geometric mean norm of the first quarter of the live layers over the last quarter's."""
+    rows = [r for r in records if r.get(schema.TYPE) == kind]
+    names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
+    kinds = next((r[schema.KINDS] for r in rows if isinstance(r.get(schema.KINDS), list)), None)
+    if not names:
+        return None
+    keep = [
+        i
+        for i in range(len(names))
+        if not (kinds and i < len(kinds) and str(kinds[i]).startswith(_NORM_KINDS))
+    ]
+    ratios = []
+    for r in rows:
+        norms = r.get(schema.NORMS)
+        if not isinstance(norms, list) or len(norms) != len(names):
+            continue
+        live = [float(norms[i]) for i in keep if finite(norms[i]) and float(norms[i]) > 0]
+        if len(live) < 5:
+            continue
+        m = max(1, len(live) // 4)
+        logs = [math.log(v) for v in live]
+        ratios.append(math.exp(statistics.fmean(logs[:m]) - statistics.fmean(logs[-m:])))
+    return statistics.median(ratios) if ratios else None
 
 
 def _recurrent(records: Sequence[Record]) -> list[tuple[float, Finding]]:

@@ -332,7 +332,7 @@ class Monitor:
         self._module = distributed.unwrap(model)
         self._dist = distributed.active()
         self._cheap = CheapNorms(self.params, chosen, optimizer, scaler)
-        setup = Setup(model, self._module, self.params, chosen, self._dist)
+        setup = Setup(model, self._module, self.params, chosen, self._dist, dict(self.every))
         self.probes = [cls(self.every[cls.name], setup) for cls in PROBES]
         self._update = next(p for p in self.probes if isinstance(p, Update))
         # The hooks each probe overrides: the others cost nothing per step.

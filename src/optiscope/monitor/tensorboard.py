@@ -16,9 +16,9 @@ prefix:
   first and last time steps) and ``.../log_slope_per_step``: the least-squares slope of
   ``ln ||dL/dh_t||`` against the distance back in time ``T - 1 - t``, as in the long-term
   dependencies diagnosis (negative: the gradient vanishes back in time, ``exp(slope)`` per step).
-- ``layer_gradients``: each layer's gradient norm as the scalar
-  ``optiscope/layer_gradients/{layer}`` at that step (the layers named by the run's first such
-  record; a record whose norms do not match the names is skipped).
+- ``layer_gradients`` and ``layer_updates``: each layer's gradient (update) norm as the scalar
+  ``optiscope/layer_gradients/{layer}`` (``optiscope/layer_updates/{layer}``) at that step (the
+  layers named by the run's first such record; a record whose norms do not match is skipped).
 - ``analysis``: each number of the record as the scalar ``optiscope/analysis/{name}/{field}``
   at the last step seen; an interpolation (``alphas`` and ``losses`` of one length) as the
   scalars ``optiscope/analysis/{name}/losses`` and ``.../alphas`` with the index along the path
@@ -127,7 +127,7 @@ class TensorBoardSink:
         self.skipped = 0
         self._header_written = False
         self._step = 0
-        self._layers: list[str] = []
+        self._layers: dict[str, list[str]] = {}  # each per-layer record kind's layer names
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Write one record; records of a type the sink does not know are ignored."""
@@ -143,8 +143,8 @@ class TensorBoardSink:
             self._values(record)
         elif kind == schema.HIDDEN_GRADIENTS:
             self._hidden_gradients(record)
-        elif kind == schema.LAYER_GRADIENTS:
-            self._layer_gradients(record)
+        elif kind in (schema.LAYER_GRADIENTS, schema.LAYER_UPDATES):
+            self._layer_norms(kind, record)
         elif kind == schema.ANALYSIS:
             self._analysis(record)
 
@@ -176,18 +176,19 @@ class TensorBoardSink:
             if v is not None:
                 self._writer.add_scalar(f"{PREFIX}/{name}", v, step)
 
-    def _layer_gradients(self, record: Mapping[str, Any]) -> None:
+    def _layer_norms(self, kind: str, record: Mapping[str, Any]) -> None:
         names = record.get(schema.NAMES)
         if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
-            self._layers = list(names)  # written once, on the run's first such record
+            self._layers[kind] = list(names)  # written once, on the run's first such record
         step = self._seen(record)
         norms = record.get(schema.NORMS)
-        if step is None or not isinstance(norms, (list, tuple)) or len(norms) != len(self._layers):
+        layers = self._layers.get(kind, [])
+        if step is None or not isinstance(norms, (list, tuple)) or len(norms) != len(layers):
             return
-        for name, value in zip(self._layers, norms):
+        for name, value in zip(layers, norms):
             v = number(value)
             if v is not None:
-                self._writer.add_scalar(f"{PREFIX}/{schema.LAYER_GRADIENTS}/{name}", v, step)
+                self._writer.add_scalar(f"{PREFIX}/{kind}/{name}", v, step)
 
     def _hidden_gradients(self, record: Mapping[str, Any]) -> None:
         step = self._seen(record)

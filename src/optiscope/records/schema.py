@@ -9,6 +9,8 @@ one has a ``type``:
   time step t of one recurrent module (its class in ``cell``).
 - ``layer_gradients``: ``{"step", "names", "kinds", "norms"}``, the gradient norm of each
   layer (a module owning parameters directly), inputs first; names and kinds on the first only.
+- ``layer_updates``: ``{"step", "names", "kinds", "norms"}``, the norm of each layer's update
+  at the steps the update is measured, while per-layer gradients are recorded.
 - ``analysis``: ``{"name": ANALYSIS, ...}``, a measurement of a point (the end of a run).
 - ``event``: ``{"name": EVENT, "step", ...}``, something that happened (training stopped).
 - ``probe_error``: ``{"step", "probe", "error"}``, a tier that failed at a step (the run went
@@ -38,6 +40,7 @@ HEADER = "header"
 STEP_RECORD = "step"
 HIDDEN_GRADIENTS = "hidden_gradients"
 LAYER_GRADIENTS = "layer_gradients"
+LAYER_UPDATES = "layer_updates"
 ANALYSIS = "analysis"
 EVENT = "event"
 PROBE_ERROR = "probe_error"
@@ -46,6 +49,7 @@ RECORD_TYPES = (
     STEP_RECORD,
     HIDDEN_GRADIENTS,
     LAYER_GRADIENTS,
+    LAYER_UPDATES,
     ANALYSIS,
     EVENT,
     PROBE_ERROR,

@@ -9,7 +9,8 @@ scheduler calls it and routes what it measured to the records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torch import Tensor, nn
@@ -28,6 +29,20 @@ class Setup:
     params: list[Tensor]
     quantities: tuple[str, ...]
     distributed: bool
+    every: Mapping[str, int] = field(default_factory=dict)  # each tier's schedule
+
+
+def layers(module: nn.Module, params: list[Tensor]) -> list[tuple[str, str, list[int]]]:
+    """The layers of ``module``: each module owning trainable parameters directly, in the
+    model's order (inputs first for a feed-forward net), as ``(name, class name, indices into
+    params)``."""
+    index = {id(p): i for i, p in enumerate(params)}
+    found = []
+    for name, m in module.named_modules():
+        own = [index[id(p)] for p in m.parameters(recurse=False) if id(p) in index]
+        if own:
+            found.append((name or type(m).__name__, type(m).__name__, own))
+    return found
 
 
 class Probe:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe, Setup
+from optiscope.monitor.probes.base import Probe, Setup, layers
 from optiscope.records import schema
 
 
@@ -28,18 +28,9 @@ class LayerGradients(Probe):
         self._layers: list[tuple[str, str, list[int]]] | None = None
         self._named = False
 
-    def _catalogue(self, ctx: StepContext) -> list[tuple[str, str, list[int]]]:
-        index = {id(p): i for i, p in enumerate(ctx.params)}
-        layers = []
-        for name, m in ctx.module.named_modules():
-            own = [index[id(p)] for p in m.parameters(recurse=False) if id(p) in index]
-            if own:
-                layers.append((name or type(m).__name__, type(m).__name__, own))
-        return layers
-
     def measure(self, ctx: StepContext) -> None:
         if self._layers is None:
-            self._layers = self._catalogue(ctx)
+            self._layers = layers(ctx.module, ctx.params)
         norms = []
         each = ctx.grad_norms()
         for _, _, idx in self._layers:

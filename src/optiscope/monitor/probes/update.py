@@ -10,14 +10,9 @@ from torch import Tensor
 
 from optiscope.core.stats import finite
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe, Setup
+from optiscope.monitor.probes.base import Probe, Setup, layers
+from optiscope.monitor.probes.layer_gradients import LayerGradients
 from optiscope.records import schema
-
-
-def _norm(tensors: list[Tensor]) -> float:
-    if not tensors:
-        return 0.0
-    return math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(tensors)).tolist()))
 
 
 class Update(Probe):
@@ -26,7 +21,7 @@ class Update(Probe):
 
     name = "update"
     needs = frozenset({"optimizer"})
-    writes = (schema.UPDATE_NORM, schema.UPDATE_RATIO)
+    writes = (schema.UPDATE_NORM, schema.UPDATE_RATIO, schema.LAYER_UPDATES)
 
     def __init__(self, every: int, setup: Setup) -> None:
         super().__init__(every, setup)
@@ -34,6 +29,12 @@ class Update(Probe):
         if schema.PARAM_NORM in self.quantities or schema.UPDATE_RATIO in self.quantities:
             self.needs = self.needs | {schema.PARAM_NORM}
         self.detached = [p.detach() for p in setup.params]
+        # Per-layer update norms ride along where per-layer gradients are recorded: the update's
+        # per-parameter norms are computed for its total anyway.
+        self._by_layer = bool(setup.every.get(LayerGradients.name))
+        self._layers: list[tuple[str, str, list[int]]] | None = None
+        self._module = setup.module
+        self._named = False
         self.path_length = 0.0
         self._before: list[Tensor] | None = None
         self._taken: int | None = None  # the step whose parameters the buffer holds
@@ -56,7 +57,10 @@ class Update(Probe):
         with torch.no_grad():
             # In place: the buffer is refilled from the parameters at the next measurement.
             torch._foreach_sub_(self._before, self.detached)
-            unorm = _norm(self._before)
+            each = torch.stack(torch._foreach_norm(self._before)).tolist() if self._before else []
+        unorm = math.sqrt(sum(v * v for v in each))
+        if self._by_layer:
+            self._emit_layers(ctx, each)
         if finite(unorm):
             self.path_length += unorm
         if schema.UPDATE_NORM in self.quantities:
@@ -64,6 +68,19 @@ class Update(Probe):
         if schema.UPDATE_RATIO in self.quantities:
             pnorm = ctx.param_norm or 0.0
             ctx.values[schema.UPDATE_RATIO] = unorm / pnorm if pnorm else float("inf")
+
+    def _emit_layers(self, ctx: StepContext, each: list[float]) -> None:
+        if self._layers is None:
+            self._layers = layers(self._module, ctx.params)
+        record: dict = {schema.TYPE: schema.LAYER_UPDATES, schema.STEP: ctx.step}
+        if not self._named:
+            record[schema.NAMES] = [name for name, _, _ in self._layers]
+            record[schema.KINDS] = [kind for _, kind, _ in self._layers]
+            self._named = True
+        record[schema.NORMS] = [
+            math.sqrt(sum(each[i] ** 2 for i in idx)) for _, _, idx in self._layers
+        ]
+        ctx.emit(record)
 
     def close(self) -> None:
         self._before = None
