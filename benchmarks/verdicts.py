@@ -99,10 +99,12 @@ def matrix(rows: list[dict]) -> str:
 SEED_BOUND = ("local-minima", "local-global-mismatch")  # planted at one seed only
 
 
-def fresh(found: list) -> list:
-    """The held-out cases that any seed plants, at seeds 100 above their own."""
+def fresh(found: list, offset: int = 100) -> list:
+    """The held-out cases that any seed plants, at seeds ``offset`` above their own."""
     return [
-        dataclasses.replace(c, name=f"{c.name}-s{c.seed + 100}", seed=c.seed + 100, split="fresh")
+        dataclasses.replace(
+            c, name=f"{c.name}-s{c.seed + offset}", seed=c.seed + offset, split="fresh"
+        )
         for c in found
         if c.split == "held" and c.challenge not in SEED_BOUND
     ]
@@ -144,6 +146,12 @@ def summary(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=("tune", "held", "fresh", "all"), default="tune")
+    ap.add_argument(
+        "--offset",
+        type=int,
+        default=100,
+        help="the fresh split's seeds: this far above the held cases' own (a new draw: another)",
+    )
     ap.add_argument("--only", default="", help="comma-separated case names (or name parts)")
     ap.add_argument("--json", default=None, help="write every case's result to this file")
     ap.add_argument("--markdown", default=None, help="write the tables to this file")
@@ -153,7 +161,7 @@ def main() -> int:
     found = cases()
     chosen = [c for c in found if args.split == "all" or c.split == args.split]
     if args.split in ("fresh", "all"):
-        chosen += fresh(found)
+        chosen += fresh(found, args.offset)
     if args.only:
         parts = args.only.split(",")
         chosen = [c for c in chosen if any(p in c.name for p in parts)]

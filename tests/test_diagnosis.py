@@ -592,3 +592,24 @@ def test_steps_bouncing_on_the_floor_of_a_converged_run_are_not_ill_conditioning
         for i, r in enumerate(rows)
     ]
     assert detect_ill_conditioning(with_values(early)).severity == "warning"
+
+
+def test_a_plateau_on_a_noisy_minibatch_loss_is_still_a_plateau():
+    import random
+
+    rng = random.Random(0)
+    n = 300
+    # Flat at 1.15 (+-8% minibatch noise) for 90 steps, then a descent with a growing gradient.
+    loss = [
+        1.15 + rng.uniform(-0.09, 0.09) if i < 90 else 1.15 * 0.99 ** (i - 90) for i in range(n)
+    ]
+    gn = [0.25 if i < 90 else 2.0 for i in range(n)]
+    f = detect_saddle_points(
+        with_values([{schema.LOSS: a, schema.GRAD_NORM: b} for a, b in zip(loss, gn)])
+    )
+    episode = f.evidence["plateaus"][0]
+    assert f.severity == "warning" and episode["first_step"] < 10 and episode["last_step"] >= 70
+    # The same noise on a steady descent is no plateau.
+    falling = [2.0 * 0.99**i + rng.uniform(-0.09, 0.09) for i in range(n)]
+    rows = [{schema.LOSS: a, schema.GRAD_NORM: 1.0} for a in falling]
+    assert detect_saddle_points(with_values(rows)).severity == "ok"

@@ -860,10 +860,10 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
         # An escaped plateau is one where the gradient was small: on the way down it grew. A
         # stretch of slow progress at a steady gradient (ill-conditioning) is not flat.
         if p.escaped_at is not None:
-            stop = p.escaped_at + window_for(n)
-            g_down = [
-                g_at[s] for s in steps[p.last + 1 : stop + 1] if s in g_at and finite(g_at[s])
-            ]
+            # Around the escape itself: the stretch between may still be level.
+            w = window_for(n)
+            around = steps[max(p.last + 1, p.escaped_at - w) : p.escaped_at + w + 1]
+            g_down = [g_at[s] for s in around if s in g_at and finite(g_at[s])]
             if g_on and g_down:
                 episode["grad_norm_descent"] = statistics.median(g_down)
                 if statistics.median(g_on) > 0.5 * statistics.median(g_down):

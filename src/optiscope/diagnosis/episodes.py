@@ -110,20 +110,32 @@ class Plateau:
 
 def plateaus(loss: Sequence[float], min_length: int, tolerance: float = 0.02) -> list[Plateau]:
     """Stretches of at least ``min_length`` steps where the smoothed loss moves by less than
-    ``tolerance`` of its level, that are not the run's convergence: either the loss later falls
+    ``tolerance`` of its level (or three times the smoothed loss's own noise, if larger), that are
+    not the run's convergence: either the loss later falls
     clearly below them (an escape), or they sit at the loss the run started from (it never
     left). A flat end far below the start is convergence, not a plateau."""
     n = len(loss)
-    s = smooth(loss, window_for(n))
+    w = window_for(n)
+    s = smooth(loss, w)
     prog = progress(loss)
     if prog is None or not all(math.isfinite(v) for v in s):
         return []
+    # A minibatch loss is noisy: a level stretch may wander by its smoothed value's own noise.
+    # The step-to-step differences give the noise free of the trend (1.4826 MAD / sqrt 2), a
+    # median of w values has about 1.25 / sqrt(w) of it.
+    diffs = [b - a for a, b in zip(loss, loss[1:]) if math.isfinite(a) and math.isfinite(b)]
+    noise = 1.4826 * statistics.median([abs(d) for d in diffs]) / math.sqrt(2) if diffs else 0.0
+    wander = 3 * 1.25 * noise / math.sqrt(w)
     span = prog.start - prog.best
     found: list[Plateau] = []
     i = 0
     while i < n - min_length:
-        level = s[i]
-        band = tolerance * max(abs(level), 1e-12)
+        # Anchored on the stretch's first min_length steps, not on one smoothed value.
+        level = statistics.median(s[i : i + min_length])
+        band = max(tolerance * max(abs(level), 1e-12), wander)
+        if abs(s[i] - level) > band:
+            i += 1
+            continue
         j = i
         while j + 1 < n and abs(s[j + 1] - level) <= band:
             j += 1
@@ -134,7 +146,13 @@ def plateaus(loss: Sequence[float], min_length: int, tolerance: float = 0.02) ->
             escaped = next((t for t in range(j + 1, n) if s[t] < level - margin), None)
             at_start = level >= prog.start - 0.1 * abs(prog.start)
             if escaped is not None or at_start:
-                found.append(Plateau(i, j, level, escaped))
+                last = found[-1] if found else None
+                near = max(tolerance * max(abs(level), 1e-12), wander)
+                if last is not None and i - last.last <= w and abs(last.level - level) <= near:
+                    # One plateau that a noise excursion split: joined.
+                    found[-1] = Plateau(last.first, j, (last.level + level) / 2, escaped)
+                else:
+                    found.append(Plateau(i, j, level, escaped))
             i = j + 1
         else:
             i += 1
