@@ -613,3 +613,15 @@ def test_a_plateau_on_a_noisy_minibatch_loss_is_still_a_plateau():
     falling = [2.0 * 0.99**i + rng.uniform(-0.09, 0.09) for i in range(n)]
     rows = [{schema.LOSS: a, schema.GRAD_NORM: 1.0} for a in falling]
     assert detect_saddle_points(with_values(rows)).severity == "ok"
+
+
+def test_a_brief_plateau_escaped_by_the_run_is_reported_not_alarmed():
+    n = 300
+    # Flat for the first 30 steps (a tenth of the run), then a descent with a growing gradient.
+    loss = [2.3 if i < 30 else 2.3 * 0.98 ** (i - 30) for i in range(n)]
+    gn = [0.1 if i < 30 else 1.0 for i in range(n)]
+    f = detect_saddle_points(
+        with_values([{schema.LOSS: a, schema.GRAD_NORM: b} for a, b in zip(loss, gn)])
+    )
+    assert f.severity == "info" and "brief and escaped by the run itself" in f.summary
+    assert f.evidence["plateaus"][0]["first_step"] == 0

@@ -913,6 +913,17 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
         )
     if dead:
         summary += f"; {len(dead)} layers get no gradient at all (dead units)"
+    # A brief plateau the run escaped by itself asks for nothing: reported, not alarmed. One
+    # that holds a fifth of the run, or that the run never left, costs it.
+    costly = worst["share"] >= 0.2 or worst["escape_step"] is None or bool(dead)
+    if not costly:
+        return Finding(
+            SADDLE_POINTS,
+            Severity.INFO,
+            summary + ", brief and escaped by the run itself",
+            evidence,
+            "",
+        )
     return Finding(SADDLE_POINTS, Severity.WARNING, summary, evidence, remedy)
 
 
