@@ -712,9 +712,9 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
     # Once the loss is nine tenths of the way down, an optimizer bouncing in the basin's floor
     # is how training ends (Adam's noise floor, the edge of stability): only the steps taken
     # before count.
-    _, losses = series(records, schema.LOSS)
+    loss_steps, losses = series(records, schema.LOSS)
     prog = progress(losses)
-    loss_at = dict(zip(series(records, schema.LOSS)[0], losses))
+    loss_at = dict(zip(loss_steps, losses))
     if prog is not None and prog.start > 0:
         floor = prog.best + 0.1 * (prog.start - prog.best)
         measured = [m for m in measured if finite(loss_at.get(m[0])) and loss_at[m[0]] > floor]

@@ -7,6 +7,7 @@ read through a running median, and departures from the run's own level through r
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -123,7 +124,7 @@ def plateaus(loss: Sequence[float], min_length: int, tolerance: float = 0.02) ->
     # A minibatch loss is noisy: a level stretch may wander by its smoothed value's own noise.
     # The step-to-step differences give the noise free of the trend (1.4826 MAD / sqrt 2), a
     # median of w values has about 1.25 / sqrt(w) of it.
-    diffs = [b - a for a, b in zip(loss, loss[1:]) if math.isfinite(a) and math.isfinite(b)]
+    diffs = [b - a for a, b in itertools.pairwise(loss) if math.isfinite(a) and math.isfinite(b)]
     noise = 1.4826 * statistics.median([abs(d) for d in diffs]) / math.sqrt(2) if diffs else 0.0
     wander = 3 * 1.25 * noise / math.sqrt(w)
     span = prog.start - prog.best

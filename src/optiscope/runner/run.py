@@ -22,7 +22,7 @@ from optiscope.monitor.monitor import Monitor, spread
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
-from optiscope.records.log import read_records
+from optiscope.records.log import RecordsError, read_records
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
 
@@ -138,7 +138,10 @@ def _restarts(
     """When the run ended stalled at a point with no significant negative curvature, train the
     experiment from ``count`` other seeds and record their final losses beside the run's own
     (measured alike): the local-minima detector compares them."""
-    records = read_records(out).records + monitor.history
+    try:
+        records = read_records(out).records + monitor.history
+    except RecordsError:  # the records could not be written: those kept in memory
+        records = monitor.history
     if not needs_restarts(records):
         return
     with aside(exp.model):
