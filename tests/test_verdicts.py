@@ -53,3 +53,26 @@ def test_a_planted_challenge_is_named_and_a_control_gets_no_alarm(name, tmp_path
         assert row["flagged"] == [], row["summaries"]
     else:
         assert case.challenge in row["flagged"], row["summaries"][case.challenge]
+
+
+def test_restarts_run_for_a_stalled_end_and_a_failing_one_costs_nothing(tmp_path):
+    from optiscope.records import schema
+    from optiscope.records.log import read_records
+    from optiscope.runner.run import run_experiment
+
+    (case,) = [c for c in cases() if c.name == "local-minima-mlp-1d-tanh3"]
+    run_experiment(case.build(case.seed), tmp_path / "ok", factory=case.build)
+    (r,) = [x for x in read_records(tmp_path / "ok").of_type("analysis") if x["name"] == "restarts"]
+    assert r[schema.SEEDS] == [case.seed + 1, case.seed + 2, case.seed + 3]
+    assert len(r[schema.LOSSES]) == 3 and r[schema.LOSS] > min(r[schema.LOSSES])
+
+    def broken(seed):
+        raise RuntimeError(f"no data for seed {seed}")
+
+    result = run_experiment(case.build(case.seed), tmp_path / "broken", factory=broken)
+    (r,) = [
+        x for x in read_records(tmp_path / "broken").of_type("analysis") if x["name"] == "restarts"
+    ]
+    assert "no data for seed" in r[schema.ERROR] and schema.LOSSES not in r
+    minima = next(f for f in result.findings if f.challenge == "local-minima")
+    assert minima.severity == "info" and "which failed (" in minima.summary

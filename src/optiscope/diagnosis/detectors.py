@@ -1026,6 +1026,9 @@ def detect_local_minima(records: Sequence[Record]) -> Finding:
                 evidence,
                 "",
             )
+    failed = found[-1].get(schema.ERROR) if found else None
+    if failed:
+        evidence["restarts_error"] = failed
     if stalled and g_head and g_tail is not None and g_tail >= 0.5 * g_head:
         return Finding(
             LOCAL_MINIMA,
@@ -1040,8 +1043,13 @@ def detect_local_minima(records: Sequence[Record]) -> Finding:
             LOCAL_MINIMA,
             Severity.INFO,
             f"the loss stalled at {loss[-1]:.4g} with the gradient norm down to {g_tail:.3g}: a "
-            "critical point; whether it is a poor local minimum needs restarts, which were not "
-            "run (no experiment factory: optiscope diagnose runs them from an experiment)",
+            "critical point; whether it is a poor local minimum needs restarts, "
+            + (
+                f"which failed ({failed})"
+                if failed
+                else "which were not run (no experiment factory: optiscope diagnose runs them "
+                "from an experiment)"
+            ),
             evidence,
             "compare the final losses of random restarts (optiscope landscape --kind restarts)",
         )

@@ -149,13 +149,14 @@ def _restarts(
     seeds = [exp.seed + k for k in range(1, count + 1)]
     if say is not None:
         say(f"the run stalled: training {count} restarts (seeds {seeds[0]}..{seeds[-1]})")
-    losses = final_losses(factory, seeds)
-    monitor.write(
-        analysis(
-            schema.RESTARTS,
-            {schema.SEEDS: seeds, schema.LOSSES: losses, schema.LOSS: own, schema.BUDGET: count},
-        )
-    )
+    fields: dict[str, Any] = {schema.SEEDS: seeds, schema.LOSS: own, schema.BUDGET: count}
+    try:
+        fields[schema.LOSSES] = final_losses(factory, seeds)
+    except Exception as err:  # a restart that fails must not cost the run its findings
+        fields[schema.ERROR] = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        if say is not None:
+            say(f"the restarts failed: {fields[schema.ERROR]}")
+    monitor.write(analysis(schema.RESTARTS, fields))
 
 
 def run_experiment(
