@@ -349,3 +349,18 @@ def test_the_callbacks_spread_the_curvature_preset_over_the_planned_run(tmp_path
     assert [r["step"] for r in steps if "sharpness" in r["values"]] == list(
         range(0, len(steps), every)
     )
+
+
+def test_the_lightning_callback_asks_for_its_own_loss_fn():
+    pytest.importorskip("lightning")
+    from optiscope.integrations.lightning import OptiscopeCallback
+    from optiscope.monitor import MonitorError
+
+    with pytest.raises(MonitorError) as err:
+        OptiscopeCallback("runs/x", preset="curvature")
+    text = str(err.value)
+    assert "OptiscopeCallback(out, preset='curvature', loss_fn=...)" in text
+    assert "Monitor(" not in text
+    with pytest.raises(MonitorError, match=r"the tiers \['noise'\]"):
+        OptiscopeCallback("runs/x", every={"noise": 5})
+    OptiscopeCallback("runs/x")  # the default preset needs no loss

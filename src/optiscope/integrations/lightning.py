@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from optiscope.diagnosis import Finding
-from optiscope.monitor import Monitor, MonitorError
+from optiscope.monitor import NEEDS_BATCH, PRESETS, Monitor, MonitorError
 
 __all__ = ["OptiscopeCallback", "default_batch_fn"]
 
@@ -94,6 +94,16 @@ class OptiscopeCallback(pl.Callback):
         overwrite: bool = False,
     ) -> None:
         super().__init__()
+        # Said here, in the callback's own terms: the Monitor it builds later would name itself.
+        tiers = {**PRESETS.get(preset, {}), **dict(every or {})}
+        needing = [t for t in NEEDS_BATCH if tiers.get(t)]
+        if needing and loss_fn is None:
+            raise MonitorError(
+                f"the tiers {needing} (preset {preset!r}) need the loss function: pass "
+                f"OptiscopeCallback(out, preset={preset!r}, loss_fn=...), the training loss of the "
+                "module's outputs and the batch's targets, e.g. "
+                "loss_fn=torch.nn.functional.cross_entropy"
+            )
         self.out = os.fspath(out)
         self.preset = preset
         self.loss_fn = loss_fn
