@@ -278,3 +278,14 @@ def test_an_experiment_file_imports_its_siblings_and_dict_inputs_are_keyword_arg
     log = read_records(out)
     assert log.series("gthg")[0] and log.series("trace_cov")[0]  # the tiers measured
     assert [r["name"] for r in log.records if r["type"] == "analysis"][:1] == ["final_point"]
+
+
+def test_the_end_of_run_analyses_can_be_skipped(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["diagnose", "logistic-control", "--out", str(out), "--no-end-analysis"]) == 0
+    log = read_records(out)
+    assert [r for r in log.records if r.get("type") == "analysis"] == []
+    found = {f["challenge"]: f for f in json.loads((out / "findings.json").read_text())["findings"]}
+    mismatch = found["local-global-mismatch"]
+    assert mismatch["severity"] == "info" and mismatch["summary"].startswith("not measured")
+    assert len(list(log.of_type("step"))) == 200  # the training itself is whole

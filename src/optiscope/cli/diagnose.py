@@ -57,6 +57,14 @@ def register(sub: Any) -> None:
         "tell a poor local minimum from an equivalent one (about N times the training's cost; "
         "0 skips them; default 3)",
     )
+    p.add_argument(
+        "--no-end-analysis",
+        dest="end_analysis",
+        action="store_false",
+        help="skip the end-of-run analyses (the final point's curvature, the straight path from "
+        "the start, the trajectory's plane, restarts): on a large model they can cost more than "
+        "the training; the verdicts that read them then say they were not measured",
+    )
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.set_defaults(run=run)
 
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             factory=lambda seed: optiscope.load_experiment(args.experiment, seed=seed),
             restarts=args.restarts,
             say=None if args.json else _say,
+            end_analysis=args.end_analysis,
         )
     optiscope.write_report(result.out)
     if args.json:

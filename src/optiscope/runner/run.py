@@ -170,6 +170,7 @@ def run_experiment(
     factory: Callable[[int], Experiment] | None = None,
     restarts: int = 3,
     say: Callable[[str], None] | None = None,
+    end_analysis: bool = True,
 ) -> RunResult:
     """Train ``exp`` under a :class:`~optiscope.Monitor`, analyse the point it reaches, and
     diagnose the run.
@@ -193,7 +194,10 @@ def run_experiment(
     stalled at a point with no significant negative curvature is judged against ``restarts``
     runs of the experiment from the seeds after ``exp.seed`` (trained without the Monitor: about
     ``restarts`` times the training's cost), recorded as a ``restarts`` analysis; ``restarts=0``
-    skips them. ``say(line)`` hears what the end-of-run analyses are doing.
+    skips them. ``say(line)`` hears what the end-of-run analyses are doing;
+    ``end_analysis=False`` skips them all (the final point, the straight path, the plane and the
+    restarts: on a large model they can cost more than the training), and the verdicts that read
+    them say they were not measured.
 
     A loss or gradient that is not finite stops training at that step: an ``event`` record
     (``stopped``) says why, the records up to it are diagnosed, the end point is not analysed,
@@ -256,7 +260,7 @@ def run_experiment(
                     schema.REASON: stopped,
                 }
             )
-        else:
+        elif end_analysis:
             if say is not None:
                 say("analysing the final point (curvature, the straight path, the plane)")
             _final_point(exp, monitor, start, snapshots)
