@@ -2,9 +2,10 @@
 
 The scheduler builds one :class:`StepContext` per step. The cheap pass fills ``loss``,
 ``grad_norm`` and the per-parameter gradient norms; probes read those, write their quantities
-into ``values`` (the step record) and extra records through :meth:`StepContext.emit`. A probe that
-needs the model aside from training (eval mode, forked random generators) or the Problem on the
-batch asks for it; both are set up once per step, on first request, and undone by the scheduler.
+into ``values`` (the step record) and extra records through :meth:`StepContext.emit`. A probe
+that needs the model aside from training (dropout off, batch norm on the batch's statistics,
+forked random generators) or the Problem on the batch asks for it; both are set up once per
+step, on first request, and undone by the scheduler.
 """
 
 from __future__ import annotations
