@@ -320,14 +320,14 @@ def _cells(records: Sequence[Record]) -> dict[str, str]:
 _NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm")
 
 
-def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
-    """Vanishing or exploding gradients across the layers of a deep net: the geometric mean
-    gradient norm of the first quarter of the layers against the last quarter's, the median over
-    the ``layer_gradients`` records. Layers that got no gradient at all (dead units, unused
-    parameters) and normalization layers are left out."""
-    rows = [r for r in records if r.get(schema.TYPE) == schema.LAYER_GRADIENTS]
-    if not rows:
-        return None
+def _layer_ratios(
+    records: Sequence[Record], kind: str
+) -> tuple[list[Any], list[int], list[tuple[Any, float]]] | None:
+    """The layers of the ``kind`` records (``layer_gradients`` or ``layer_updates``), the
+    indices kept (normalization layers left out), and for each record its step and the
+    geometric mean norm of the first quarter of its live layers over the last quarter's
+    (layers with no norm at all, dead units or unused parameters, left out; at least five)."""
+    rows = [r for r in records if r.get(schema.TYPE) == kind]
     names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
     kinds = next((r[schema.KINDS] for r in rows if isinstance(r.get(schema.KINDS), list)), None)
     if not names:
@@ -337,30 +337,36 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         for i in range(len(names))
         if not (kinds and i < len(kinds) and str(kinds[i]).startswith(_NORM_KINDS))
     ]
-    if len(keep) < 5:
-        return None
-    k = max(1, len(keep) // 4)
-    ratios, steps = [], []
+    ratios = []
     for r in rows:
         norms = r.get(schema.NORMS)
         if not isinstance(norms, list) or len(norms) != len(names):
             continue
-        vals = [float(norms[i]) if finite(norms[i]) else math.nan for i in keep]
-        live = [v for v in vals if v > 0 and math.isfinite(v)]
+        live = [float(norms[i]) for i in keep if finite(norms[i]) and float(norms[i]) > 0]
         if len(live) < 5:
             continue
         m = max(1, len(live) // 4)
-        first, last = live[:m], live[-m:]
-        ratio = math.exp(
-            statistics.fmean(map(math.log, first)) - statistics.fmean(map(math.log, last))
-        )
-        ratios.append(ratio)
-        steps.append(r.get(schema.STEP))
-    if not ratios:
+        logs = [math.log(v) for v in live]
+        ratio = math.exp(statistics.fmean(logs[:m]) - statistics.fmean(logs[-m:]))
+        ratios.append((r.get(schema.STEP), ratio))
+    return names, keep, ratios
+
+
+def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
+    """Vanishing or exploding gradients across the layers of a deep net: the geometric mean
+    gradient norm of the first quarter of the layers against the last quarter's, the median over
+    the ``layer_gradients`` records. Layers that got no gradient at all (dead units, unused
+    parameters) and normalization layers are left out."""
+    table = _layer_ratios(records, schema.LAYER_GRADIENTS)
+    if table is None or len(table[1]) < 5 or not table[2]:
         return None
+    names, keep, pairs = table
+    k = max(1, len(keep) // 4)
+    steps, ratios = [s for s, _ in pairs], [v for _, v in pairs]
     ratio = statistics.median(ratios)
     per_layer = ratio ** (1 / max(len(keep) - k, 1))
-    updates = _layer_ratio(records, schema.LAYER_UPDATES)
+    moved = _layer_ratios(records, schema.LAYER_UPDATES)
+    updates = statistics.median([v for _, v in moved[2]]) if moved and moved[2] else None
     evidence = {
         "layers": len(keep),
         "first_layers": [names[i] for i in keep[:k]],
@@ -403,33 +409,6 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         evidence,
         "",
     )
-
-
-def _layer_ratio(records: Sequence[Record], kind: str) -> float | None:
-    """The median over the ``kind`` records (``layer_gradients`` or ``layer_updates``) of the
-    geometric mean norm of the first quarter of the live layers over the last quarter's."""
-    rows = [r for r in records if r.get(schema.TYPE) == kind]
-    names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
-    kinds = next((r[schema.KINDS] for r in rows if isinstance(r.get(schema.KINDS), list)), None)
-    if not names:
-        return None
-    keep = [
-        i
-        for i in range(len(names))
-        if not (kinds and i < len(kinds) and str(kinds[i]).startswith(_NORM_KINDS))
-    ]
-    ratios = []
-    for r in rows:
-        norms = r.get(schema.NORMS)
-        if not isinstance(norms, list) or len(norms) != len(names):
-            continue
-        live = [float(norms[i]) for i in keep if finite(norms[i]) and float(norms[i]) > 0]
-        if len(live) < 5:
-            continue
-        m = max(1, len(live) // 4)
-        logs = [math.log(v) for v in live]
-        ratios.append(math.exp(statistics.fmean(logs[:m]) - statistics.fmean(logs[-m:])))
-    return statistics.median(ratios) if ratios else None
 
 
 def _recurrent(records: Sequence[Record]) -> list[tuple[float, Finding]]:

@@ -136,6 +136,14 @@ def _is_one_batch(data: Any) -> bool:
     )
 
 
+def take_samples(tree: Any, part: slice, n: int) -> Any:
+    """The samples ``part`` of every tensor in ``tree`` whose first dimension counts the ``n``
+    samples of the batch; anything else (a mask, a scalar, None) as it is."""
+    return tree_map(
+        lambda t: t[part] if isinstance(t, Tensor) and t.ndim and len(t) == n else t, tree
+    )
+
+
 def call_model(model: nn.Module, inputs: Any) -> Any:
     """``model`` on a batch's inputs as everything in optiscope calls it (the training loop, the
     Problem, the tiers): a dict as keyword arguments (Hugging Face style), a tuple or list as
@@ -466,10 +474,7 @@ class Problem:
         for _, inputs, targets in self.batches():
             n = batch_size(inputs, targets)
             if n > 4 and isinstance(targets, Tensor):
-                inputs = tree_map(
-                    lambda t, n=n: t[:4] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
-                    inputs,
-                )
+                inputs = take_samples(inputs, slice(0, 4), n)
                 targets = targets[:4]
             try:
                 with torch.no_grad():

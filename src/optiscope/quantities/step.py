@@ -23,7 +23,7 @@ from optiscope.core.errors import NonFiniteError
 from optiscope.linalg.lanczos import lanczos
 from optiscope.linalg.operators import CallableOperator, LinearOperator
 from optiscope.problem.persample import gradient_moments
-from optiscope.problem.problem import Problem, batch_size
+from optiscope.problem.problem import Problem, batch_size, take_samples
 from optiscope.records import schema
 
 
@@ -233,10 +233,7 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
         sq = 0.0
         for start in range(0, n, chunk):
             sl = slice(start, min(start + chunk, n))
-            x = torch.utils._pytree.tree_map(
-                lambda t, sl=sl: t[sl] if isinstance(t, Tensor) and t.ndim and len(t) == n else t,
-                inputs,
-            )
+            x = take_samples(inputs, sl, n)
             y = targets[sl] if targets is not None else None  # a model's own loss: no targets
             rows = problem.per_sample_gradients(x, y).double()
             total += rows.sum(0)

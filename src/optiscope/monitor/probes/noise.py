@@ -22,7 +22,7 @@ from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
 from optiscope.problem.persample import StepRecorder
-from optiscope.problem.problem import Problem, batch_samples
+from optiscope.problem.problem import Problem, batch_samples, take_samples
 from optiscope.quantities import step as quantities
 from optiscope.records import schema
 
@@ -112,15 +112,7 @@ class Noise(Probe):
         grads = []
         for i in range(k):
             part = slice(i * size, (i + 1) * size)
-            x, y = (
-                torch.utils._pytree.tree_map(
-                    lambda t, part=part: (
-                        t[part] if isinstance(t, Tensor) and t.ndim and len(t) == n else t
-                    ),
-                    v,
-                )
-                for v in (inputs, targets)
-            )
+            x, y = take_samples(inputs, part, n), take_samples(targets, part, n)
             problem = Problem(
                 ctx.module,
                 ctx.loss_fn,
