@@ -5,6 +5,8 @@ alarms on the healthy controls, as a confusion matrix for each split.
     python benchmarks/verdicts.py --split held    # the held-out split (judged once, at the end)
     python benchmarks/verdicts.py --split all --markdown docs/verdicts.md
     python benchmarks/verdicts.py --split fresh   # the held-out builders at seeds never run
+    python benchmarks/verdicts.py --split final   # the second held-out set (judged once)
+    python benchmarks/verdicts.py --split seen    # tune, held and fresh: all but final
 
 Each case runs as ``optiscope diagnose`` runs it (``run_experiment`` with the curvature preset,
 the end-of-run analyses and, for a stalled end, three restarts from the case's factory). A case
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from optiscope.diagnosis.findings import CHALLENGES, THEORETICAL_LIMITS
 from optiscope.runner.run import run_experiment
-from zoo import cases
+from zoo import SPLITS, cases
 
 MEASURABLE = [c for c in CHALLENGES if c != THEORETICAL_LIMITS]
 SEVERE = ("warning", "critical")
@@ -106,13 +108,13 @@ def fresh(found: list, offset: int = 100) -> list:
             c, name=f"{c.name}-s{c.seed + offset}", seed=c.seed + offset, split="fresh"
         )
         for c in found
-        if c.split == "held" and c.challenge not in SEED_BOUND
+        if c.split == "held" and c.challenge not in SEED_BOUND and c.any_seed
     ]
 
 
 def summary(rows: list[dict]) -> str:
     out = []
-    for split in ("tune", "held", "fresh"):
+    for split in ("tune", "held", "fresh", "final"):
         mine = [r for r in rows if r["split"] == split]
         if not mine:
             continue
@@ -145,7 +147,9 @@ def summary(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("tune", "held", "fresh", "all"), default="tune")
+    ap.add_argument(
+        "--split", choices=("tune", "held", "fresh", "final", "seen", "all"), default="tune"
+    )
     ap.add_argument(
         "--offset",
         type=int,
@@ -159,8 +163,9 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     found = cases()
-    chosen = [c for c in found if args.split == "all" or c.split == args.split]
-    if args.split in ("fresh", "all"):
+    wanted = {"all": set(SPLITS), "seen": {"tune", "held"}}.get(args.split, {args.split})
+    chosen = [c for c in found if c.split in wanted]
+    if args.split in ("fresh", "seen", "all"):
         chosen += fresh(found, args.offset)
     if args.only:
         parts = args.only.split(",")

@@ -459,6 +459,29 @@ def test_depth_vanishing_and_exploding_across_layers():
     assert detect_long_term_dependencies(_layers([1e-9, 1.0, 1.0])).severity == "info"
 
 
+def test_depth_steady_growth_through_a_deep_stack_is_explosion():
+    # x1.25 per layer over 16 layers: 35x, short of the thousandfold, but the same factor from
+    # layer to layer (the chaotic regime of a tanh net with a large gain) compounds with depth.
+    steady = _layers([1.25 ** (16 - i) for i in range(17)])
+    f = detect_long_term_dependencies(steady)
+    assert f.severity == "warning" and "steadily from layer to layer" in f.summary
+    assert f.evidence["steady_per_layer"] == pytest.approx(1.25)
+    assert f.evidence["steady_r2"] == pytest.approx(1.0)
+    shrinks = _layers([0.8 ** (16 - i) for i in range(17)])
+    assert "vanishes across depth" in detect_long_term_dependencies(shrinks).summary
+    # The same first/last ratio from one unlike layer (an embedding's large gradient) is
+    # scatter, not a trend through the stack.
+    one_layer = _layers([35.0, 1.0, 1.3, 0.8, 1.1, 0.9, 1.2, 1.0, 0.7, 1.1, 1.0, 0.9])
+    f = detect_long_term_dependencies(one_layer)
+    assert f.severity == "ok" and "steady_r2" not in f.evidence
+    # A steady trend that compounds to under tenfold is within what healthy nets show.
+    mild = _layers([1.1 ** (16 - i) for i in range(17)])
+    assert detect_long_term_dependencies(mild).severity == "ok"
+    # Below eight layers a trend is not read: a shallow net's few layers differ by design.
+    short = _layers([2.0 ** (6 - i) for i in range(7)])
+    assert detect_long_term_dependencies(short).severity == "ok"
+
+
 def test_long_term_dependencies_reads_every_measurement_and_the_cell():
     # Growth of 1.2x per step back in time over 30 steps (237x) is explosion.
     grows = hidden("rnn", [1.2 ** (29 - t) for t in range(30)])
@@ -554,6 +577,31 @@ def test_local_minima_judged_against_restarts():
     assert f.severity == "ok" and "the loss rose" in f.summary
 
 
+def test_a_run_settling_slowly_into_a_minimum_is_judged_like_a_stall():
+    # Still falling 5% in its last fifth, but with the gradient 20x below where it started.
+    settling = with_values(
+        [
+            {schema.LOSS: 0.6 + 2.0 * 0.9**i + 0.2 * (1 - i / 100), schema.GRAD_NORM: g}
+            for i, g in enumerate([1.0] * 20 + [0.05] * 80)
+        ]
+    )
+    assert needs_restarts(settling)
+    # The same fall at a gradient that has not shrunk is progress, not a minimum.
+    steady = with_values(
+        [
+            {schema.LOSS: 0.6 + 2.0 * 0.9**i + 0.2 * (1 - i / 100), schema.GRAD_NORM: 1.0}
+            for i in range(100)
+        ]
+    )
+    assert not needs_restarts(steady)
+    # Restarts a tenth below the run's own loss, but by less than a twentieth of what the run
+    # gained (2.0 -> 0.6, its smoothed start): the seeds' spread about one minimum.
+    f = detect_local_minima([*settling, _restarts(0.6, [0.535, 0.535, 0.6])])
+    assert f.severity == "info" and f.evidence["margin"] == pytest.approx(0.07, abs=0.005)
+    f = detect_local_minima([*settling, _restarts(0.6, [0.2, 0.3, 0.6])])
+    assert f.severity == "warning" and f.evidence["restarts_lower"] == 2
+
+
 def test_a_barrier_is_judged_against_what_training_gained():
     def interp(barrier):
         return [
@@ -613,6 +661,29 @@ def test_a_plateau_on_a_noisy_minibatch_loss_is_still_a_plateau():
     falling = [2.0 * 0.99**i + rng.uniform(-0.09, 0.09) for i in range(n)]
     rows = [{schema.LOSS: a, schema.GRAD_NORM: 1.0} for a in falling]
     assert detect_saddle_points(with_values(rows)).severity == "ok"
+
+
+def test_a_plateau_escaped_on_a_slow_start_is_judged_by_the_steepest_descent_after_it():
+    n = 300
+    # Flat at 1.1 with gradient 0.35 for 90 steps; the loss then creeps down for 40 steps at a
+    # gradient 0.6 before the steep descent (gradient 2): the plateau's gradient is small
+    # against the descent's peak, though not against the creep just after the plateau.
+    loss = [
+        1.1 if i < 90 else 1.1 - 0.004 * (i - 90) if i < 130 else 0.94 * 0.97 ** (i - 130)
+        for i in range(n)
+    ]
+    gn = [0.35 if i < 90 else 0.6 if i < 130 else 2.0 for i in range(n)]
+    f = detect_saddle_points(
+        with_values([{schema.LOSS: a, schema.GRAD_NORM: b} for a, b in zip(loss, gn)])
+    )
+    assert f.severity == "warning" and f.evidence["plateaus"][0]["first_step"] == 0
+    assert f.evidence["plateaus"][0]["grad_norm_descent"] == pytest.approx(2.0)
+    # A slow stretch at a steady gradient is not flat: no growth as the loss moves on.
+    flat_gradient = [1.0] * n
+    f = detect_saddle_points(
+        with_values([{schema.LOSS: a, schema.GRAD_NORM: b} for a, b in zip(loss, flat_gradient)])
+    )
+    assert f.severity == "ok"
 
 
 def test_a_brief_plateau_escaped_by_the_run_is_reported_not_alarmed():

@@ -4,7 +4,9 @@ Learning sec. 8.2, and healthy controls that must show none (benchmarks/verdicts
 A :class:`Case` is a factory ``build(seed) -> Experiment`` with the challenge planted in it
 (``challenge``; None for a control), its model family and optimizer, the seed it runs at, and
 ``split``: ``"tune"`` for the cases the detectors' thresholds were set on, ``"held"`` for those
-kept aside until the end (other seeds, and for each challenge a family not used while tuning).
+kept aside until the end (other seeds, and for each challenge a family not used while tuning),
+and ``"final"`` for a second held-out set written after the held split had been seen: new
+constructions, new data and new optimizers, run once, at the end.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from optiscope import Experiment
 
 FAMILIES = ("mlp", "cnn", "transformer", "rnn")
-SPLITS = ("tune", "held", "fresh")
+SPLITS = ("tune", "held", "fresh", "final")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Case:
     build: Callable[[int], Experiment]
     seed: int = 0
     why: str = ""
+    any_seed: bool = True  # False: the pathology is planted at this seed only (fresh skips it)
 
     def __post_init__(self) -> None:
         assert self.family in FAMILIES, self.family
@@ -40,9 +43,9 @@ class Case:
 
 def cases() -> list[Case]:
     """Every case of the zoo, tune and held-out, in a fixed order."""
-    from . import mlp_cnn, sequence
+    from . import final_mlp_cnn, final_sequence, mlp_cnn, sequence
 
-    found = [*mlp_cnn.CASES, *sequence.CASES]
+    found = [*mlp_cnn.CASES, *sequence.CASES, *final_mlp_cnn.CASES, *final_sequence.CASES]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
     return found

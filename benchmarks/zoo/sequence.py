@@ -588,12 +588,12 @@ def _case(
     factory: Any,
     seed: int,
     why: str,
+    any_seed: bool = True,
     **kw: Any,
 ) -> Case:
     """A Case whose build is ``factory(seed, name=name, **kw)``."""
-    return Case(
-        name, challenge, family, optimizer, split, partial(factory, name=name, **kw), seed, why
-    )
+    build = partial(factory, name=name, **kw)
+    return Case(name, challenge, family, optimizer, split, build, seed, why, any_seed)
 
 
 CASES: list[Case] = [
@@ -827,7 +827,10 @@ CASES: list[Case] = [
         T,
         0,
         "SGD with momentum 0.9 at lr 0.3: the loss falls to 0.1 by step 60, then explodes for "
-        "good: 7 -> 300 -> 2e4, gradient norm 10 -> 500, never NaN within 200 steps.",
+        "good: 7 -> 300 -> 2e4, gradient norm 10 -> 500, never NaN within 200 steps. lr 0.3 "
+        "is the edge: seeds 100, 200 and 400 converge instead (seed 300 explodes), so the "
+        "fresh draw leaves this case out.",
+        any_seed=False,
         task="copy",
         opt="momentum",
         lr=0.3,

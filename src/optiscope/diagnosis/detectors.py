@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from optiscope.core.stats import finite, log_slope, mean, median, number
-from optiscope.diagnosis.episodes import plateaus, progress, robust_z, window_for
+from optiscope.diagnosis.episodes import plateaus, progress, robust_z, smooth, window_for
 from optiscope.diagnosis.findings import (
     CHALLENGES,
     CLIFFS,
@@ -322,11 +322,12 @@ _NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm")
 
 def _layer_ratios(
     records: Sequence[Record], kind: str
-) -> tuple[list[Any], list[int], list[tuple[Any, float]]] | None:
+) -> tuple[list[Any], list[int], list[tuple[Any, float]], list[float]] | None:
     """The layers of the ``kind`` records (``layer_gradients`` or ``layer_updates``), the
-    indices kept (normalization layers left out), and for each record its step and the
-    geometric mean norm of the first quarter of its live layers over the last quarter's
-    (layers with no norm at all, dead units or unused parameters, left out; at least five)."""
+    indices kept (normalization layers left out), for each record its step and the geometric
+    mean norm of the first quarter of its live layers over the last quarter's (layers with no
+    norm at all, dead units or unused parameters, left out; at least five), and the profile:
+    each live kept layer's median log norm over the records, in depth order."""
     rows = [r for r in records if r.get(schema.TYPE) == kind]
     names = next((r[schema.NAMES] for r in rows if isinstance(r.get(schema.NAMES), list)), None)
     kinds = next((r[schema.KINDS] for r in rows if isinstance(r.get(schema.KINDS), list)), None)
@@ -338,18 +339,39 @@ def _layer_ratios(
         if not (kinds and i < len(kinds) and str(kinds[i]).startswith(_NORM_KINDS))
     ]
     ratios = []
+    per_layer: dict[int, list[float]] = {}
     for r in rows:
         norms = r.get(schema.NORMS)
         if not isinstance(norms, list) or len(norms) != len(names):
             continue
-        live = [float(norms[i]) for i in keep if finite(norms[i]) and float(norms[i]) > 0]
+        live = [i for i in keep if finite(norms[i]) and float(norms[i]) > 0]
+        for i in live:
+            per_layer.setdefault(i, []).append(math.log(float(norms[i])))
         if len(live) < 5:
             continue
         m = max(1, len(live) // 4)
-        logs = [math.log(v) for v in live]
+        logs = [math.log(float(norms[i])) for i in live]
         ratio = math.exp(statistics.fmean(logs[:m]) - statistics.fmean(logs[-m:]))
         ratios.append((r.get(schema.STEP), ratio))
-    return names, keep, ratios
+    profile = [statistics.median(per_layer[i]) for i in keep if i in per_layer]
+    return names, keep, ratios, profile
+
+
+def _steady(profile: list[float]) -> tuple[float, float] | None:
+    """The least-squares slope of a depth profile of log norms (per layer) and the share of its
+    variance the line explains: a steady geometric change from layer to layer, the signature of
+    a product of Jacobians whose scale is not one, against scatter from layers unlike the
+    rest (an embedding, a head)."""
+    n = len(profile)
+    if n < 3:
+        return None
+    xs = range(n)
+    mx, my = (n - 1) / 2, statistics.fmean(profile)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, profile, strict=True))
+    syy = sum((y - my) ** 2 for y in profile)
+    slope = sxy / sxx
+    return slope, (sxy * sxy / (sxx * syy) if syy > 0 else 0.0)
 
 
 def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
@@ -360,7 +382,7 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
     table = _layer_ratios(records, schema.LAYER_GRADIENTS)
     if table is None or len(table[1]) < 5 or not table[2]:
         return None
-    names, keep, pairs = table
+    names, keep, pairs, profile = table
     k = max(1, len(keep) // 4)
     steps, ratios = [s for s, _ in pairs], [v for _, v in pairs]
     ratio = statistics.median(ratios)
@@ -379,25 +401,36 @@ def _depth(records: Sequence[Record]) -> tuple[float, Finding] | None:
         # keep the first layers moving even where their gradient vanishes.
         "updates_first_over_last": updates,
     }
-    if ratio < 1e-3:
+    # Beyond the thousandfold: a steady geometric change through a deep stack (eight layers or
+    # more, a line explaining four fifths of the profile) that compounds to tenfold, the bar the
+    # recurrent verdict sets for growth in time; scatter from one unlike layer does not count.
+    fit = _steady(profile) if len(profile) >= 8 else None
+    steady = 0.0
+    if fit is not None and fit[1] >= 0.8:
+        steady = -fit[0] * (len(profile) - 1)  # the line's log first/last over the stack
+        evidence["steady_per_layer"] = math.exp(-fit[0])  # toward the input, as rate_per_layer
+        evidence["steady_r2"] = fit[1]
+    if ratio < 1e-3 or (steady < -math.log(10) and ratio < 0.1):
         sev = Severity.CRITICAL if ratio < 1e-6 else Severity.WARNING
         return -math.log10(ratio), Finding(
             LONG_TERM_DEPENDENCIES,
             sev,
             f"the gradient vanishes across depth: the first layers get {ratio:.2g} of the last "
             f"layers' gradient norm over {len(keep)} layers (x{per_layer:.3g} per layer, median "
-            f"of {len(ratios)} steps)",
+            f"of {len(ratios)} steps"
+            + (", steadily from layer to layer)" if "steady_r2" in evidence else ")"),
             evidence,
             "use residual connections and normalization, ReLU-like activations, or an "
             "initialization that preserves the gradient's scale (He, orthogonal)",
         )
-    if ratio > 1e3:
+    if ratio > 1e3 or (steady > math.log(10) and ratio > 10):
         sev = Severity.CRITICAL if ratio > 1e6 else Severity.WARNING
         return math.log10(ratio), Finding(
             LONG_TERM_DEPENDENCIES,
             sev,
             f"the gradient explodes across depth: the first layers get {ratio:.3g}x the last "
-            f"layers' gradient norm over {len(keep)} layers (x{per_layer:.3g} per layer)",
+            f"layers' gradient norm over {len(keep)} layers (x{per_layer:.3g} per layer"
+            + (", steadily from layer to layer)" if "steady_r2" in evidence else ")"),
             evidence,
             "lower the initialization's scale (a gain that preserves the gradient's norm), add "
             "normalization, or clip the gradient norm",
@@ -801,6 +834,7 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
         return _not_measured(SADDLE_POINTS, "too few steps to judge flatness", "run longer")
     n = len(loss)
     found = plateaus(loss, min_length=max(10, n // 10))
+    smoothed = smooth(loss, window_for(n))
     l_steps, lmin = series(records, schema.LAMBDA_MIN)
     _, lmax = series(records, schema.SHARPNESS)
     a_steps, actual = series(records, schema.ACTUAL_CHANGE)
@@ -839,13 +873,19 @@ def detect_saddle_points(records: Sequence[Record]) -> Finding:
         # An escaped plateau is one where the gradient was small: on the way down it grew. A
         # stretch of slow progress at a steady gradient (ill-conditioning) is not flat.
         if p.escaped_at is not None:
-            # Around the escape itself: the stretch between may still be level.
+            # The descent: from the plateau's end until the loss has come half the way down to
+            # the lowest level after it, where leaving a saddle the gradient grows the most;
+            # its smoothed peak, so that one steep step does not count.
             w = window_for(n)
-            around = steps[max(p.last + 1, p.escaped_at - w) : p.escaped_at + w + 1]
+            low = min(smoothed[p.escaped_at :])
+            half = next(
+                t for t in range(p.escaped_at, n) if smoothed[t] <= p.level - 0.5 * (p.level - low)
+            )
+            around = steps[p.last + 1 : half + w + 1]
             g_down = [g_at[s] for s in around if s in g_at and finite(g_at[s])]
             if g_on and g_down:
-                episode["grad_norm_descent"] = statistics.median(g_down)
-                if statistics.median(g_on) > 0.5 * statistics.median(g_down):
+                episode["grad_norm_descent"] = max(smooth(g_down, w))
+                if statistics.median(g_on) > 0.5 * episode["grad_norm_descent"]:
                     continue
         evidence["plateaus"].append(episode)
         if worst is None or episode["share"] > worst["share"]:
@@ -943,7 +983,14 @@ def needs_restarts(records: Sequence[Record]) -> bool:
     if level is None or head is None or end is None or level <= 1e-3 * max(abs(prog.start), 1):
         return False
     if head - end > 0.02 * abs(level):
-        return False  # still falling
+        # Still falling, unless slowly and with the gradient an order of magnitude below where
+        # it started: settling into the minimum it has found, which restarts can judge.
+        _, gnorm = series(records, schema.GRAD_NORM)
+        g_head = median(gnorm[: len(tail)]) if len(gnorm) == len(loss) else None
+        g_end = median(gnorm[-len(tail) :]) if len(gnorm) == len(loss) else None
+        settling = g_head is not None and g_end is not None and g_end <= 0.1 * g_head
+        if not settling or head - end > 0.1 * abs(level):
+            return False
     final = _final_point(records)
     if final is not None and finite(final.get(schema.LAMBDA_MIN)):
         lmin, lmax = float(final[schema.LAMBDA_MIN]), abs(number(final.get(schema.LAMBDA_MAX)) or 0)
@@ -981,7 +1028,11 @@ def detect_local_minima(records: Sequence[Record]) -> Finding:
             restart_seeds=r.get(schema.SEEDS), restart_losses=r.get(schema.LOSSES), final_loss=own
         )
         if own is not None and math.isfinite(own) and others:
-            margin = max(0.1 * abs(own), 1e-3)
+            # Clearly lower: by a tenth of the run's loss and a twentieth of what it gained, so
+            # that the spread of seeds about one good minimum does not make it a poor one.
+            gained = max(prog.start - own, 0.0) if prog is not None else 0.0
+            margin = max(0.1 * abs(own), 0.05 * gained, 1e-3)
+            evidence["margin"] = margin
             lower = [v for v in others if v < own - margin]
             evidence["restarts_lower"] = len(lower)
             if len(lower) * 2 >= len(others):
