@@ -107,8 +107,38 @@ def test_lanczos_finds_an_invariant_subspace_of_a_low_rank_matrix():
     torch.testing.assert_close(res.values, torch.tensor([4.0, -1.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_thick_restart_lanczos_in_a_small_basis_matches_eigvalsh(which):
+    # A basis of 6 vectors on a 400x400 operator: the iteration restarts many times, and what it
+    # finds, with its residuals and error bounds, must still be the dense answer.
+    eigs = torch.cat(
+        [torch.linspace(-1, 1, 395, dtype=torch.float64), torch.tensor([5.0, 4.0, 3.0, -3.0, -2.5])]
+    )
+    a = spectrum_matrix(eigs, 3)
+    exact = torch.linalg.eigvalsh(a)
+    res = lanczos(a, k=2, which=which, tol=1e-10, max_steps=400, basis=6)
+    assert res.all_converged and res.hvps > 6  # restarted
+    want = {
+        "largest": exact.flip(0)[:2],
+        "smallest": exact[:2],
+        "both": torch.cat([exact.flip(0)[:2], exact[:2]]),
+    }[which]
+    torch.testing.assert_close(res.values, want, rtol=1e-8, atol=0)
+    for i in range(len(res.values)):
+        v = res.vectors[:, i]
+        r = float(torch.linalg.vector_norm(a @ v - res.values[i] * v))
+        assert r == pytest.approx(float(res.residuals[i]), abs=1e-8)
+        assert abs(float(res.values[i] - want[i])) <= float(res.errors[i]) + 1e-12
+    # The default basis (2 w + 8 vectors) reaches the same answer as plain Lanczos.
+    plain = lanczos(a, k=2, which=which, tol=1e-10, max_steps=400, basis=401)
+    default = lanczos(a, k=2, which=which, tol=1e-10, max_steps=400)
+    torch.testing.assert_close(default.values, plain.values, rtol=1e-8, atol=0)
+
+
 def test_lanczos_rejects_bad_arguments():
     a = torch.eye(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"basis must hold at least 4 vectors for 2 wanted"):
+        lanczos(torch.eye(40, dtype=torch.float64), k=1, which="both", basis=3)
     with pytest.raises(ValueError, match=r"which must be one of"):
         lanczos(a, which="top")
     with pytest.raises(ValueError, match=r"k must be between 1 and 2 for a 4x4 operator"):

@@ -7,6 +7,10 @@ symmetric A some eigenvalue lies within that residual r of theta, and within r^2
 separated by ``gap`` from the rest of the spectrum (Kato-Temple; Parlett, The Symmetric Eigenvalue
 Problem, sec. 11.7). Convergence is decided on that bound, never on the change of the estimate.
 
+The eigensolver keeps a bounded basis: when it is full, it restarts from the Ritz vectors nearest
+the wanted end and the last residual (thick restart, Wu and Simon 2000), so its memory is a few
+vectors more than the eigenpairs wanted, whatever the number of steps.
+
 After the three-term recurrence, every new vector is orthogonalized against all earlier ones by
 classical Gram-Schmidt, with a second pass only when the first removed most of its norm ("twice
 is enough", Giraud et al. 2005), so no spurious copies of converged eigenvalues appear. Stochastic
@@ -20,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal
 from torch import Tensor
 
 from optiscope.linalg.operators import LinearOperator, as_operator, require_square
@@ -211,6 +214,18 @@ def _error_bounds(theta: np.ndarray, resid: np.ndarray) -> np.ndarray:
     return np.minimum(resid, quad)
 
 
+def _kept(theta: np.ndarray, keep: int, which: str) -> np.ndarray:
+    """The Ritz values a thick restart keeps (indices into ascending ``theta``): the ``keep``
+    nearest the wanted end(s) of the spectrum."""
+    m = len(theta)
+    if which == "largest":
+        return np.arange(m - keep, m)
+    if which == "smallest":
+        return np.arange(0, keep)
+    low = keep // 2
+    return np.concatenate([np.arange(0, low), np.arange(m - (keep - low), m)])
+
+
 def lanczos(
     a: Tensor | LinearOperator,
     k: int = 1,
@@ -220,13 +235,22 @@ def lanczos(
     max_steps: int | None = None,
     seed: int | None = 0,
     v0: Tensor | None = None,
+    basis: int | None = None,
 ) -> EigenResult:
-    """Extreme eigenpairs of a symmetric matrix or operator: Lanczos, full reorthogonalization.
+    """Extreme eigenpairs of a symmetric matrix or operator: thick-restart Lanczos with full
+    reorthogonalization, in a basis of at most ``basis`` vectors.
 
     ``tol`` is relative to the largest Ritz value's magnitude: eigenpair i is converged when the
     bound ``min(r_i, r_i^2 / gap_i)`` on its eigenvalue error is at most ``tol * max|theta|``.
     ``max_steps`` (default ``min(n, max(60, 20 k))``) bounds the number of products; at least
     ``k + 4`` steps are taken (``2k + 4`` for ``"both"``) before convergence is judged.
+
+    Memory is ``basis`` vectors (default ``2 w + 8`` for ``w`` wanted eigenvalues, at most n),
+    not one per step: when the basis is full, the Ritz vectors nearest the wanted end are kept
+    (half the basis) and the iteration goes on from the residual (Wu and Simon 2000, thick
+    restart; the projected matrix stays exact because every new vector is projected on the whole
+    basis). ``basis=max_steps + 1`` gives plain Lanczos, which may need fewer products on a
+    clustered spectrum.
 
     >>> import torch
     >>> a = torch.diag(torch.tensor([3.0, 1.0, -2.0], dtype=torch.float64))
@@ -250,49 +274,69 @@ def lanczos(
     if max_steps is None:
         max_steps = max(60, 20 * k)
     max_steps = min(int(max_steps), n)
-    start_products = op.products
     n_wanted = k * (2 if which == "both" else 1)
+    m = min(n, 2 * n_wanted + 8) if basis is None else min(int(basis), n)
+    if m < min(n, n_wanted + 2):
+        raise ValueError(
+            f"basis must hold at least {n_wanted + 2} vectors for {n_wanted} wanted "
+            f"eigenvalue(s) (which={which!r}, k={k}), got {basis}: pass a larger basis"
+        )
+    start_products = op.products
     # A few steps beyond the count wanted, so a Ritz value is not taken for an eigenvalue it
     # merely approaches from a Krylov space too small to have seen the true extreme yet.
     min_steps = min(n, n_wanted + 4)
     eps = np.finfo(_np_dtype(op.dtype)).eps
 
-    q = _start_vector(n, op.dtype, op.device, seed, v0)
-    basis = _Basis(n, op.dtype, op.device, min(max_steps + 1, 64))
-    basis.append(q)
-    alphas: list[float] = []
-    betas: list[float] = []
+    q_rows = torch.empty((m, n), dtype=op.dtype, device=op.device)
+    q_rows[0] = _start_vector(n, op.dtype, op.device, seed, v0)
+    size = 1
+    proj = np.zeros((m, m))  # Q^T A Q on the current basis
     scale = 0.0
     theta = s = resid = errors = None
-    converged = np.zeros(0, dtype=bool)
-    q_prev: Tensor | None = None
-    beta = 0.0
-    for step in range(1, max_steps + 1):
-        alpha, w, beta = _step(op, q, q_prev, beta, basis)
-        alphas.append(alpha)
-        scale = max(scale, abs(alpha), beta)
+    steps = 0
+    while True:
+        q = q_rows[:size]
+        w = op.matvec(q_rows[size - 1])
+        steps += 1
+        before = torch.linalg.vector_norm(w)
+        h = q @ w
+        w = w - q.T @ h
+        if torch.linalg.vector_norm(w) < 0.7 * before:  # "twice is enough"
+            h2 = q @ w
+            w = w - q.T @ h2
+            h = h + h2
+        col = h.detach().to(device="cpu", dtype=torch.float64).numpy()
+        proj[:size, size - 1] = col
+        proj[size - 1, :size] = col
+        beta = float(torch.linalg.vector_norm(w))
+        scale = max(scale, float(np.max(np.abs(col))), beta)
         # Below rounding level the Krylov space is invariant; residuals still use the true beta.
         invariant = beta <= 10 * eps * max(scale, 1e-300)
-        if step >= min_steps or invariant or step == max_steps:
-            theta, s = eigh_tridiagonal(np.asarray(alphas), np.asarray(betas))
+        if steps >= min_steps or invariant or steps == max_steps or size == m:
+            theta, s = np.linalg.eigh(proj[:size, :size])
+            # A Q = Q P + w e_last^T: a Ritz pair's residual is beta times its last coefficient.
             resid = np.abs(beta * s[-1, :])
             errors = _error_bounds(theta, resid)
             idx = _wanted(theta, k, which)
             ritz_scale = max(float(np.max(np.abs(theta))), 1e-300)
             converged = errors[idx] <= tol * ritz_scale
-            if (len(idx) == n_wanted and converged.all()) or invariant:
+            done = steps >= min_steps and len(idx) == n_wanted and converged.all()
+            if done or invariant or steps == max_steps:
                 break
-        if step == max_steps:
-            break
-        betas.append(beta)
-        q_prev, q = q, w / beta
-        basis.append(q)
+        if size == m:
+            keep = _kept(theta, max(n_wanted, (m - 1) // 2), which)
+            coeffs = torch.as_tensor(s[:, keep], dtype=op.dtype, device=op.device)
+            q_rows[: len(keep)] = coeffs.T @ q_rows[:size]
+            proj[:] = 0.0
+            proj[range(len(keep)), range(len(keep))] = theta[keep]
+            size = len(keep)
+        q_rows[size] = w / beta
+        size += 1
 
     assert theta is not None and s is not None and resid is not None and errors is not None
     idx = _wanted(theta, k, which)
-    q_mat = basis.matrix[: len(alphas)]
     coeffs = torch.as_tensor(s[:, idx], dtype=op.dtype, device=op.device)
-    vectors = q_mat.T @ coeffs
+    vectors = q_rows[:size].T @ coeffs
     # Fix the sign: the largest-magnitude component is positive.
     pivot = vectors.abs().argmax(dim=0)
     signs = torch.sign(vectors.gather(0, pivot[None, :]))
@@ -306,6 +350,6 @@ def lanczos(
         errors=torch.as_tensor(errors[idx], dtype=torch.float64),
         converged=torch.as_tensor(errors[idx] <= tol * ritz_scale),
         hvps=op.products - start_products,
-        steps=len(alphas),
+        steps=steps,
         which=which,
     )
