@@ -324,6 +324,7 @@ def lanczos(
             if done or invariant or steps == max_steps:
                 break
         if size == m:
+            assert theta is not None and s is not None  # judged above whenever the basis is full
             keep = _kept(theta, max(n_wanted, (m - 1) // 2), which)
             coeffs = torch.as_tensor(s[:, keep], dtype=op.dtype, device=op.device)
             q_rows[: len(keep)] = coeffs.T @ q_rows[:size]
