@@ -134,7 +134,7 @@ def hessian_directions(
             f"a plane needs at least 2 parameters, the problem has {problem.num_params}"
         )
     at = problem if center is None else problem.at(as_point(problem, center, "center"))
-    res = hessian_eigenvalues(at, k=2, which="largest", tol=tol)
+    res = hessian_eigenvalues(at, k=2, which="largest", tol=tol, check_float64=False)
     vecs = res.vectors.to(dtype=problem.dtype)
     return Directions(
         vecs[:, 0].clone(),

@@ -39,7 +39,9 @@ class EigenResult:
     ``"smallest"``; for ``"both"`` the k largest (largest first) come before the k smallest (most
     negative first). ``vectors[:, i]`` goes with ``values[i]``; ``residuals[i]`` is
     ``||A v_i - values[i] v_i||``; ``errors[i]`` bounds ``|values[i] - lambda|`` for the nearest
-    eigenvalue lambda; ``converged[i]`` says whether that bound met the tolerance.
+    eigenvalue lambda; ``converged[i]`` says whether that bound met the tolerance. The bounds hold
+    for the products as the operator computed them: in float32 its own round-off is not in them,
+    unless ``float64_checked`` (values, residuals and errors then come from float64 products).
     """
 
     values: Tensor
@@ -50,6 +52,8 @@ class EigenResult:
     hvps: int
     steps: int
     which: str
+    float64_checked: bool = False
+    gaps: Tensor | None = None  # each value's estimated gap to the rest of the spectrum
 
     @property
     def largest(self) -> Tensor:
@@ -200,18 +204,34 @@ def _wanted(theta: np.ndarray, k: int, which: str) -> np.ndarray:
 
 
 def _error_bounds(theta: np.ndarray, resid: np.ndarray) -> np.ndarray:
+    return np.minimum(resid, _kato_temple(resid, _gaps(theta, resid)))
+
+
+def _kato_temple(resid: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gaps > 0, resid**2 / gaps, np.inf)
+
+
+def _gaps(theta: np.ndarray, resid: np.ndarray) -> np.ndarray:
+    """Each Ritz value's gap to the rest of the spectrum, estimated by its gap to the nearest
+    other Ritz value less the residual (0 where unknown)."""
     if len(theta) == 1:
-        return resid.copy()
+        return np.zeros_like(theta)
     gaps = np.empty_like(theta)
     gaps[0] = theta[1] - theta[0]
     gaps[-1] = theta[-1] - theta[-2]
     if len(theta) > 2:
         gaps[1:-1] = np.minimum(np.diff(theta)[1:], np.diff(theta)[:-1])
     # The gap to the rest of the spectrum is at least the Ritz gap minus the residual.
-    gaps = np.maximum(gaps - resid, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quad = np.where(gaps > 0, resid**2 / gaps, np.inf)
-    return np.minimum(resid, quad)
+    return np.maximum(gaps - resid, 0.0)
+
+
+def kato_temple_bounds(residuals: Tensor, gaps: Tensor | None) -> Tensor:
+    """``min(r, r^2 / gap)``: the error bound of a Rayleigh quotient with residual ``r`` whose
+    eigenvalue is ``gap`` away from the rest of the spectrum (only ``r`` where none is known)."""
+    r = residuals.detach().to("cpu", torch.float64).numpy()
+    g = np.zeros_like(r) if gaps is None else gaps.detach().to("cpu", torch.float64).numpy()
+    return torch.as_tensor(np.minimum(r, _kato_temple(r, np.maximum(g - r, 0.0))))
 
 
 def _kept(theta: np.ndarray, keep: int, which: str) -> np.ndarray:
@@ -353,4 +373,5 @@ def lanczos(
         hvps=op.products - start_products,
         steps=steps,
         which=which,
+        gaps=torch.as_tensor(_gaps(theta, resid)[idx] + resid[idx], dtype=torch.float64),
     )

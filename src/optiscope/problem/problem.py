@@ -9,6 +9,7 @@ whole data set as one batch, however it is split into batches. The model is call
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
@@ -134,6 +135,26 @@ def _is_one_batch(data: Any) -> bool:
         and len(data) == 2
         and (isinstance(data[1], Tensor) or data[1] is None)
     )
+
+
+def _double(tree: Any) -> Any:
+    """Every floating-point tensor of ``tree`` in float64 (integers, masks and the rest as they
+    are)."""
+    return tree_map(
+        lambda t: t.to(torch.float64) if isinstance(t, Tensor) and t.is_floating_point() else t,
+        tree,
+    )
+
+
+class _Double:
+    """A re-iterable collection of batches seen in float64, batch by batch (a DataLoader's
+    batches are converted as they come, never all at once)."""
+
+    def __init__(self, data: Iterable[Any]) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[Any]:
+        return (_double(batch) for batch in self.data)
 
 
 def take_samples(tree: Any, part: slice, n: int) -> Any:
@@ -371,6 +392,7 @@ class Problem:
             )
         self.reduction = reduction
         self._data = data
+        self._batch_stats = batch_stats
         self._one_batch = _is_one_batch(data)
         if not self._one_batch:
             if isinstance(data, Tensor) or not isinstance(data, Iterable):
@@ -693,6 +715,37 @@ class Problem:
             (g,) = torch.autograd.grad(self._batch_loss(theta, x, y), theta)
             rows.append(g)
         return torch.stack(rows)
+
+    def in_float64(self) -> Problem:
+        """The same problem in float64, at the same point: a copy of the model (and of a loss
+        that is a module) in double precision, on the floating-point data in double precision.
+        The model itself is not changed. Raises :class:`ProblemError` where the model cannot
+        be copied."""
+        try:
+            model = copy.deepcopy(self.model).double()
+            loss_fn = (
+                copy.deepcopy(self.loss_fn).double()
+                if isinstance(self.loss_fn, nn.Module)
+                else self.loss_fn
+            )
+        except Exception as err:
+            raise ProblemError(
+                f"the model could not be copied into float64 ({first_line(err)}): check the "
+                "float32 result against a float64 model yourself (model.double())"
+            ) from err
+        names = set(self.names)
+        data = _Double(self._data) if not self._one_batch else _double(self._data)
+        return Problem(
+            model,
+            loss_fn,
+            data,
+            params=lambda name, _: name in names,
+            reduction=self.reduction,
+            cache_graph=self.cache_graph,
+            point=self.point.to(torch.float64),
+            check=False,
+            batch_stats=self._batch_stats,
+        )
 
     def at(self, theta: Tensor) -> Problem:
         """The same model, loss, data and parameter selection at another point."""
