@@ -33,6 +33,19 @@ def test_analyze_table(capsys):
         assert label in out
 
 
+def test_analyze_blocks_reports_each_layers_spectrum(capsys):
+    assert main(["analyze", "--steps", "5", "-k", "1", "--blocks", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["blocks"]
+    # The digits MLP's three Linear layers, each weight and bias one block.
+    assert [b["name"] for b in r["blocks"]] == ["0", "2", "4"]
+    assert [b["size"] for b in r["blocks"]] == [64 * 256 + 256, 256 * 256 + 256, 256 * 10 + 10]
+    tops = [b["largest"] for b in r["blocks"]]
+    assert r["spread"] == max(tops) / min(tops) and 0 <= r["heterogeneity"] <= 1
+    assert r["advice"].startswith("the blocks are alike" if not r["heterogeneous"] else "the")
+    assert main(["analyze", "--steps", "5", "-k", "1", "--blocks"]) == 0
+    assert "verdict" in capsys.readouterr().out
+
+
 def test_bad_arguments_give_one_readable_line_and_exit_2():
     proc = subprocess.run(
         [sys.executable, "-m", "optiscope.cli", "analyze", "--steps", "-3"],

@@ -26,6 +26,7 @@ from optiscope.landscape.symmetry import align_units, permute_units, rescale_uni
 from optiscope.monitor import Monitor
 from optiscope.problem.problem import Problem, flat_parameters
 from optiscope.problem.recurrent import hidden_state
+from optiscope.quantities.blocks import BlockSpectra, blockwise_spectra
 from optiscope.quantities.curvature import (
     critical_point,
     hessian_diagonal,
@@ -42,6 +43,7 @@ from optiscope.training.loading import load_experiment
 from optiscope.training.loop import train
 
 __all__ = [
+    "BlockSpectra",
     "Experiment",
     "Finding",
     "Monitor",
@@ -55,6 +57,7 @@ __all__ = [
     "__version__",
     "align_units",
     "bezier",
+    "blockwise_spectra",
     "connect",
     "critical_point",
     "diagnose",

@@ -59,6 +59,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     p.add_argument("-k", type=int, default=3, help="eigenvalues at each end (default 3)")
+    p.add_argument(
+        "--blocks",
+        action="store_true",
+        help="also the Hessian's spectrum per layer (each layer's diagonal block): its extreme "
+        "eigenvalues, how far apart the layers' sharpness is and how their spectra's shapes "
+        "differ (Jensen-Shannon distance), and whether one learning rate suits them all",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(run=run)
 
@@ -153,7 +160,13 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     cp = optiscope.critical_point(problem)
     cp_s = time.perf_counter() - t
     k = args.k
+    blocks = None
+    if getattr(args, "blocks", False):
+        t = time.perf_counter()
+        found = optiscope.blockwise_spectra(problem)
+        blocks = {**found.as_dict(), "seconds": time.perf_counter() - t}
     return {
+        "blocks": blocks,
         "model": name,
         "parameters": problem.num_params,
         "samples": problem.num_samples,
@@ -214,6 +227,23 @@ def _table(r: dict[str, Any]) -> str:
         ("critical point", f"{cp['kind']}: {cp['reason']}"),
         ("  curvature", f"{cp['curvature']}, index (negative fraction) {cp['index']:.3f}"),
     ]
+    b = r.get("blocks")
+    if b:
+        rows.append(
+            (
+                "blocks",
+                f"{len(b['blocks'])} layers, {b['hvps']} block products, {b['seconds']:.2f} s",
+            )
+        )
+        for block in b["blocks"]:
+            rows.append(
+                (
+                    f"  {block['name']}",
+                    f"{block['size']} parameters, eigenvalues {block['smallest']:.4g} .. "
+                    f"{block['largest']:.4g}",
+                )
+            )
+        rows.append(("  verdict", b["advice"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
