@@ -511,6 +511,46 @@ def test_an_experiment_schedules_its_learning_rate_and_clips_after_the_monitor_r
         assert values[s]["update_norm"] == pytest.approx(lr * 0.01, rel=1e-4)
 
 
+def test_gradient_accumulation_makes_one_update_of_the_micro_batches_mean(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 4, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
+    halves = [(x[:8], y[:8]), (x[8:], y[8:])]
+
+    def run(data, accumulate, monitor_out=None):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)).double()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        exp = optiscope.Experiment(model, nn.MSELoss(), data, opt, steps=3, accumulate=accumulate)
+        seen = []
+        if monitor_out is None:
+            train_experiment(exp, after_step=lambda step, loss: seen.append(loss.item()))
+        else:
+            with Monitor(model, opt, out=monitor_out) as mon:
+                real = mon.step
+
+                def spy(loss, batch=None):
+                    seen.append(batch[0].shape[0])
+                    real(loss, batch=batch)
+
+                mon.step = spy
+                train_experiment(exp, monitor=mon)
+        return [p.detach().clone() for p in model.parameters()], seen
+
+    # Two micro-batches of 8 whose gradients add up: the update of the batch of 16, and the
+    # hooks see its loss (the mean of the halves' means) once per update.
+    whole, losses = run([(x, y)], 1)
+    accumulated, mean_losses = run(halves, 2)
+    for a, b in zip(whole, accumulated):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert mean_losses == pytest.approx(losses, rel=1e-12)
+    # The monitor measures the update's whole batch (the halves joined), once per update.
+    _, sizes = run(halves, 2, tmp_path)
+    assert sizes == [16, 16, 16]
+    assert len(_steps(tmp_path)) == 3
+    with pytest.raises(ExperimentError, match=r"Experiment.accumulate must be a positive int"):
+        run(halves, 0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -152,6 +152,7 @@ STEPS = "steps"  # the steps planned; STEP is the one a record is at
 SAMPLES = "samples"  # the training set's size (the largest batch a remedy may ask for)
 SCHEDULER = "scheduler"  # the learning-rate scheduler's class, if any
 CLIP_GRAD_NORM = "clip_grad_norm"  # the clipping norm, if any
+ACCUMULATE = "accumulate"  # micro-batches per update (gradient accumulation)
 OPTIMIZER = "optimizer"
 PRESET = "preset"
 CONFIG = "config"

@@ -218,6 +218,7 @@ def run_experiment(
         schema.SAMPLES: _samples(exp),
         schema.SCHEDULER: type(exp.scheduler).__name__ if exp.scheduler is not None else None,
         schema.CLIP_GRAD_NORM: exp.clip_grad_norm,
+        schema.ACCUMULATE: exp.accumulate,
     }
     # Every update is measured (the trajectory's length sums them); with the curvature preset the
     # tiers are spread so that a run of any length gets enough measurements of each.

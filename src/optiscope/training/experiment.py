@@ -29,7 +29,9 @@ class Experiment:
 
     ``scheduler`` (a ``torch.optim.lr_scheduler`` over ``optimizer``) steps after every
     optimizer step; ``clip_grad_norm`` clips the gradient's total norm before each update
-    (``torch.nn.utils.clip_grad_norm_``), after the Monitor has recorded it unclipped.
+    (``torch.nn.utils.clip_grad_norm_``), after the Monitor has recorded it unclipped;
+    ``accumulate`` batches make one update (gradient accumulation: ``steps`` updates read
+    ``steps * accumulate`` batches).
     """
 
     model: nn.Module
@@ -44,6 +46,7 @@ class Experiment:
     config: dict[str, Any] = field(default_factory=dict)
     scheduler: Any = None
     clip_grad_norm: float | None = None
+    accumulate: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -97,6 +100,12 @@ class Experiment:
             raise ExperimentError(
                 "Experiment.scheduler drives another optimizer than Experiment.optimizer: build "
                 "it on the experiment's own, e.g. LambdaLR(optimizer, ...)"
+            )
+        acc = self.accumulate
+        if isinstance(acc, bool) or not isinstance(acc, int) or acc < 1:
+            raise ExperimentError(
+                f"Experiment.accumulate must be a positive int (the batches whose gradients "
+                f"add up to one update), got {acc!r}"
             )
         clip = self.clip_grad_norm
         if clip is not None and (
@@ -187,17 +196,18 @@ class Experiment:
             ) from err
 
     def batches(self) -> Iterator[tuple[Any, Any]]:
-        """Batches, cycling over ``data``, one per optimizer step (call :meth:`check` first for
-        a clear message on a first batch that does not fit)."""
+        """Batches, cycling over ``data``, ``accumulate`` per optimizer step (call :meth:`check`
+        first for a clear message on a first batch that does not fit)."""
         produced = 0
         epoch = 0
-        while produced < self.steps:
+        wanted = self.steps * self.accumulate
+        while produced < wanted:
             empty = True
             for batch in self.data:
                 empty = False
                 yield _pair(batch, produced)
                 produced += 1
-                if produced == self.steps:
+                if produced == wanted:
                     return
             if empty and epoch:
                 raise ExperimentError(

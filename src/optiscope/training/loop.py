@@ -1,10 +1,10 @@
 """The one training loop: every caller that trains an ``nn.Module`` with an optimizer (the
 runner, restarts, the command line, the lab) runs this, so they train alike, step for step.
 
-Per batch: ``optimizer.zero_grad(set_to_none=True)``, ``loss = loss_fn(model(inputs),
-targets)``, ``loss.backward()``, the ``before_update`` hook, the monitor's ``step(loss,
-batch=(inputs, targets))`` when one is given, gradient clipping when asked, ``optimizer.step()``,
-the scheduler's step when one is given, the ``after_step`` hook. The
+Per batch (per ``accumulate`` batches): ``optimizer.zero_grad(set_to_none=True)``, ``loss =
+loss_fn(model(inputs), targets)``, ``loss.backward()``, the ``before_update`` hook, the
+monitor's ``step(loss, batch=(inputs, targets))`` when one is given, gradient clipping when
+asked, ``optimizer.step()``, the scheduler's step when one is given, the ``after_step`` hook. The
 monitor is duck-typed: the monitor package sits above this one.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from optiscope.core.errors import NonFiniteError
 from optiscope.problem.problem import _describe, call_model
@@ -47,8 +48,10 @@ def train(
     after_step: Hook | None = None,
     clip_grad_norm: float | None = None,
     scheduler: Any = None,
+    accumulate: int = 1,
 ) -> TrainResult:
-    """Train ``model`` one optimizer step per ``(inputs, targets)`` batch of ``batches``.
+    """Train ``model`` one optimizer step per ``(inputs, targets)`` batch of ``batches`` (per
+    ``accumulate`` batches with gradient accumulation).
 
     Parameters
     ----------
@@ -76,6 +79,11 @@ def train(
         recorded the gradient as the backward pass left it.
     scheduler:
         A learning-rate scheduler, stepped after each update.
+    accumulate:
+        Micro-batches per update: the gradients of ``accumulate`` consecutive batches, each
+        loss divided by ``accumulate``, add up before one update (the gradient of their mean).
+        The hooks and the monitor see that mean loss once per update, and the monitor's batch
+        is the micro-batches joined (the last one alone where they cannot be concatenated).
 
     A loss that is not a scalar tensor raises
     :class:`~optiscope.training.experiment.ExperimentError` naming the step. The model's mode is
@@ -94,18 +102,32 @@ def train(
     >>> model.weight.item()
     1.5
     """
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ExperimentError(
+            f"accumulate must be a positive int (micro-batches per update), got {accumulate!r}"
+        )
     steps = 0
-    for step, (inputs, targets) in enumerate(batches, 1):
+    for step, group in enumerate(_groups(batches, accumulate), 1):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(call_model(model, inputs), targets)
-        if not isinstance(loss, Tensor) or loss.ndim != 0:
-            raise ExperimentError(
-                f"loss_fn returned {_describe(loss)} at step {step}, expected a scalar tensor: "
-                "use a loss with reduction='mean' or 'sum'"
-            )
-        if stop_nonfinite and not bool(torch.isfinite(loss.detach())):
-            return TrainResult(steps, f"the loss is not finite at step {step}")
-        loss.backward()
+        total = None
+        for inputs, targets in group:
+            loss = loss_fn(call_model(model, inputs), targets)
+            if not isinstance(loss, Tensor) or loss.ndim != 0:
+                raise ExperimentError(
+                    f"loss_fn returned {_describe(loss)} at step {step}, expected a scalar "
+                    "tensor: use a loss with reduction='mean' or 'sum'"
+                )
+            if stop_nonfinite and not bool(torch.isfinite(loss.detach())):
+                return TrainResult(steps, f"the loss is not finite at step {step}")
+            if accumulate == 1:
+                loss.backward()  # as it was without accumulation, bit for bit
+            else:
+                (loss / accumulate).backward()
+                part = loss.detach() / accumulate
+                total = part if total is None else total + part
+        if total is not None:
+            loss = total
+            inputs, targets = joined(group)
         if before_update is not None:
             before_update(step, loss)
         if monitor is not None:
@@ -124,6 +146,37 @@ def train(
         if after_step is not None:
             after_step(step, loss)
     return TrainResult(steps)
+
+
+def _groups(batches: Iterable[tuple[Any, Any]], size: int) -> Iterable[list[tuple[Any, Any]]]:
+    """Consecutive batches ``size`` at a time (a short last group is dropped: no update)."""
+    group: list[tuple[Any, Any]] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+
+
+def joined(group: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Micro-batches as one batch: every tensor concatenated along its first (sample)
+    dimension, the rest equal across them; the last micro-batch where they do not join."""
+    flat = [tree_flatten(batch) for batch in group]
+    spec = flat[0][1]
+    if any(s != spec for _, s in flat):
+        return group[-1]
+    leaves = []
+    for parts in zip(*(leaves for leaves, _ in flat), strict=True):
+        first = parts[0]
+        if isinstance(first, Tensor) and first.ndim >= 1:
+            if not all(isinstance(p, Tensor) and p.shape[1:] == first.shape[1:] for p in parts):
+                return group[-1]
+            leaves.append(torch.cat(parts))
+        elif all(p is first or p == first for p in parts):
+            leaves.append(first)
+        else:
+            return group[-1]
+    return tree_unflatten(leaves, spec)
 
 
 def train_experiment(
@@ -147,4 +200,5 @@ def train_experiment(
         after_step=after_step,
         clip_grad_norm=exp.clip_grad_norm,
         scheduler=exp.scheduler,
+        accumulate=exp.accumulate,
     )
