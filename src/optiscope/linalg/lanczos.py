@@ -213,17 +213,15 @@ def _kato_temple(resid: np.ndarray, gaps: np.ndarray) -> np.ndarray:
 
 
 def _gaps(theta: np.ndarray, resid: np.ndarray) -> np.ndarray:
-    """Each Ritz value's gap to the rest of the spectrum, estimated by its gap to the nearest
-    other Ritz value less the residual (0 where unknown)."""
+    """Each Ritz value's gap to the rest of the spectrum, estimated from the other Ritz values:
+    each has an eigenvalue within its residual, so the nearest lies at least its distance less
+    that residual away; less the value's own residual again (0 where unknown). A neighbour not
+    yet converged (after a restart, or early on) narrows the gap instead of widening it."""
     if len(theta) == 1:
         return np.zeros_like(theta)
-    gaps = np.empty_like(theta)
-    gaps[0] = theta[1] - theta[0]
-    gaps[-1] = theta[-1] - theta[-2]
-    if len(theta) > 2:
-        gaps[1:-1] = np.minimum(np.diff(theta)[1:], np.diff(theta)[:-1])
-    # The gap to the rest of the spectrum is at least the Ritz gap minus the residual.
-    return np.maximum(gaps - resid, 0.0)
+    apart = np.abs(theta[:, None] - theta[None, :]) - resid[None, :]
+    np.fill_diagonal(apart, np.inf)
+    return np.maximum(apart.min(axis=1) - resid, 0.0)
 
 
 def kato_temple_bounds(residuals: Tensor, gaps: Tensor | None) -> Tensor:

@@ -205,7 +205,9 @@ def group_preconditioner(optimizer: Any, params: list[Tensor]) -> Tensor | None:
     ).to(params[0].device)
 
 
-def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64) -> dict[str, Any]:
+def gradient_noise(
+    problem: Problem, inputs: Any, targets: Any, chunk: int | None = None
+) -> dict[str, Any]:
     """Per-sample gradient noise of one minibatch (McCandlish et al. 2018, "An empirical model of
     large-batch training").
 
@@ -219,7 +221,8 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
     For models built of Linear and convolution layers, the moments come from one backward pass
     without per-sample gradients (:func:`optiscope.problem.persample.gradient_moments`). Otherwise
     per-sample gradients come in chunks of ``chunk`` samples (vmap, or a loop where the model
-    cannot be vmapped), so memory stays at ``chunk`` gradients.
+    cannot be vmapped), so memory stays at ``chunk`` gradients: by default as many as fit in
+    2^24 numbers (64 MiB in float32), 1 to 64.
     """
 
     n = batch_size(inputs, targets)
@@ -231,13 +234,16 @@ def gradient_noise(problem: Problem, inputs: Any, targets: Any, chunk: int = 64)
     else:
         total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
         sq = 0.0
+        if chunk is None:
+            chunk = max(1, min(64, 2**24 // max(problem.num_params, 1)))
         for start in range(0, n, chunk):
             sl = slice(start, min(start + chunk, n))
             x = take_samples(inputs, sl, n)
             y = targets[sl] if targets is not None else None  # a model's own loss: no targets
-            rows = problem.per_sample_gradients(x, y).double()
-            total += rows.sum(0)
-            sq += float((rows * rows).sum())
+            rows = problem.per_sample_gradients(x, y)
+            total += rows.sum(0, dtype=torch.float64)
+            sq += float(rows.square().sum(dtype=torch.float64))
+            del rows
     mean = total / n
     q = noise_from_moments(n, sq, float(torch.dot(mean, mean)))
     return {"method": "moments" if moments is not None else "per-sample", **q}

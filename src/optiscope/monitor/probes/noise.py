@@ -109,7 +109,9 @@ class Noise(Probe):
             return None
         ctx.aside()
         ids = {id(p) for p in ctx.params}
-        grads = []
+        # A running sum, not the k gradients: memory of two vectors, whatever k.
+        total: Tensor | None = None
+        sq = 0.0
         for i in range(k):
             part = slice(i * size, (i + 1) * size)
             x, y = take_samples(inputs, part, n), take_samples(targets, part, n)
@@ -122,10 +124,13 @@ class Noise(Probe):
                 batch_stats=True,
                 cache_graph=False,
             )
-            grads.append(problem.gradient().double())
-        mean = torch.stack(grads).mean(0)
-        mean_local_sq = float(torch.stack([g.square().sum() for g in grads]).mean())
-        return quantities.noise_from_ranks(size, k, mean_local_sq, float(mean.square().sum()))
+            g = problem.gradient()
+            sq += float(g.square().sum(dtype=torch.float64))
+            total = g.double() if total is None else total.add_(g)
+            del g
+        assert total is not None
+        mean_sq = float(total.square().sum()) / k**2
+        return quantities.noise_from_ranks(size, k, sq / k, mean_sq)
 
     def prepare(self, next_step: int) -> None:
         self._recorded = None
