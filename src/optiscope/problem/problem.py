@@ -479,8 +479,10 @@ class Problem:
         return _call(self.model, self.split(self.point if theta is None else theta), inputs)
 
     def _leaves(self, theta: Tensor) -> list[Tensor]:
-        # Per-parameter leaves: double backward through them is faster than through one flat leaf.
-        return [t.detach().clone().requires_grad_(True) for t in self.split(theta).values()]
+        # Per-parameter leaves: double backward through them is faster than through one flat
+        # leaf. They are views of theta, not copies (no pass writes into them): at scale a copy
+        # of the parameters is a gradient's worth of memory.
+        return [t.detach().requires_grad_(True) for t in self.split(theta).values()]
 
     def _leaf_loss(self, leaves: list[Tensor], inputs: Any, targets: Any, index: int) -> Tensor:
         out = _call(self.model, dict(zip(self.names, leaves)), inputs)
@@ -561,16 +563,21 @@ class Problem:
     def loss_and_gradient(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
         """``F(theta)`` and its gradient, in one pass over the data."""
         leaves = self._leaves(self.point if theta is None else theta)
-        grads = [torch.zeros_like(t) for t in leaves]
+        grads: list[Tensor] | None = None
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         with self._context():
             for i, (w, inputs, targets) in enumerate(self.batches()):
                 loss = self._leaf_loss(leaves, inputs, targets, i)
                 self._check_finite(loss.detach(), i, "loss")
-                for acc, g in zip(grads, torch.autograd.grad(w * loss, leaves)):
-                    acc += g
+                gs = torch.autograd.grad(w * loss, leaves)
+                if grads is None:
+                    grads = list(gs)
+                else:
+                    for acc, g in zip(grads, gs):
+                        acc += g
                 total += w * loss.detach().double()
         self.gradient_count += 1
+        assert grads is not None
         return float(total), self.flatten(grads)
 
     def _build_graph(self) -> tuple[list[Tensor], list[Tensor]]:
