@@ -376,7 +376,7 @@ class Problem:
         self.device = next(iter(devices))
         self.dtype = next(iter(dtypes))
         if point is None:
-            point = torch.cat([p.detach().reshape(-1) for _, p in selected]).clone()
+            point = torch.cat([p.detach().reshape(-1) for _, p in selected])  # a new tensor
         elif point.shape != (self.num_params,):
             raise ProblemError(
                 f"point must be a flat vector of {self.num_params} parameters, got a tensor of "

@@ -105,9 +105,11 @@ def sharpness(
     max_steps: int = 30,
     seed: int = 0,
     v0: Tensor | None = None,
+    basis: int | None = None,
 ) -> dict[str, Any]:
     """Top eigenvalue of H, or of ``P^-1 H`` (via the symmetric ``P^-1/2 H P^-1/2``), and its
-    eigenvector (of the symmetric form); ``v0`` starts Lanczos (default: random)."""
+    eigenvector (of the symmetric form); ``v0`` starts Lanczos (default: random), ``basis``
+    bounds its vectors (:func:`~optiscope.linalg.lanczos`)."""
     op: LinearOperator
     if preconditioner is None:
         op = problem.hessian_operator()
@@ -117,7 +119,14 @@ def sharpness(
             lambda v: d * problem.hvp(d * v), problem.num_params, problem.dtype, problem.device
         )
     res = lanczos(
-        op, 1, "largest", tol=tol, max_steps=min(max_steps, problem.num_params), seed=seed, v0=v0
+        op,
+        1,
+        "largest",
+        tol=tol,
+        max_steps=min(max_steps, problem.num_params),
+        seed=seed,
+        v0=v0,
+        basis=basis,
     )
     return {
         "value": float(res.values[0]),

@@ -20,6 +20,10 @@ from optiscope.quantities.step import (
 )
 from optiscope.records import schema
 
+# Lanczos vectors kept during a measurement: each is a copy of the parameters, and warm-started
+# from the last eigenvectors the top pair converges in a few products.
+_BASIS = 6
+
 
 class Sharpness(Probe):
     """Lanczos warm-started from the last measurement's eigenvectors: the spectrum moves little
@@ -64,19 +68,19 @@ class Sharpness(Probe):
             # to 0.1% of it, as the smallest is judged against a small fraction of the largest.
             tol = 1e-3 if bottom else 1e-2
             v0 = self._start(problem, which, ctx.step)
-            res = lanczos(hessian, 1, which, tol=tol, max_steps=30, v0=v0)
+            res = lanczos(hessian, 1, which, tol=tol, max_steps=30, v0=v0, basis=_BASIS)
             self._warm.update(zip(("largest", "smallest"), res.vectors.T))
             values[schema.SHARPNESS] = float(res.values[0])
             if bottom:
                 values[schema.LAMBDA_MIN] = float(res.values[-1])
         else:
             v0 = self._start(problem, "preconditioned", ctx.step)
-            top = sharpness(problem, preconditioner=prec, tol=1e-2, v0=v0)
+            top = sharpness(problem, preconditioner=prec, tol=1e-2, v0=v0, basis=_BASIS)
             self._warm["preconditioned"] = top["vector"]
             values[schema.SHARPNESS] = top["value"]
             if bottom:
                 v0 = self._start(problem, "smallest", ctx.step)
-                low = lanczos(hessian, 1, "smallest", tol=1e-3, max_steps=30, v0=v0)
+                low = lanczos(hessian, 1, "smallest", tol=1e-3, max_steps=30, v0=v0, basis=_BASIS)
                 self._warm["smallest"] = low.vectors[:, 0]
                 values[schema.LAMBDA_MIN] = float(low.values[0])
         values[schema.SHARPNESS_HVPS] = problem.hvp_count - start
@@ -89,9 +93,9 @@ class Sharpness(Probe):
         if not old or any(v.shape != (problem.num_params,) for v in old):
             return None
         gen = torch.Generator().manual_seed(step)
-        r = torch.randn(problem.num_params, generator=gen, dtype=torch.float64)
+        r = torch.randn(problem.num_params, generator=gen, dtype=problem.dtype)
         v = sum(u.to(problem.dtype) / u.norm() for u in old)
-        return v + 0.5 * len(old) ** 0.5 * r.to(problem.device, problem.dtype) / r.norm()
+        return v + 0.5 * len(old) ** 0.5 * r.to(problem.device) / r.norm()
 
     def close(self) -> None:
         self._warm = {}
