@@ -42,6 +42,13 @@ def test_the_zoo_covers_every_challenge_and_family_on_both_splits():
     controls = [c for c in found if c.challenge is None]
     assert len(controls) >= 12
     assert {c.family for c in controls} == set(FAMILIES)
+    # The final held-out set, written after the held split was seen: four of each challenge
+    # and twenty controls, over every family.
+    final = [c for c in found if c.split == "final"]
+    for challenge in CHALLENGES[:-1]:
+        assert sum(c.challenge == challenge for c in final) >= 4, challenge
+    assert sum(c.challenge is None for c in final) >= 20
+    assert {c.family for c in final} == set(FAMILIES)
 
 
 @pytest.mark.parametrize("name", FAST)
