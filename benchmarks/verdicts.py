@@ -114,7 +114,7 @@ def fresh(found: list, offset: int = 100) -> list:
 
 def summary(rows: list[dict]) -> str:
     out = []
-    for split in ("tune", "held", "fresh", "final"):
+    for split in ("tune", "held", "fresh", "final", "final2"):
         mine = [r for r in rows if r["split"] == split]
         if not mine:
             continue
@@ -148,7 +148,9 @@ def summary(rows: list[dict]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--split", choices=("tune", "held", "fresh", "final", "seen", "all"), default="tune"
+        "--split",
+        choices=("tune", "held", "fresh", "final", "final2", "seen", "all"),
+        default="tune",
     )
     ap.add_argument(
         "--offset",

@@ -592,6 +592,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             loss_end=prog.end,
             converged=prog.converged,
             stalled=prog.stalled,
+            loss_first_steps=median(losses[:5]),
         )
     if bs is None or size is None:
         return _not_measured(INEXACT_GRADIENTS, "noise measurements were not finite", "")
@@ -622,12 +623,17 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             evidence,
             "",
         )
-    if prog is None or prog.converged:
+    # Converged against the run's first steps too: a run that did most of its work within its
+    # first tenth starts its smoothed levels already low.
+    first = median(losses[:5])
+    early = prog is not None and first is not None and prog.end <= 0.15 * first
+    if prog is None or prog.converged or early:
+        begin = first if early and first is not None else prog.start if prog else None
         return Finding(
             INEXACT_GRADIENTS,
             Severity.OK,
             f"the gradient noise dominates ({noise}) where the loss has converged "
-            + (f"({prog.start:.3g} -> {prog.end:.3g})" if prog else "")
+            + (f"({begin:.3g} -> {prog.end:.3g})" if prog and begin is not None else "")
             + ": near a minimum the mean gradient vanishes and the noise remains, as expected",
             evidence,
             "",

@@ -274,6 +274,14 @@ def noise_from_ranks(
     return _noise(n, global_sq, max((mean_local_sq - global_sq) / (1 / local - 1 / n), 0.0))
 
 
+def noise_from_consecutive(sq_a: float, sq_b: float, cross: float) -> dict[str, Any]:
+    """The noise quantities of batches of one sample from two consecutive steps' gradients
+    g_a, g_b (their squared norms and dot product): independent draws at nearly one point, so
+    E[g_a . g_b] ~ |G|^2 and E|g|^2 = |G|^2 + tr(Sigma)."""
+    mean_sq = (sq_a + sq_b) / 2
+    return _noise(1, mean_sq, max(mean_sq - cross, 0.0))
+
+
 def _noise(n: int, mean_sq: float, trace_cov: float) -> dict[str, Any]:
     """|G|^2 = |g|^2 - tr(Sigma)/n unbiased, the SNR and B_simple = tr(Sigma) / |G|^2 from the
     squared norm of a batch of n's gradient and the trace of the per-sample covariance."""

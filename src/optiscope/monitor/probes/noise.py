@@ -7,7 +7,11 @@ the steps the probe is due); under DDP, each rank's local gradient against the a
 batch sizes, no extra pass); for a model with batch norm in training mode, whose samples are
 coupled through the batch's statistics so that a per-sample gradient is not defined, the same
 two-batch-size estimate from the gradients of four groups of the batch; otherwise a separate
-per-sample pass on the batch. ``noise_method`` records which ran.
+per-sample pass on the batch. A batch of one sample has no spread of its own: there the
+gradients of two consecutive steps, independent draws at nearly the same point, give
+E[g_s . g_s+1] ~ |G|^2 and tr(Sigma) ~ mean |g|^2 - g_s . g_s+1 (written at the second step;
+the step between them biases |G|^2 low by about lr g^T H g, so the noise is, if anything,
+overstated). ``noise_method`` records which ran.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Noise(Probe):
             self._recorder = StepRecorder.for_model(setup.module, setup.params)
         self._recorded: tuple[Tensor, float] | None = None
         self._ranks: tuple[int, float] | None = None  # local batch, mean local |g|^2
+        self._previous: tuple[int, Tensor] | None = None  # a one-sample step's gradient
         self.prepare(0)
 
     def reduce_inputs(self, ctx: StepContext) -> list[float]:
@@ -61,6 +66,16 @@ class Noise(Probe):
         self._ranks = (b, sums[0] / w) if sums[1] == w and sums[2] == w * b else None
 
     def collect(self, ctx: StepContext) -> None:
+        if self._previous is not None:
+            step, before = self._previous
+            self._previous = None
+            if step == ctx.step - 1 and ctx.batch is not None and batch_samples(ctx.batch) == 1:
+                now = _flat_gradient(ctx)
+                a, b = float(before.square().sum()), float(now.square().sum())
+                cross = float(torch.dot(before, now))
+                q = quantities.noise_from_consecutive(a, b, cross)
+                ctx.values.update({k: q[k] for k in schema.NOISE})
+                ctx.values[schema.NOISE_METHOD] = "consecutive-steps"
         self._recorded = None
         if self._recorder is not None and self._recorder.armed and ctx.loss_tensor is not None:
             targets = ctx.batch[1] if ctx.batch is not None else None
@@ -77,6 +92,9 @@ class Noise(Probe):
             return
         assert ctx.batch is not None
         q: dict[str, Any] | None
+        if batch_samples(ctx.batch) == 1:
+            self._previous = (ctx.step, _flat_gradient(ctx))  # measured at the next step
+            return
         if self._recorded is not None:
             sq, scale = self._recorded
             q = quantities.noise_from_moments(
@@ -146,3 +164,13 @@ class Noise(Probe):
             self._recorder.disarm()
         if self._local is not None:
             self._local.disarm()
+
+
+def _flat_gradient(ctx: StepContext) -> Tensor:
+    """The step's gradient as one float64 vector (unscaled under a gradient scaler)."""
+    scale = ctx.grad_parts[2] or 1.0
+    parts = [
+        (p.grad.detach().reshape(-1) if p.grad is not None else p.new_zeros(p.numel()))
+        for p in ctx.params
+    ]
+    return torch.cat(parts).double() / scale
