@@ -696,3 +696,17 @@ def test_a_brief_plateau_escaped_by_the_run_is_reported_not_alarmed():
     )
     assert f.severity == "info" and "brief and escaped by the run itself" in f.summary
     assert f.evidence["plateaus"][0]["first_step"] == 0
+
+
+def test_the_level_of_a_one_sample_loss_is_its_mean_not_its_median():
+    from optiscope.diagnosis.episodes import mean_progress, progress
+
+    # One sample per step: nine in ten fit (loss 0.01), one in ten does not (loss 5): the
+    # training loss is their mean, 0.509, while the running median sits at 0.01.
+    loss = [2.0] * 20 + [5.0 if i % 10 == 0 else 0.01 for i in range(380)]
+    assert progress(loss).end == pytest.approx(0.01)
+    level = mean_progress(loss)
+    assert level.end == pytest.approx(0.509, abs=0.01) and level.start == pytest.approx(
+        (20 * 2.0 + 2 * 5.0 + 18 * 0.01) / 40
+    )
+    assert not level.converged  # 0.51 is 41% of the first tenth's mean, not 15%

@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from optiscope.core.stats import finite, log_slope, mean, median, number
-from optiscope.diagnosis.episodes import plateaus, progress, robust_z, smooth, window_for
+from optiscope.diagnosis.episodes import (
+    mean_progress,
+    plateaus,
+    progress,
+    robust_z,
+    smooth,
+    window_for,
+)
 from optiscope.diagnosis.findings import (
     CHALLENGES,
     CLIFFS,
@@ -573,7 +580,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     if mean_tr is not None and mean_g2 is not None:
         bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
     _, losses = series(records, schema.LOSS)
-    prog = progress(losses)
+    prog = mean_progress(losses)
     samples = number(_header(records).get(schema.SAMPLES))
     evidence: dict[str, Any] = {
         "b_simple": bs,
@@ -625,7 +632,8 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         )
     # Converged against the run's first steps too: a run that did most of its work within its
     # first tenth starts its smoothed levels already low.
-    first = median(losses[:5])
+    opening = [v for v in losses[:5] if math.isfinite(v)]
+    first = mean(opening) if opening else None
     early = prog is not None and first is not None and prog.end <= 0.15 * first
     if prog is None or prog.converged or early:
         begin = first if early and first is not None else prog.start if prog else None

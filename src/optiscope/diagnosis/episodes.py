@@ -97,6 +97,26 @@ def progress(loss: Sequence[float]) -> Progress | None:
     )
 
 
+def mean_progress(loss: Sequence[float]) -> Progress | None:
+    """The levels of :class:`Progress` as means of the loss over tenths of the run, not
+    medians: a batch of a few samples has a skewed loss (most samples fit, a few do not), whose
+    median lies well below the mean the training minimizes; where noise is the question, the
+    mean is the level (None when too short or not finite)."""
+    finite = [v for v in loss if math.isfinite(v)]
+    n = len(finite)
+    if n < 10:
+        return None
+    k = max(1, n // 10)
+    means = [statistics.fmean(finite[i : i + k]) for i in range(0, n - k + 1)]
+    mid = n // 2
+    return Progress(
+        start=statistics.fmean(finite[:k]),
+        best=min(means),
+        end=statistics.fmean(finite[-k:]),
+        middle=statistics.fmean(finite[max(0, mid - k // 2) : mid + (k + 1) // 2]),
+    )
+
+
 @dataclass(frozen=True)
 class Plateau:
     """Steps ``first`` to ``last`` (indices into the step list) where the smoothed loss stayed
