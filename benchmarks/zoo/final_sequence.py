@@ -29,6 +29,7 @@ from .sequence import (
     _set_radius_,
     rnn_two_modes,
 )
+from .sequence import _experiment as _assemble
 
 # ------------------------------------------------------------------------------------ data
 
@@ -98,103 +99,6 @@ def _seq_task(
         img = img.transpose(1, 2) if task == "digit-cols" else img.flip(1)
         return img.contiguous(), yd, 8, 10, "ce"
     raise ValueError(task)
-
-
-def _batches(x: Any, y: torch.Tensor, size: int, seed: int) -> list:
-    from .data import batches
-
-    return batches(x, y, size, seed)
-
-
-# ------------------------------------------------------------------------------- optimizers
-
-
-def _optimizer(
-    model: nn.Module,
-    kind: str,
-    lr: float,
-    steps: int,
-    *,
-    momentum: float = 0.9,
-    nesterov: bool = False,
-    wd: float = 0.01,
-    warmup: int = 0,
-    cosine: bool = False,
-    milestones: tuple[int, ...] = (),
-    spike: tuple[int, int, float] | None = None,
-) -> tuple[torch.optim.Optimizer, Any]:
-    """The optimizer and, with ``warmup``, ``cosine``, step ``milestones`` (lr x0.3 at each)
-    or an lr ``spike`` (start, length, factor), a LambdaLR schedule over it."""
-    params = model.parameters()
-    opt: torch.optim.Optimizer
-    if kind == "sgd":
-        opt = torch.optim.SGD(params, lr=lr)
-    elif kind == "momentum":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
-    elif kind == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if not (warmup or cosine or milestones or spike):
-        return opt, None
-
-    def factor(step: int) -> float:
-        f = 1.0
-        if step < warmup:
-            f = (step + 1) / warmup
-        elif cosine:
-            done = (step - warmup) / max(1, steps - warmup)
-            f = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
-        f *= 0.3 ** sum(step >= m for m in milestones)
-        if spike is not None and spike[0] <= step < spike[0] + spike[1]:
-            f *= spike[2]
-        return f
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _assemble(
-    seed: int,
-    name: str,
-    model: nn.Module,
-    loss_fn: Any,
-    x: Any,
-    y: torch.Tensor,
-    *,
-    batch: int,
-    opt: str,
-    lr: float,
-    steps: int,
-    description: str,
-    config: dict[str, Any],
-    clip: float | None = None,
-    eval_n: int = 256,
-    **opt_kw: Any,
-) -> Experiment:
-    optimizer, scheduler = _optimizer(model, opt, lr, steps, **opt_kw)
-    data = [(x, y)] if batch >= len(y) else _batches(x, y, batch, seed)
-    return Experiment(
-        model=model,
-        loss_fn=loss_fn,
-        data=data,
-        optimizer=optimizer,
-        steps=steps,
-        seed=seed,
-        name=name,
-        eval_data=(x[:eval_n], y[:eval_n]),
-        description=description,
-        config={
-            **config,
-            "optimizer": opt,
-            "lr": lr,
-            "batch_size": min(batch, len(y)),
-            "steps": steps,
-            "clip_grad_norm": clip,
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opt_kw.items()},
-        },
-        scheduler=scheduler,
-        clip_grad_norm=clip,
-    )
 
 
 # ------------------------------------------------------------------------------- factories

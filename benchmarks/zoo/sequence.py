@@ -222,31 +222,39 @@ def _optimizer(
     steps: int,
     *,
     momentum: float = 0.9,
+    nesterov: bool = False,
     wd: float = 0.01,
     warmup: int = 0,
     cosine: bool = False,
+    milestones: tuple[int, ...] = (),
+    spike: tuple[int, int, float] | None = None,
 ) -> tuple[torch.optim.Optimizer, Any]:
-    """The optimizer and, with ``warmup`` or ``cosine``, a LambdaLR schedule over it."""
+    """The optimizer and, with ``warmup``, ``cosine``, step ``milestones`` (lr x0.3 at each)
+    or an lr ``spike`` (start, length, factor), a LambdaLR schedule over it."""
     params = model.parameters()
     opt: torch.optim.Optimizer
     if kind == "sgd":
         opt = torch.optim.SGD(params, lr=lr)
     elif kind == "momentum":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov)
     elif kind == "adam":
         opt = torch.optim.Adam(params, lr=lr)
     else:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if not (warmup or cosine):
+    if not (warmup or cosine or milestones or spike):
         return opt, None
 
     def factor(step: int) -> float:
+        f = 1.0
         if step < warmup:
-            return (step + 1) / warmup
-        if not cosine:
-            return 1.0
-        done = (step - warmup) / max(1, steps - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+            f = (step + 1) / warmup
+        elif cosine:
+            done = (step - warmup) / max(1, steps - warmup)
+            f = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+        f *= 0.3 ** sum(step >= m for m in milestones)
+        if spike is not None and spike[0] <= step < spike[0] + spike[1]:
+            f *= spike[2]
+        return f
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -289,7 +297,7 @@ def _experiment(
             "batch_size": min(batch, len(y)),
             "steps": steps,
             "clip_grad_norm": clip,
-            **opt_kw,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in opt_kw.items()},
         },
         scheduler=scheduler,
         clip_grad_norm=clip,
