@@ -289,3 +289,30 @@ def test_the_end_of_run_analyses_can_be_skipped(tmp_path, capsys):
     mismatch = found["local-global-mismatch"]
     assert mismatch["severity"] == "info" and mismatch["summary"].startswith("not measured")
     assert len(list(log.of_type("step"))) == 200  # the training itself is whole
+
+
+def test_the_end_of_run_analyses_are_sized_to_a_budget_and_say_what_they_do(tmp_path, capsys):
+    out = tmp_path / "run"
+    # A budget far below what the plane and the density need: both shrink to their floors, and
+    # the terminal hears each stage as it starts.
+    assert main(["diagnose", "logistic-control", "--out", str(out), "--end-seconds", "1e-6"]) == 0
+    said = capsys.readouterr().err
+    for stage in (
+        "analysing the final point in about",
+        "the spectral density: 10 Lanczos steps",
+        "the straight path from the start",
+        "the trajectory's plane: 5 x 5 losses",
+    ):
+        assert stage in said, said
+    log = read_records(out)
+    (plane,) = [r for r in log.records if r.get("name") == "surface"]
+    assert len(plane["xs"]) == 5 and len(plane["ys"]) == 5
+    (density,) = [r for r in log.records if r.get("name") == "spectral_density"]
+    assert density["hvps"] == 10
+    # By default (at least 30 s) a small model keeps the full 21 x 21 plane.
+    out2 = tmp_path / "full"
+    assert main(["diagnose", "logistic-control", "--out", str(out2)]) == 0
+    (plane,) = [r for r in read_records(out2).records if r.get("name") == "surface"]
+    assert len(plane["xs"]) == 21
+    assert main(["diagnose", "logistic-control", "--end-seconds", "0"]) == 2
+    assert "--end-seconds must be a positive number of seconds, got 0.0" in capsys.readouterr().err

@@ -65,6 +65,15 @@ def register(sub: Any) -> None:
         "the start, the trajectory's plane, restarts): on a large model they can cost more than "
         "the training; the verdicts that read them then say they were not measured",
     )
+    p.add_argument(
+        "--end-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="size the end-of-run analyses to about S seconds (default: as long as the training "
+        "took, at least 30): where the model is slow, the trajectory's plane and the spectral "
+        "density use fewer points",
+    )
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.set_defaults(run=run)
 
@@ -84,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         raise MonitorError(f"unknown preset {args.preset!r}: expected one of {list(PRESETS)}")
     if args.restarts < 0:
         raise OptiscopeError(f"--restarts must be 0 or more, got {args.restarts}")
+    if args.end_seconds is not None and not args.end_seconds > 0:
+        raise OptiscopeError(
+            f"--end-seconds must be a positive number of seconds, got {args.end_seconds}: use "
+            "--no-end-analysis to skip the end-of-run analyses"
+        )
     exp = optiscope.load_experiment(args.experiment, seed=args.seed)
     exp.check()  # a batch the model cannot take fails here, before anything is written
     out = Path(args.out or f"runs/{exp.name}")
@@ -106,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             restarts=args.restarts,
             say=None if args.json else _say,
             end_analysis=args.end_analysis,
+            end_seconds=args.end_seconds,
         )
     optiscope.write_report(result.out)
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -53,8 +54,36 @@ def _snapshot_steps(exp: Experiment) -> set[int]:
     return {round(i * exp.steps / (count - 1)) for i in range(count)}
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """The end-of-run analyses sized to a budget of seconds: the plane's grid and the spectral
+    density's Lanczos steps shrink, from 21 x 21 and 60, where the model's loss on the analysis
+    batch is slow (half the budget for the plane, a third for the density, whose products cost
+    about three losses each)."""
+
+    seconds: float
+    loss_seconds: float
+    grid: int
+    density_steps: int
+
+    @classmethod
+    def of(cls, problem: Problem, seconds: float) -> _Budget:
+        t = time.perf_counter()
+        problem.loss()
+        each = max(time.perf_counter() - t, 1e-6)
+        side = int(math.sqrt(0.5 * seconds / each))
+        grid = max(5, min(21, side - (side + 1) % 2))  # odd: the end point at the centre
+        steps = max(10, min(60, int(seconds / 3 / (3 * each))))
+        return cls(seconds, each, grid, min(steps, problem.num_params))
+
+
 def _trajectory(
-    exp: Experiment, monitor: Monitor, snapshots: list[torch.Tensor], problem: Any
+    exp: Experiment,
+    monitor: Monitor,
+    snapshots: list[torch.Tensor],
+    problem: Any,
+    budget: _Budget,
+    say: Callable[[str], None],
 ) -> None:
     """The trajectory in the plane of its first two principal components (Li et al. 2018), and
     the loss surface of that plane around the end point with the trajectory on it."""
@@ -70,8 +99,9 @@ def _trajectory(
     monitor.write(analysis(schema.TRAJECTORY, {schema.SNAPSHOTS: len(snapshots), **traj.to_dict()}))
     coords = torch.tensor(traj.coords)
     reach = float(coords.abs().max()) * 1.2 or 1.0
+    say(f"the trajectory's plane: {budget.grid} x {budget.grid} losses")
     with aside(exp.model, batch_stats=True):
-        plane = surface(problem, traj.directions, span=reach, steps=21, trajectory=traj)
+        plane = surface(problem, traj.directions, span=reach, steps=budget.grid, trajectory=traj)
     monitor.write(
         analysis(
             schema.SURFACE,
@@ -88,10 +118,15 @@ def _trajectory(
 
 
 def _final_point(
-    exp: Experiment, monitor: Monitor, start: torch.Tensor, snapshots: list[torch.Tensor]
+    exp: Experiment,
+    monitor: Monitor,
+    start: torch.Tensor,
+    snapshots: list[torch.Tensor],
+    seconds: float,
+    say: Callable[[str], None],
 ) -> None:
     """Curvature at the final point, the straight path from the start to it, and the
-    trajectory's plane."""
+    trajectory's plane, sized to about ``seconds``."""
 
     data = exp.eval_data
     if data is None:
@@ -99,8 +134,14 @@ def _final_point(
     # The function being trained: batch norm on the data's own statistics, as in training.
     with aside(exp.model, batch_stats=True):
         problem = Problem(exp.model, exp.loss_fn, data, batch_stats=True)
+        budget = _Budget.of(problem, seconds)
+        say(
+            f"analysing the final point in about {seconds:.0f} s (a loss takes "
+            f"{budget.loss_seconds:.2g} s): its curvature"
+        )
         monitor.write(final_point(problem))
-        density = spectral_density(problem, steps=min(60, problem.num_params), grid_size=200)
+        say(f"the spectral density: {budget.density_steps} Lanczos steps")
+        density = spectral_density(problem, steps=budget.density_steps, grid_size=200)
         # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
         # near-zero eigenvalues, whose sign is rounding, does not count as negative curvature.
         reach = float(max(abs(density.grid[0]), abs(density.grid[-1])))
@@ -116,8 +157,9 @@ def _final_point(
                 },
             )
         )
+        say("the straight path from the start")
         monitor.write(straight_path(problem, start, monitor.path_length))
-    _trajectory(exp, monitor, snapshots, problem)
+    _trajectory(exp, monitor, snapshots, problem, budget, say)
 
 
 def _samples(exp: Experiment) -> int | None:
@@ -171,6 +213,7 @@ def run_experiment(
     restarts: int = 3,
     say: Callable[[str], None] | None = None,
     end_analysis: bool = True,
+    end_seconds: float | None = None,
 ) -> RunResult:
     """Train ``exp`` under a :class:`~optiscope.Monitor`, analyse the point it reaches, and
     diagnose the run.
@@ -197,7 +240,10 @@ def run_experiment(
     skips them. ``say(line)`` hears what the end-of-run analyses are doing;
     ``end_analysis=False`` skips them all (the final point, the straight path, the plane and the
     restarts: on a large model they can cost more than the training), and the verdicts that read
-    them say they were not measured.
+    them say they were not measured. They are sized to about ``end_seconds`` (default: as long
+    as the training took, at least 30 s): where a loss on the analysis batch is slow, the
+    plane's grid and the spectral density's steps shrink (from 21 x 21 and 60); the restarts
+    are not counted in it.
 
     A loss or gradient that is not finite stops training at that step: an ``event`` record
     (``stopped``) says why, the records up to it are diagnosed, the end point is not analysed,
@@ -262,9 +308,10 @@ def run_experiment(
                 }
             )
         elif end_analysis:
-            if say is not None:
-                say("analysing the final point (curvature, the straight path, the plane)")
-            _final_point(exp, monitor, start, snapshots)
+            seconds = (
+                end_seconds if end_seconds is not None else max(30.0, time.perf_counter() - t0)
+            )
+            _final_point(exp, monitor, start, snapshots, seconds, say or (lambda _: None))
             if factory is not None and restarts > 0:
                 _restarts(exp, monitor, out, factory, restarts, say)
     finally:
