@@ -129,7 +129,7 @@ def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
 @pytest.mark.parametrize(
     "model, shape",
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 3)), (4,)),
+        (nn.Sequential(nn.Linear(4, 4), nn.GroupNorm(2, 4), nn.Linear(4, 3)), (4,)),
         (Twice(), (4,)),
         (_tied(), (4,)),
         (
@@ -139,7 +139,7 @@ def test_convolutions_are_chunked_without_changing_the_result(monkeypatch):
         (nn.Sequential(nn.Conv1d(2, 3, 2, padding="same"), nn.Flatten()), (2, 1)),
     ],
     ids=[
-        "layer-norm",
+        "group-norm",
         "layer-used-twice",
         "weight-shared-by-two-layers",
         "circular-padding",
@@ -160,6 +160,59 @@ def test_other_models_fall_back_and_the_noise_is_still_exact(model, shape):
     mean = rows.mean(0)
     assert q["method"] == "per-sample"
     assert q["trace_cov"] == pytest.approx(float(((rows - mean) ** 2).sum() / 6), rel=1e-10)
+
+
+class Conv1D(nn.Module):
+    """Hugging Face's GPT-2 Conv1D, as transformers defines it: y = x W + b, W of (in, out)."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.3)
+        self.bias = nn.Parameter(torch.randn(nf) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(
+            *x.shape[:-1], -1
+        )
+
+
+class TokenNet(nn.Module):
+    """Embedding (with a padding index) -> LayerNorm -> Conv1D -> Linear head over the mean of
+    the positions: the layers of a transformer without attention."""
+
+    def __init__(self, affine_bias: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(12, 6, padding_idx=0)
+        self.norm = nn.LayerNorm(6, bias=affine_bias)
+        self.mix = Conv1D(5, 6)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.mix(self.norm(self.embed(idx))))
+        return self.head(h.mean(1))
+
+
+@pytest.mark.parametrize("affine_bias", [True, False])
+def test_layer_norm_embedding_and_conv1d_moments_equal_the_per_sample_gradients(affine_bias):
+    # Sequences with repeated tokens (their embedding rows add within a sample) and padding
+    # (index 0 gets no gradient): the closed forms against per-sample gradients, float64.
+    torch.manual_seed(0)
+    model = TokenNet(affine_bias).double()
+    with torch.no_grad():
+        model.norm.weight.copy_(1 + 0.3 * torch.randn(6))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 5, (9, 7), generator=gen)
+    y = torch.randint(0, 3, (9,), generator=gen)
+    problem = Problem(model, nn.CrossEntropyLoss(), (x, y))
+    moments = gradient_moments(problem, x, y)
+    assert moments is not None
+    rows = problem.per_sample_gradients(x, y)
+    torch.testing.assert_close(moments.sq_norms, rows.square().sum(1), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(moments.total, rows.sum(0), rtol=1e-10, atol=1e-14)
+    assert gradient_noise(problem, x, y)["method"] == "moments"
+    # An embedding that renormalizes its rows in the forward pass is not read in closed form.
+    model.embed.max_norm = 1.0
+    assert gradient_moments(Problem(model, nn.CrossEntropyLoss(), (x, y)), x, y) is None
 
 
 def test_gradient_noise_says_which_method_it_used():

@@ -1,7 +1,8 @@
 """Per-sample gradient moments from one forward and one backward pass.
 
 For a layer whose per-sample gradient is a product of its input and its output gradient
-(Linear, Conv1d, Conv2d, Conv3d), ``sum_i g_i`` and ``sum_i ||g_i||^2`` over the samples of a
+(Linear, Conv1d, Conv2d, Conv3d, Hugging Face's Conv1D), and for LayerNorm and Embedding
+(closed forms below), ``sum_i g_i`` and ``sum_i ||g_i||^2`` over the samples of a
 batch come from one backward pass of the summed per-sample losses, without materialising one
 gradient per sample
 (Goodfellow 2015, "Efficient per-example gradient computations"; BackPACK's ``BatchL2Grad``).
@@ -48,7 +49,21 @@ class Moments:
     sq_norms: Tensor  # ||g_i||^2, one per sample (float64)
 
 
+def _hf_conv1d(module: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2): ``y = x W + b`` with ``W`` of shape (in, out), a
+    linear layer transposed; recognised by name so that transformers need not be imported."""
+    w = getattr(module, "weight", None)
+    return type(module).__name__ == "Conv1D" and isinstance(w, Tensor) and w.ndim == 2
+
+
 def _supported(module: nn.Module) -> bool:
+    if type(module) is nn.LayerNorm:
+        return True
+    if type(module) is nn.Embedding:
+        emb: Any = module
+        return emb.max_norm is None and not emb.sparse and not emb.scale_grad_by_freq
+    if _hf_conv1d(module):
+        return True
     kind = next((k for k in LAYERS if type(module) is k), None)
     if kind is None:
         return False
@@ -77,7 +92,28 @@ def _layer_sq(module: nn.Module, a: Tensor, d: Tensor, which: set[str]) -> Tenso
     """Squared norms of the per-sample gradients of the layer's selected parameters."""
     b = d.shape[0]
     out = torch.zeros(b, dtype=torch.float64, device=d.device)
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.LayerNorm):
+        # y = x_hat w + b over the normalized shape: grad_w = sum over positions of d x_hat.
+        shape = module.normalized_shape
+        keep = (b, -1, *shape)
+        if "weight" in which:
+            x_hat = nn.functional.layer_norm(a, shape, eps=module.eps)
+            out += (d * x_hat).reshape(keep).sum(1).reshape(b, -1).square().sum(1).double()
+        if "bias" in which:
+            out += d.reshape(keep).sum(1).reshape(b, -1).square().sum(1).double()
+        return out
+    if isinstance(module, nn.Embedding):
+        # grad_W = sum_t onehot(x_t) d_t^T: rows of one token add, so ||grad_W||^2 =
+        # sum_{t,s} [x_t = x_s] d_t . d_s; the padding index gets no gradient.
+        idx, d3 = a.reshape(b, -1), d.reshape(b, a[0].numel(), -1)
+        live = torch.ones_like(idx, dtype=d.dtype)
+        if module.padding_idx is not None:
+            live = (idx != module.padding_idx).to(d.dtype)
+        d3 = d3 * live.unsqueeze(-1)
+        same = (idx.unsqueeze(2) == idx.unsqueeze(1)).to(d.dtype)
+        out += (same * torch.bmm(d3, d3.transpose(1, 2))).sum((1, 2)).double()
+        return out
+    if isinstance(module, nn.Linear) or _hf_conv1d(module):
         a3, d3 = a.reshape(b, -1, a.shape[-1]), d.reshape(b, -1, d.shape[-1])
         if "weight" in which:
             out += _linear_sq(a3, d3).double()
@@ -142,7 +178,9 @@ def _sample_losses(loss_fn: Any, out: Any, targets: Any, n: int) -> Tensor:
 def gradient_moments(problem: Problem, inputs: Any, targets: Any) -> Moments | None:
     """``sum_i g_i`` and each ``||g_i||^2`` for the per-sample losses ``loss_fn(model(x_i), y_i)``
     in one forward and one backward pass, or ``None`` where the model has a trainable layer other
-    than Linear and Conv1d/2d/3d (with zero padding), or uses a layer twice in one forward pass."""
+    than Linear, Conv1d/2d/3d (with zero padding), Hugging Face's Conv1D, LayerNorm and Embedding
+    (without max_norm or sparse gradients), shares a parameter between two layers (tied
+    embeddings), or uses a layer twice in one forward pass."""
 
     named = dict(problem.model.named_parameters())
     recorder = StepRecorder.for_model(problem.model, [named[n] for n in problem.names])
