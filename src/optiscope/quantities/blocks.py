@@ -27,7 +27,7 @@ from optiscope.problem.problem import Problem
 
 # A block's normalized spectrum lives on [-1, 1]; its density is smoothed at a twentieth of
 # that scale, coarse enough that a few Lanczos nodes of two like spectra overlap.
-_GRID = np.linspace(-1.1, 1.1, 221)
+GRID = np.linspace(-1.1, 1.1, 221)
 _SIGMA = 0.05
 # Blocks differ when one learning rate must serve sharpness an order of magnitude apart, or
 # their spectra's shapes are further apart than half the Jensen-Shannon range.
@@ -114,9 +114,6 @@ class BlockSpectra:
         }
 
 
-GRID = _GRID
-
-
 def layer_blocks(problem: Problem) -> dict[str, list[str]]:
     """One block per module that owns parameters directly (a layer's weight and bias
     together), in the order of the problem's parameters."""
@@ -131,7 +128,7 @@ def normalized_density(eigenvalues: np.ndarray, weights: np.ndarray, radius: flo
     """A spectrum on its own scale (eigenvalues over ``radius``) smoothed on :data:`GRID`, as
     probabilities summing to one."""
     x = np.asarray(eigenvalues, dtype=float) / max(radius, 1e-300)
-    k = np.exp(-0.5 * ((_GRID[:, None] - x[None, :]) / _SIGMA) ** 2) @ np.asarray(weights)
+    k = np.exp(-0.5 * ((GRID[:, None] - x[None, :]) / _SIGMA) ** 2) @ np.asarray(weights)
     return k / k.sum()
 
 
@@ -201,7 +198,7 @@ def blockwise_spectra(
     mean = float(dist[np.triu_indices(n, 1)].mean())
     tops = [b.largest for b in found if b.largest > 0]
     spread = max(tops) / min(tops) if len(tops) >= 2 else 1.0
-    return BlockSpectra(found, dist, mean, spread, sum(b.hvps for b in found), _GRID)
+    return BlockSpectra(found, dist, mean, spread, sum(b.hvps for b in found), GRID)
 
 
 def _model_point(problem: Problem) -> torch.Tensor:
