@@ -18,16 +18,14 @@ full-data loss along the way, per-sample gradients by a loop; never the detector
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 
 from optiscope import Experiment
 
 from . import Case
-from .data import batches, digits
+from .data import digits
+from .final2 import _exp, _mlp
 from .sequence import RecurrentNet, SequenceCrossEntropy, TinyTransformer
 
 FINAL3 = "final3"
@@ -110,32 +108,8 @@ def late_sign_seq(
 
 
 # --------------------------------------------------------------------------------------------
-# Models and the Experiment builder
+# Models (the Experiment builder and the MLP are final2's)
 # --------------------------------------------------------------------------------------------
-
-
-def _mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
-
-
-class _StrideCNN(nn.Module):
-    """conv 3x3 stride 2 - tanh - conv 3x3 - tanh - global average pool - linear head; no
-    normalization, so per-sample gradients are those of a plain function."""
-
-    def __init__(self, ch: int, n_out: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, ch, 3, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(ch, 2 * ch, 3, padding=1)
-        self.head = nn.Linear(2 * ch, n_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(self.conv2(torch.tanh(self.conv1(x))))
-        return self.head(h.mean((2, 3)))
 
 
 class _WideCNN(nn.Module):
@@ -150,62 +124,6 @@ class _WideCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return self.head(h.flatten(1))
-
-
-def _optim(model: nn.Module, kind: str, lr: float, wd: float = 1e-2) -> torch.optim.Optimizer:
-    p = model.parameters()
-    if kind == "sgd":
-        return torch.optim.SGD(p, lr=lr)
-    if kind == "momentum":
-        return torch.optim.SGD(p, lr=lr, momentum=0.9)
-    if kind == "adam":
-        return torch.optim.Adam(p, lr=lr)
-    return torch.optim.AdamW(p, lr=lr, weight_decay=wd)
-
-
-def _exp(
-    seed: int,
-    name: str,
-    model: nn.Module,
-    loss_fn: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    batch: int,
-    opt: str,
-    lr: float,
-    steps: int,
-    description: str,
-    config: dict[str, Any],
-    cosine: bool = False,
-) -> Experiment:
-    optimizer = _optim(model, opt, lr)
-    scheduler = None
-    if cosine:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
-        )
-    data = [(x, y)] if batch >= len(y) else batches(x, y, batch, seed)
-    return Experiment(
-        model=model,
-        loss_fn=loss_fn,
-        data=data,
-        optimizer=optimizer,
-        steps=steps,
-        seed=seed,
-        name=name,
-        eval_data=(x, y),
-        description=description,
-        config={
-            **config,
-            "optimizer": opt,
-            "lr": lr,
-            "batch_size": min(batch, len(y)),
-            "steps": steps,
-            "cosine": cosine,
-        },
-        scheduler=scheduler,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,30 +272,7 @@ def ctl_mlp_sgd_b4(seed: int, batch: int = 4, lr: float = 0.05, steps: int = 300
     )
 
 
-def ctl_cnn_adam_b8(seed: int, batch: int = 8, lr: float = 2e-3, steps: int = 300) -> Experiment:
-    """A ReLU CNN on 384 clean digit images, Adam on batches of 8. Not a case: by hand its
-    full-data loss (0.18 at 300 steps) stays well above batches of 64 (0.05), so it is no
-    clean small-batch control."""
-    x, y = _digit_images(384, 2)
-    torch.manual_seed(seed)
-    model = _WideCNN(8, 10)
-    return _exp(
-        seed,
-        "final3-control-cnn-adam-batch8-digits",
-        model,
-        nn.CrossEntropyLoss(),
-        x,
-        y,
-        batch=batch,
-        opt="adam",
-        lr=lr,
-        steps=steps,
-        description="ReLU CNN (8 channels, strided, flat head) on 384 digit images, Adam batch 8",
-        config={"family": "cnn"},
-    )
-
-
-def ctl_tfm_adamw_b4(seed: int, batch: int = 16, lr: float = 3e-3, steps: int = 400) -> Experiment:
+def ctl_tfm_adamw_b16(seed: int, batch: int = 16, lr: float = 3e-3, steps: int = 400) -> Experiment:
     """Control: a causal transformer on clean shifted sums mod 7, AdamW on batches of 16."""
     x, y = shift_sum_tokens(384, 8, 7, 0.0, 1)
     torch.manual_seed(seed)
@@ -532,7 +427,7 @@ CASES: list[Case] = [
         "transformer",
         "adamw",
         FINAL3,
-        ctl_tfm_adamw_b4,
+        ctl_tfm_adamw_b16,
         0,
         "Healthy, converged: clean (x_t + x_(t-1)) mod 7, batches of 16, AdamW 3e-3: full-data "
         "loss 1.99 -> 0.57 by step 133 -> 0.004 at step 400, falling at every check; batches "

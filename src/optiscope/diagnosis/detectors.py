@@ -592,6 +592,10 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         "steps": steps_b[half:][:10],
         "training_samples": samples,
     }
+    # The run's first steps, against which it can also count as converged: a run that did its
+    # work within its first tenth starts its levels already low.
+    opening = [v for v in losses[:5] if math.isfinite(v)]
+    first = mean(opening) if opening else None
     if prog is not None:
         evidence.update(
             loss_start=prog.start,
@@ -599,7 +603,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             loss_end=prog.end,
             converged=prog.converged,
             stalled=prog.stalled,
-            loss_first_steps=median(losses[:5]),
+            loss_first_steps=first,
         )
     if bs is None or size is None:
         return _not_measured(INEXACT_GRADIENTS, "noise measurements were not finite", "")
@@ -630,10 +634,6 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             evidence,
             "",
         )
-    # Converged against the run's first steps too: a run that did most of its work within its
-    # first tenth starts its smoothed levels already low.
-    opening = [v for v in losses[:5] if math.isfinite(v)]
-    first = mean(opening) if opening else None
     early = prog is not None and first is not None and prog.end <= 0.15 * first
     if prog is None or prog.converged or early:
         begin = first if early and first is not None else prog.start if prog else None
