@@ -1,6 +1,6 @@
 """Peak memory of the Monitor's tiers against the training loop without it, at scale.
 
-    python benchmarks/memory.py [--models resnet18,gpt] [--steps 4] [--json out.json]
+    python benchmarks/memory.py [--models resnet18,gpt] [--steps 4] [--device cpu] [--json out.json]
 
 Each variant trains in a fresh process (so peaks do not carry over) for ``--steps`` steps from the
 same initial weights on the same batches: ``plain`` (the loop alone: zero_grad, forward, loss,
@@ -9,7 +9,9 @@ measures at least ``--steps`` times), and the three presets (with ``steps=`` so 
 preset spreads its tiers over the run). The peak is the process's VmHWM (Linux), reset after the
 model, data and optimizer are built; the table gives the whole-process peak against plain's
 (the issue's measure) and the growth above that reset point against plain's growth (the stricter
-one: the fixed cost of the interpreter and libraries left out).
+one: the fixed cost of the interpreter and libraries left out). With ``--device cuda`` the model
+and batches move to the GPU and the peak is ``torch.cuda.max_memory_allocated`` (the tensors on
+the device, reset at the same point), its base the memory allocated there.
 
 Models (float32, CPU, random weights, generated data; nothing downloaded):
 
@@ -160,13 +162,35 @@ def build(name: str, steps: int) -> tuple[nn.Module, Any, list, torch.optim.Opti
     raise SystemExit(f"unknown model {name!r}: expected resnet18 or gpt")
 
 
-def child(model_name: str, variant: str, steps: int) -> None:
+def _reset_peak(device: str) -> int | None:
+    """Restart the peak from the memory in use now, and return that (KiB)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) // 1024
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # the peak (VmHWM) restarts from the current RSS
+    return _status_kib("VmRSS")
+
+
+def _peak(device: str) -> int | None:
+    """The peak since :func:`_reset_peak` (KiB)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) // 1024
+    return _status_kib("VmHWM")
+
+
+def child(model_name: str, variant: str, steps: int, device: str = "cpu") -> None:
     """One variant in this process: print its peaks (KiB) as JSON."""
     from optiscope import Monitor
     from optiscope.training.loop import train
 
     torch.set_num_threads(2)
     model, loss_fn, data, opt, sched = build(model_name, steps)
+    if device != "cpu":  # in place: the optimizer keeps the same parameters
+        model.to(device)
+        data = [(x.to(device), y.to(device)) for x, y in data]
     monitor = None
     if variant in TIERS:
         monitor = Monitor(model, opt, loss_fn=loss_fn, every={variant: 1})
@@ -174,14 +198,12 @@ def child(model_name: str, variant: str, steps: int) -> None:
         preset = variant.split(":", 1)[1]
         monitor = Monitor(model, opt, loss_fn=loss_fn, preset=preset, steps=steps)
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # the peak (VmHWM) restarts from the current RSS
-    base = _status_kib("VmRSS")
+    base = _reset_peak(device)
     start = time.perf_counter()
     model.train()
     train(model, loss_fn, data, opt, monitor=monitor, scheduler=sched, clip_grad_norm=1.0)
+    peak = _peak(device)
     seconds = time.perf_counter() - start
-    peak = _status_kib("VmHWM")
     measured = None
     if monitor is not None:
         kinds: dict[str, int] = {}
@@ -192,8 +214,9 @@ def child(model_name: str, variant: str, steps: int) -> None:
     print(json.dumps({"base": base, "peak": peak, "seconds": seconds, "records": measured}))
 
 
-def run(model_name: str, variant: str, steps: int) -> dict[str, Any]:
+def run(model_name: str, variant: str, steps: int, device: str = "cpu") -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", model_name, variant, "--steps", str(steps)]
+    cmd += ["--device", device]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
@@ -207,23 +230,37 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--variants", default=",".join(("plain", *TIERS, *PRESETS)))
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (peak: the process's VmHWM) or cuda (peak: torch.cuda.max_memory_allocated)",
+    )
     ap.add_argument("--child", nargs=2, default=None, metavar=("MODEL", "VARIANT"))
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(
+            f"--device {args.device}: expected a CUDA device, but torch {torch.__version__} "
+            f"(CUDA build {torch.version.cuda}) sees none. Run with --device cpu"
+        )
     if args.child:
-        child(*args.child, args.steps)
+        child(*args.child, args.steps, args.device)
         return 0
     results: dict[str, dict[str, Any]] = {}
     for model_name in args.models.split(","):
         model, *_ = build(model_name, 1)
         params = sum(p.numel() for p in model.parameters())
-        print(f"\n{model_name}: {params / 1e6:.1f}M parameters, {args.steps} steps per variant")
+        where = "VmHWM" if args.device == "cpu" else f"{args.device} max_memory_allocated"
+        print(
+            f"\n{model_name}: {params / 1e6:.1f}M parameters, {args.steps} steps per variant, "
+            f"peak of {where}"
+        )
         print(
             f"{'variant':<18} {'peak MiB':>9} {'x plain':>8} {'growth MiB':>11} {'x plain':>8}"
             f" {'seconds':>8}"
         )
         rows: dict[str, Any] = {}
         for variant in args.variants.split(","):
-            r = run(model_name, variant, args.steps)
+            r = run(model_name, variant, args.steps, args.device)
             rows[variant] = r
             if "error" in r:
                 print(f"{variant:<18} ERROR {r['error']}")

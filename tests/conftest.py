@@ -127,3 +127,21 @@ class Saddle(nn.Module):
 
     def forward(self, inputs):
         return (self.x[0] ** 2 - self.x[1] ** 2) * torch.ones_like(inputs[:, 0])
+
+
+class FusedAttention(nn.Module):
+    """One attention layer; ``fused`` calls the CPU flash kernel itself, which has no double
+    backward (a kernel chosen below the reach of ``sdpa_kernel``, as custom kernels are)."""
+
+    def __init__(self, fused: bool) -> None:
+        super().__init__()
+        self.fused = fused
+        self.qkv, self.out = nn.Linear(4, 12), nn.Linear(4, 3)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).unsqueeze(1).chunk(3, -1)
+        if self.fused:
+            y = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)[0]
+        else:
+            y = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.out(y.squeeze(1).mean(1))

@@ -13,7 +13,7 @@ from torch import nn
 import optiscope
 from optiscope import NonFiniteError, Problem, ProblemError, TrainingModeError
 
-from .conftest import make_case
+from .conftest import FusedAttention, make_case
 
 
 def test_loss_gradient_hvp_match_dense(case):
@@ -272,3 +272,82 @@ def test_wrong_vector_length_is_refused():
     problem = Problem(case.model, case.loss_fn, case.data)
     with pytest.raises(ProblemError, match=r"expected a vector of 83 entries"):
         problem.hvp(torch.ones(3, dtype=torch.float64))
+
+
+def _smooth_pair():
+    torch.manual_seed(0)
+    fused = FusedAttention(True).double()
+    plain = FusedAttention(False).double()
+    plain.load_state_dict(fused.state_dict())
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(16, 5, 4, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (16,), generator=gen)
+    return fused, plain, (x, y)
+
+
+def test_finite_difference_hvp_matches_dense_on_a_smooth_model():
+    # Central differences: truncation O(h^2) and round-off O(eps/h) at h = eps^(1/3), so about
+    # eps^(2/3) ~ 4e-11 relative in float64; 1e-8 leaves room for the constants.
+    _, plain, data = _smooth_pair()
+    exact = Problem(plain, nn.CrossEntropyLoss(), data)
+    fd = Problem(plain, nn.CrossEntropyLoss(), data, hvp="finite-difference")
+    assert fd.cache_graph is False and fd.cached_gradient() is None
+    dense = exact.dense_hessian()
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        v = torch.randn(exact.num_params, generator=gen, dtype=torch.float64)
+        ref = dense @ v
+        err = float((fd.hvp(v) - ref).norm() / ref.norm())
+        assert err < 1e-8
+    assert fd.hvp_count == 3 and fd.gradient_count == 0
+    assert float(fd.hvp(torch.zeros(fd.num_params, dtype=torch.float64)).abs().max()) == 0.0
+
+
+def test_finite_difference_error_in_float32_is_within_the_stated_bound():
+    # The docstring's statement for smooth float32 models: about 1e-4 to 1e-3 relative.
+    _, plain, (x, y) = _smooth_pair()
+    model = plain.float()
+    exact = Problem(model, nn.CrossEntropyLoss(), (x.float(), y))
+    fd = Problem(model, nn.CrossEntropyLoss(), (x.float(), y), hvp="finite-difference")
+    gen = torch.Generator().manual_seed(6)
+    errs = []
+    for _ in range(5):
+        v = torch.randn(exact.num_params, generator=gen)
+        ref = exact.hvp(v)
+        errs.append(float((fd.hvp(v) - ref).norm() / ref.norm()))
+    assert max(errs) < 1e-3
+
+
+def test_auto_falls_back_to_finite_differences_where_double_backward_cannot_run():
+    fused, plain, data = _smooth_pair()
+    with pytest.raises(RuntimeError, match=r"derivative for .* is not implemented"):
+        Problem(fused, nn.CrossEntropyLoss(), data).hvp(torch.ones(75, dtype=torch.float64))
+    auto = Problem(fused, nn.CrossEntropyLoss(), data, hvp="auto")
+    assert auto.hvp_method == "exact" and auto.hvp_fallback is None
+    v = torch.linspace(-1, 1, auto.num_params, dtype=torch.float64)
+    ref = Problem(plain, nn.CrossEntropyLoss(), data).hvp(v)
+    hv = auto.hvp(v)
+    assert auto.hvp_method == "finite-difference"
+    assert "_scaled_dot_product_flash_attention_for_cpu_backward" in auto.hvp_fallback
+    assert auto.hvp_count == 1 and auto.cache_graph is False
+    assert float((hv - ref).norm() / ref.norm()) < 1e-8
+    # An exact model stays exact under "auto", bitwise.
+    exact = Problem(plain, nn.CrossEntropyLoss(), data, hvp="auto")
+    assert torch.equal(exact.hvp(v), ref) and exact.hvp_method == "exact"
+
+
+def test_hvp_method_is_checked():
+    _, plain, data = _smooth_pair()
+    with pytest.raises(ProblemError, match=r"hvp is 'fd': expected one of \['exact', "):
+        Problem(plain, nn.CrossEntropyLoss(), data, hvp="fd")
+
+
+def test_hvp_of_a_parameter_the_loss_does_not_use_is_zero():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1)).double()
+    model[2].bias.requires_grad_(True)
+    data = (torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64))
+    problem = Problem(model, nn.MSELoss(), data)
+    dense = problem.dense_hessian()
+    v = torch.linspace(-1, 1, problem.num_params, dtype=torch.float64)
+    torch.testing.assert_close(problem.hvp(v), dense @ v, rtol=1e-10, atol=1e-12)

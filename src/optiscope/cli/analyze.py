@@ -1,5 +1,6 @@
 """``optiscope analyze``: train the embedded default (or an experiment) briefly, or load a
-checkpoint, then measure the curvature at that point."""
+checkpoint, then measure the curvature at that point; with ``--out``, also write a run folder
+(the training's records, the analysis of the point, findings and the HTML report)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optiscope
 from optiscope import OptiscopeError
 from optiscope.core.data import digits, digits_mlp
+from optiscope.monitor.end import analysis, final_point
+from optiscope.records import schema
+from optiscope.records.folder import fresh_folder, holds_run
 
 
 def register(sub: Any) -> None:
@@ -25,7 +30,8 @@ def register(sub: Any) -> None:
             "or EXPERIMENT when given, and print the loss, gradient norm, extreme Hessian "
             "eigenvalues, trace and the critical-point verdict at the point reached. With "
             "--checkpoint nothing is trained: the weights in FILE are loaded into the model and "
-            "analysed where they are."
+            "analysed where they are. With --out DIR the training's records, the analysis, the "
+            "findings and the HTML report are written to DIR as a run folder."
         ),
     )
     p.add_argument(
@@ -66,13 +72,85 @@ def register(sub: Any) -> None:
         "eigenvalues, how far apart the layers' sharpness is and how their spectra's shapes "
         "differ (Jensen-Shannon distance), and whether one learning rate suits them all",
     )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="also write DIR as a run folder: records.jsonl (the Monitor's default preset over "
+        "the training: loss, gradient and parameter norms each step, the update's size every "
+        "tenth; then the analysis of the point: its critical point and, with --blocks, each "
+        "layer's spectrum), findings.json and report.html, where the blockwise spectra get a "
+        "section; DIR must hold no run unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out DIR (its records, findings and report)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(run=run)
 
 
-def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]]:
-    """The model at the point to analyse, its loss, the data, its name, and how it got there:
-    trained (the embedded default or EXPERIMENT) or loaded from --checkpoint."""
+def _out(args: argparse.Namespace) -> Path | None:
+    """The run folder of --out, checked before anything is trained; None without --out."""
+    out = getattr(args, "out", None)
+    overwrite = getattr(args, "overwrite", False)
+    if out is None:
+        if overwrite:
+            raise OptiscopeError(
+                "--overwrite replaces the run in --out DIR, and no --out was given: pass --out "
+                "DIR, or leave out --overwrite"
+            )
+        return None
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise OptiscopeError(
+            f"--out {out!r} is an existing file: expected a folder (created if missing). Pass "
+            "another --out"
+        )
+    if holds_run(folder) and not overwrite:
+        raise OptiscopeError(
+            f"{out!r} already holds a run (one run per folder): pass --overwrite to replace it, "
+            f"or a fresh folder, e.g. --out {fresh_folder(folder)}"
+        )
+    return folder
+
+
+def blocks_record(found: optiscope.BlockSpectra) -> dict[str, Any]:
+    """The ``blockwise_spectra`` analysis record of :func:`optiscope.blockwise_spectra`'s
+    result: each block's extreme eigenvalues and normalized density (on the common grid), the
+    blocks' pairwise Jensen-Shannon distances, their spread and the advice they support."""
+    blocks = [
+        {
+            schema.NAME: b.name,
+            schema.PARAMS: b.params,
+            schema.SIZE: b.size,
+            schema.LARGEST: b.largest,
+            schema.SMALLEST: b.smallest,
+            schema.HVPS: b.hvps,
+            schema.DENSITY: b.density.tolist(),
+        }
+        for b in found.blocks
+    ]
+    return analysis(
+        schema.BLOCKWISE_SPECTRA,
+        {
+            schema.BLOCKS: blocks,
+            schema.GRID: found.grid.tolist(),
+            schema.DISTANCES: found.distances.tolist(),
+            schema.HETEROGENEITY: found.heterogeneity,
+            schema.SPREAD: found.spread,
+            schema.HETEROGENEOUS: found.heterogeneous,
+            schema.ADVICE: found.advice,
+            schema.HVPS: found.hvps,
+        },
+    )
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any], Any]:
+    """The model at the point to analyse, its loss, the data, its name, how it got there
+    (trained, the embedded default or EXPERIMENT, or loaded from --checkpoint), and the
+    Monitor that recorded the training into --out (None without it; the caller closes it)."""
     import torch
 
     steps = 300 if args.steps is None and args.experiment is None else args.steps
@@ -84,6 +162,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
             f"expected --steps >= 0, --batch-size >= 1 and --lr > 0, got --steps {steps}, "
             f"--batch-size {args.batch_size}, --lr {args.lr}"
         )
+    out = _out(args)
     torch.manual_seed(args.seed)
     if args.experiment is not None:
         exp = optiscope.load_experiment(args.experiment, seed=args.seed)
@@ -91,26 +170,58 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any]
         # Without evaluation data, the first batch, as the end-of-run analysis of diagnose:
         # every training batch would make each product a pass over the whole data set.
         data: Any = exp.eval_data if exp.eval_data is not None else next(iter(exp.data))
+        opt: Any = exp.optimizer
+        header: dict[str, Any] = {schema.DESCRIPTION: exp.description, schema.CONFIG: exp.config}
+        planned = exp.steps if steps is None else min(steps, exp.steps)
     else:
         model, loss_fn = digits_mlp(), torch.nn.CrossEntropyLoss()
         data, name = digits(), "digits-mlp 64-256-256-10"
-    t0 = time.perf_counter()
-    if checkpoint is not None:
-        optiscope.load_checkpoint(model, checkpoint)
-        how: dict[str, Any] = {"checkpoint": str(checkpoint), "seed": args.seed}
-    elif args.experiment is not None:
-        model.train()
-        batches = exp.batches() if steps is None else itertools.islice(exp.batches(), steps)
-        done = optiscope.train(model, loss_fn, batches, exp.optimizer).steps
-        how = {"steps": done, "optimizer": type(exp.optimizer).__name__, "seed": args.seed}
-    else:
-        x, y = data
         opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-        optiscope.train(model, loss_fn, _minibatches(x, y, args.batch_size, steps, args.seed), opt)
-        how = {"steps": steps, "lr": args.lr, "seed": args.seed}
+        header = {
+            schema.DESCRIPTION: "The embedded default: an MLP 64-256-256-10 on scikit-learn's "
+            "digits, SGD with momentum, trained briefly by optiscope analyze.",
+            schema.CONFIG: {"lr": args.lr, "momentum": 0.9, "batch_size": args.batch_size},
+        }
+        planned = steps
+    if checkpoint is not None:
+        opt, planned = None, 0
+        header[schema.CONFIG] = {"checkpoint": str(checkpoint)}
+    monitor = None
+    if out is not None:
+        # The Monitor leaves the training bitwise as it is: the point analysed is the same.
+        header.update(
+            {
+                schema.EXPERIMENT: name,
+                schema.SEED: args.seed,
+                schema.STEPS: planned,
+                schema.OPTIMIZER: type(opt).__name__ if opt is not None else None,
+            }
+        )
+        monitor = optiscope.Monitor(
+            model, opt, out=out, header=header, overwrite=getattr(args, "overwrite", False)
+        )
+    t0 = time.perf_counter()
+    try:
+        if checkpoint is not None:
+            optiscope.load_checkpoint(model, checkpoint)
+            how: dict[str, Any] = {"checkpoint": str(checkpoint), "seed": args.seed}
+        elif args.experiment is not None:
+            model.train()
+            batches = exp.batches() if steps is None else itertools.islice(exp.batches(), steps)
+            done = optiscope.train(model, loss_fn, batches, opt, monitor=monitor).steps
+            how = {"steps": done, "optimizer": type(opt).__name__, "seed": args.seed}
+        else:
+            x, y = data
+            batches = _minibatches(x, y, args.batch_size, steps, args.seed)
+            optiscope.train(model, loss_fn, batches, opt, monitor=monitor)
+            how = {"steps": steps, "lr": args.lr, "seed": args.seed}
+    except BaseException:
+        if monitor is not None:
+            monitor.close()
+        raise
     model.eval()
     how["seconds"] = time.perf_counter() - t0
-    return model, loss_fn, data, name, how
+    return model, loss_fn, data, name, how, monitor
 
 
 def _minibatches(x: Any, y: Any, size: int, steps: int, seed: int) -> Iterator[tuple[Any, Any]]:
@@ -146,8 +257,27 @@ def _accuracy(model: Any, data: Any) -> float | None:
 
 
 def analyze(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything the command prints, as plain data (reachable from Python)."""
-    model, loss_fn, data, name, how = _setup(args)
+    """Everything the command prints, as plain data (reachable from Python). With ``args.out``
+    the run folder is written too (records, findings, report) and ``"out"`` names it."""
+    model, loss_fn, data, name, how, monitor = _setup(args)
+    try:
+        result, records = _measure(args, model, loss_fn, data, name, how)
+        if monitor is not None:
+            for record in records:
+                monitor.write(record)
+    finally:
+        if monitor is not None:
+            monitor.close()
+    result["out"] = None
+    if monitor is not None:
+        result["out"] = str(optiscope.write_report(args.out).parent)
+    return result
+
+
+def _measure(
+    args: argparse.Namespace, model: Any, loss_fn: Any, data: Any, name: str, how: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The analysis of the point as the command prints it, and as analysis records."""
     problem = optiscope.Problem(model, loss_fn, data)
     accuracy = _accuracy(model, data)
     t = time.perf_counter()
@@ -157,23 +287,25 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
     trace = optiscope.hessian_trace(problem)
     trace_s = time.perf_counter() - t
     t = time.perf_counter()
-    cp = optiscope.critical_point(problem)
+    cp = final_point(problem)  # the critical point, as the record diagnose writes
     cp_s = time.perf_counter() - t
+    records = [cp]
     k = args.k
     blocks = None
     if getattr(args, "blocks", False):
         t = time.perf_counter()
         found = optiscope.blockwise_spectra(problem)
         blocks = {**found.as_dict(), "seconds": time.perf_counter() - t}
-    return {
+        records.append(blocks_record(found))
+    result = {
         "blocks": blocks,
         "model": name,
         "parameters": problem.num_params,
         "samples": problem.num_samples,
         "train": how,
-        "loss": cp.loss,
+        "loss": cp[schema.LOSS],
         "accuracy": accuracy,
-        "gradient_norm": cp.gradient_norm,
+        "gradient_norm": cp[schema.GRADIENT_NORM],
         "top_eigenvalues": [float(v) for v in eig.values[:k]],
         "bottom_eigenvalues": [float(v) for v in eig.values[k:]],
         "eigen_errors": [float(e) for e in eig.errors],
@@ -185,14 +317,15 @@ def analyze(args: argparse.Namespace) -> dict[str, Any]:
         "trace_method": trace.method,
         "trace_seconds": trace_s,
         "critical_point": {
-            "kind": cp.kind,
-            "curvature": cp.curvature,
-            "index": cp.index,
-            "reason": cp.reason,
-            "hvps": cp.hvps,
+            "kind": cp[schema.KIND],
+            "curvature": cp[schema.CURVATURE],
+            "index": cp[schema.INDEX],
+            "reason": cp[schema.REASON],
+            "hvps": cp[schema.HVPS],
             "seconds": cp_s,
         },
     }
+    return result, records
 
 
 def _table(r: dict[str, Any]) -> str:
@@ -244,6 +377,8 @@ def _table(r: dict[str, Any]) -> str:
                 )
             )
         rows.append(("  verdict", b["advice"]))
+    if r.get("out"):
+        rows.append(("run folder", f"records, findings and report.html in {r['out']}/"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

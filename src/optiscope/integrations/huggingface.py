@@ -192,7 +192,9 @@ class OptiscopeTrainerCallback(TrainerCallback):
     def _capture(self, module: nn.Module, args: Any, kwargs: Any, outputs: Any) -> None:
         if self._inside or not module.training or not torch.is_grad_enabled():
             return  # evaluation, or the Monitor's own measurements
-        batch = dict(kwargs) if kwargs else args
+        # The tiers run the model on this batch again: without the Trainer's token count (a 0-d
+        # tensor, not a per-sample input) the model takes its own mean over the batch.
+        batch = {k: v for k, v in kwargs.items() if k != "num_items_in_batch"} if kwargs else args
         loss = _model_loss(outputs)
         if loss is None and self.loss_fn is not None and self.batch_fn is not None:
             with torch.no_grad():

@@ -88,6 +88,7 @@ class StepContext:
                 params=lambda n, p: id(p) in ids,
                 check=False,
                 batch_stats=True,
+                hvp="auto",
             )
             self._problem = distributed.ReducedProblem(problem) if self.distributed else problem
         return self._problem

@@ -314,6 +314,12 @@ class Monitor:
                 "end_batch needs the loss function to analyse the final point: pass "
                 "Monitor(..., loss_fn=loss_fn, end_batch=(inputs, targets))"
             )
+        if end_batch is not None and distributed.sharded(self.params):
+            raise MonitorError(
+                "end_batch analyses the final point as a function of one parameter vector, and "
+                "the model's parameters are sharded (FSDP2's fully_shard, DTensors): pass "
+                "end_batch=None, or analyse a checkpoint of the whole model in one process"
+            )
         if batch_tiers and loss_fn is None:
             raise MonitorError(
                 f"the tiers {batch_tiers} need the loss function: pass "
@@ -331,6 +337,8 @@ class Monitor:
         # Measurements run the module inside a DDP wrapper, without its synchronisation.
         self._module = distributed.unwrap(model)
         self._dist = distributed.active()
+        # FSDP2: only the norms tiers measure a sharded model; the others record why not.
+        self._sharded = distributed.sharded(self.params)
         self._cheap = CheapNorms(self.params, chosen, optimizer, scaler)
         setup = Setup(model, self._module, self.params, chosen, self._dist, dict(self.every))
         self.probes = [cls(self.every[cls.name], setup) for cls in PROBES]
@@ -516,6 +524,8 @@ class Monitor:
                 for question in probe.asks:
                     ctx.decisions[question] = self.decisions[question].decide(ctx.step)
                 try:
+                    if self._sharded:
+                        distributed.refuse_sharded(probe.name)
                     probe.measure(ctx)
                 except Exception as err:  # a tier must never cost the run its training
                     self._failed(ctx, probe, err)

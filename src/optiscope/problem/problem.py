@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
@@ -298,6 +299,16 @@ def load_flat_parameters(model: nn.Module, flat: Tensor) -> None:
             p.copy_(value.view_as(p))
 
 
+HVP_METHODS = ("exact", "finite-difference", "auto")
+
+
+def _no_double_backward(err: RuntimeError) -> bool:
+    """Whether an error says an operation has no double backward (a derivative of a backward
+    that PyTorch does not implement)."""
+    text = str(err)
+    return "not implemented" in text and ("derivative" in text or "double backward" in text)
+
+
 class Problem:
     """A model, a loss and data seen as a function of one flat parameter vector.
 
@@ -326,6 +337,13 @@ class Problem:
         Run the model on a few samples of the first batch at construction, so that a wrong
         shape, dtype or device fails here with a clear message. Skip it where the caller has just
         run the model on that batch.
+    hvp:
+        How Hessian-vector products are computed: ``"exact"`` (double backward) or
+        ``"finite-difference"`` (central differences of two gradients, for models where double
+        backward cannot run; see :meth:`finite_difference_hvp` for its error), or ``"auto"``
+        (exact, falling back to finite differences for good at the first product that finds
+        an operation without a double backward; :attr:`hvp_method` and
+        :attr:`hvp_fallback` then say so). A finite-difference Problem caches no graph.
     batch_stats:
         Accept batch norm in training mode (each batch normalized by its own statistics, as in
         training); the caller keeps its running statistics (``core.modules.aside``). Other
@@ -344,9 +362,19 @@ class Problem:
         point: Tensor | None = None,
         check: bool = True,
         batch_stats: bool = False,
+        hvp: str = "exact",
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ProblemError(f"model must be a torch.nn.Module, got {_describe(model)}")
+        if hvp not in HVP_METHODS:
+            raise ProblemError(
+                f"hvp is {hvp!r}: expected one of {list(HVP_METHODS)} ('finite-difference' "
+                "where double backward cannot run, 'auto' to fall back to it there)"
+            )
+        self._hvp_auto = hvp == "auto"
+        self.hvp_method = "exact" if hvp == "auto" else hvp
+        # Why an "auto" Problem fell back to finite differences (None while exact).
+        self.hvp_fallback: str | None = None
         if not callable(loss_fn):
             raise ProblemError(
                 f"loss_fn must be callable as loss_fn(outputs, targets), got {_describe(loss_fn)}"
@@ -413,7 +441,7 @@ class Problem:
         self._has_rnn = any(isinstance(m, nn.RNNBase) for m in model.modules())
         if cache_graph == "auto":
             cache_graph = self._one_batch
-        self.cache_graph = bool(cache_graph)
+        self.cache_graph = bool(cache_graph) and self.hvp_method == "exact"
         self.hvp_count = 0
         self.gradient_count = 0
         self._graph: tuple[list[Tensor], list[Tensor]] | None = None
@@ -560,6 +588,11 @@ class Problem:
             self._graph = self._build_graph()
         return self.flatten(g.detach() for g in self._graph[1])
 
+    def release_graph(self) -> None:
+        """Free the cached gradient graph (the next product or cached gradient rebuilds it);
+        the loss at the point stays known."""
+        self._graph = None
+
     def loss_and_gradient(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
         """``F(theta)`` and its gradient, in one pass over the data."""
         leaves = self._leaves(self.point if theta is None else theta)
@@ -596,28 +629,103 @@ class Problem:
         return leaves, grads
 
     def hvp(self, v: Tensor) -> Tensor:
-        """The Hessian-vector product ``H v`` at the point (one count of :attr:`hvp_count`)."""
+        """The Hessian-vector product ``H v`` at the point (one count of :attr:`hvp_count`).
+
+        By double backward, exact to round-off; with ``hvp="finite-difference"``, by central
+        differences of two gradients (see :meth:`finite_difference_hvp`)."""
         if v.shape != (self.num_params,):
             raise ProblemError(
                 f"expected a vector of {self.num_params} entries (the selected parameters), "
                 f"got a tensor of shape {tuple(v.shape)}"
             )
         v = v.to(device=self.device, dtype=self.dtype)
+        if self.hvp_method == "finite-difference":
+            return self.finite_difference_hvp(v)
+        try:
+            return self._exact_hvp(v)
+        except RuntimeError as err:
+            if not (self._hvp_auto and _no_double_backward(err)):
+                raise
+            self.hvp_count -= 1
+            self.hvp_method = "finite-difference"
+            self.hvp_fallback = first_line(err)
+            self.cache_graph = False
+            self.release_graph()
+            return self.finite_difference_hvp(v)
+
+    def _exact_hvp(self, v: Tensor) -> Tensor:
         parts = list(self.split(v).values())
         self.hvp_count += 1
+        # The product accumulates into one flat buffer through the leaves' .grad (views of
+        # it): a list of per-tensor results and its concatenation would hold it twice.
+        out = torch.zeros_like(v)
         with self._context():
             if self.cache_graph:
                 if self._graph is None:
                     self._graph = self._build_graph()
                 leaves, grads = self._graph
-                return self.flatten(torch.autograd.grad(grads, leaves, parts, retain_graph=True))
-            hv = torch.zeros_like(v)
+                self._backward_into(out, leaves, grads, parts, retain=True)
+                return out
             for i, (w, inputs, targets) in enumerate(self.batches()):
                 leaves = self._leaves(self.point)
                 loss = self._leaf_loss(leaves, inputs, targets, i)
                 gs = torch.autograd.grad(w * loss, leaves, create_graph=True)
-                hv += self.flatten(torch.autograd.grad(gs, leaves, parts))
-            return hv
+                self._backward_into(out, leaves, list(gs), parts, retain=False)
+            return out
+
+    def _backward_into(
+        self,
+        out: Tensor,
+        leaves: list[Tensor],
+        grads: list[Tensor],
+        parts: list[Tensor],
+        retain: bool,
+    ) -> None:
+        for leaf, view in zip(leaves, self.split(out).values()):
+            leaf.grad = view  # autograd adds into a leaf's existing .grad in place
+        try:
+            used = [(g, p) for g, p in zip(grads, parts) if g.requires_grad]
+            if used:
+                torch.autograd.backward(
+                    [g for g, _ in used],
+                    [p for _, p in used],
+                    inputs=leaves,
+                    retain_graph=retain,
+                )
+        finally:
+            for leaf in leaves:
+                leaf.grad = None
+
+    def finite_difference_hvp(self, v: Tensor, step: float | None = None) -> Tensor:
+        """``H v`` by central differences of gradients, ``(g(x + h u) - g(x - h u)) / 2h`` times
+        ``|v|`` with ``u = v / |v|``: two gradient passes and no double backward, for models
+        where double backward cannot run.
+
+        The default step is ``h = eps^(1/3) max(1, rms(x))`` (eps of the model's dtype, rms the
+        parameters' root mean square), which balances the O(h^2) truncation against round-off
+        in the gradients. Its error is stated in docs/reliability.md: about 1e-4 to 1e-3
+        relative on smooth float32 models, far more where the step crosses the kinks of ReLU
+        or max pooling (the difference then sees jumps of the gradient that the Hessian,
+        defined almost everywhere, does not)."""
+        if v.shape != (self.num_params,):
+            raise ProblemError(
+                f"expected a vector of {self.num_params} entries (the selected parameters), "
+                f"got a tensor of shape {tuple(v.shape)}"
+            )
+        v = v.to(device=self.device, dtype=self.dtype)
+        self.hvp_count += 1
+        norm = float(v.norm())
+        if norm == 0.0:
+            return torch.zeros_like(v)
+        if step is None:
+            eps = torch.finfo(self.dtype).eps
+            rms = float(self.point.norm()) / self.num_params**0.5
+            step = eps ** (1 / 3) * max(1.0, rms)
+        scale = step / norm
+        plus = self.loss_and_gradient(self.point + scale * v)[1]
+        minus = self.loss_and_gradient(self.point - scale * v)[1]
+        self.gradient_count -= 2  # counted as one product, not as gradients
+        return plus.sub_(minus).div_(2 * scale)
 
     def ggn_vp(self, v: Tensor) -> Tensor:
         """The generalized Gauss-Newton product ``J^T H_out J v`` (Schraudolph 2002).
@@ -704,9 +812,15 @@ class Problem:
                 # flat vector costs about twice as much.
                 # Targets may be None: a model computing its own loss from its inputs.
                 dims = (None, 0, 0 if targets is not None else None)
-                per = torch.func.vmap(torch.func.grad(sample_loss), in_dims=dims)(
-                    self.split(self.point), inputs, targets
-                )
+                with warnings.catch_warnings():
+                    # vmap over kernels without a batching rule (the LSTM's) runs them sample
+                    # by sample and says so at every call; the result is the same.
+                    warnings.filterwarnings(
+                        "ignore", "There is a performance drop because we have not yet", UserWarning
+                    )
+                    per = torch.func.vmap(torch.func.grad(sample_loss), in_dims=dims)(
+                        self.split(self.point), inputs, targets
+                    )
                 grads = torch.cat([per[name].reshape(n, -1) for name in self.names], 1)
             except (RuntimeError, NotImplementedError, ValueError):
                 grads = self._per_sample_loop(inputs, targets)
@@ -752,6 +866,7 @@ class Problem:
             point=self.point.to(torch.float64),
             check=False,
             batch_stats=self._batch_stats,
+            hvp="auto" if self._hvp_auto and self.hvp_fallback is None else self.hvp_method,
         )
 
     def at(self, theta: Tensor) -> Problem:

@@ -138,11 +138,23 @@ def sharpness(
     }
 
 
+def dot64(a: Tensor, b: Tensor, chunk: int = 1 << 16) -> float:
+    """``a . b`` accumulated in float64, a chunk at a time (no float64 copy of the vectors): a
+    float32 sum over millions of products loses digits (6e-4 of g^T g on ResNet-18's 11M
+    parameters)."""
+    if a.dtype == torch.float64:
+        return float(torch.dot(a, b))
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
+    for i in range(0, a.numel(), chunk):
+        total += torch.dot(a[i : i + chunk].double(), b[i : i + chunk].double())
+    return float(total)
+
+
 def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str, float]]:
     """``H g`` and the curvature along the gradient: g^T g, g^T H g and their ratio; one
     Hessian-vector product."""
     hg = problem.hvp(grad)
-    gtg, gthg = float(torch.dot(grad, grad)), float(torch.dot(grad, hg))
+    gtg, gthg = dot64(grad, grad), dot64(grad, hg)
     return hg, {
         schema.GTG: gtg,
         schema.GTHG: gthg,
@@ -153,18 +165,18 @@ def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str
 def predicted_change(problem: Problem, grad: Tensor, hg: Tensor, update: Tensor) -> float:
     """The second-order prediction ``g^T d + d^T H d / 2`` of the loss change of the update d,
     given ``hg = H g``: one more product, none when d is along g (plain SGD)."""
-    return float(torch.dot(grad, update)) + 0.5 * _dthd(problem, grad, hg, update)
+    return dot64(grad, update) + 0.5 * _dthd(problem, grad, hg, update)
 
 
 def _dthd(problem: Problem, g: Tensor, hg: Tensor, d: Tensor) -> float:
     # With d = a g + e, d^T H d = a^2 g^T H g + 2 a e^T H g + e^T H e, and the last term is
     # negligible when |e| <= 1e-4 |d|.
-    gg = float(torch.dot(g, g))
-    a = float(torch.dot(d, g)) / gg if gg > 0 else 0.0
+    gg = dot64(g, g)
+    a = dot64(d, g) / gg if gg > 0 else 0.0
     e = d - a * g
     if gg > 0 and float(e.norm()) <= 1e-4 * float(d.norm()):
-        return a * a * float(torch.dot(g, hg)) + 2 * a * float(torch.dot(e, hg))
-    return float(torch.dot(d, problem.hvp(d)))
+        return a * a * dot64(g, hg) + 2 * a * dot64(e, hg)
+    return dot64(d, problem.hvp(d))
 
 
 def actual_change(problem: Problem, update: Tensor) -> float:

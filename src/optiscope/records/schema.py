@@ -84,6 +84,10 @@ LAMBDA_MIN = "lambda_min"
 SHARPNESS_HVPS = "sharpness_hvps"
 STABILITY_THRESHOLD = "stability_threshold"
 THRESHOLD_PRECONDITIONED = "threshold_preconditioned"
+# Written by the curvature and sharpness probes only where their Hessian-vector products were
+# finite differences of gradients ("finite-difference": an operation had no double backward);
+# absent, they were exact.
+HVP_METHOD = "hvp_method"
 # The noise probe (McCandlish et al. 2018):
 BATCH_SIZE = "batch_size"
 GRAD_NORM_SQ = "grad_norm_sq"
@@ -184,3 +188,18 @@ SUMMARY = "summary"
 EVIDENCE = "evidence"
 REMEDY = "remedy"
 MEASURED = "measured"  # false for a fixed statement (a theorem), not read from the run
+
+# The blockwise_spectra analysis (``optiscope analyze --blocks --out DIR``; Zhang et al. 2024):
+# the Hessian's diagonal block of each parameter block, written at the analysed point.
+BLOCKWISE_SPECTRA = "blockwise_spectra"  # an analysis record's name
+BLOCKS = "blocks"  # one entry per block: NAME, PARAMS, SIZE, LARGEST, SMALLEST, HVPS, DENSITY
+PARAMS = "params"  # a block's parameter names
+SIZE = "size"  # a block's number of parameters
+LARGEST = "largest"  # a block's extreme eigenvalues
+SMALLEST = "smallest"
+DISTANCES = "distances"  # the blocks' pairwise Jensen-Shannon distances (a list of rows)
+HETEROGENEITY = "heterogeneity"  # their mean over pairs
+SPREAD = "spread"  # the largest block sharpness over the smallest positive one
+HETEROGENEOUS = "heterogeneous"  # whether one learning rate cannot suit them all
+ADVICE = "advice"  # what the difference supports, in words
+# Also GRID (the normalized eigenvalue grid of every block's DENSITY) and HVPS (the total).

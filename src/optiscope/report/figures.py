@@ -564,3 +564,83 @@ def fig_surface(run: Run) -> str:
             title="loss surface with the training trajectory",
         )
     )
+
+
+# Blockwise spectra: densities overlaid for at most this many blocks (more lines are a blur);
+# the heat map of distances shows every block, named where there are few enough to read.
+SHOWN_BLOCKS = 10
+_NAMED_BLOCKS = 20
+
+
+def block_entries(rec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The blocks of a ``blockwise_spectra`` record that are mappings (a record read back may
+    hold anything)."""
+    blocks = rec.get(schema.BLOCKS)
+    return [b for b in blocks if isinstance(b, Mapping)] if isinstance(blocks, list) else []
+
+
+def block_distances(rec: Mapping[str, Any], n: int) -> np.ndarray | None:
+    """The record's ``n`` x ``n`` matrix of Jensen-Shannon distances, None where it is not one
+    (wrong shape, or a value that is no number)."""
+    rows = rec.get(schema.DISTANCES)
+    if (
+        n < 2
+        or not isinstance(rows, list)
+        or len(rows) != n
+        or not all(isinstance(row, list) and len(row) == n for row in rows)
+    ):
+        return None
+    matrix = np.array([[_float(v) for v in row] for row in rows], dtype=np.float64)
+    return matrix if np.isfinite(matrix).all() else None
+
+
+def fig_blocks(run: Run) -> str:
+    """Each block's normalized spectral density, overlaid, beside the heat map of the blocks'
+    pairwise Jensen-Shannon distances."""
+    rec = run.analysis(schema.BLOCKWISE_SPECTRA)
+    if rec is None:
+        raise NoData(f'the "{schema.BLOCKWISE_SPECTRA}" analysis record (spectra per block)')
+    blocks = block_entries(rec)
+    grid = np.array(_numbers(rec.get(schema.GRID)), dtype=np.float64)
+    curves = []
+    for b in blocks:
+        dens = np.array(_numbers(b.get(schema.DENSITY)), dtype=np.float64)
+        if grid.size > 1 and dens.size == grid.size and np.isfinite(dens).all():
+            curves.append((str(b.get(schema.NAME, "?")), dens))
+    dist = block_distances(rec, len(blocks))
+    if not curves and dist is None:
+        raise NoData("the blocks' densities or their distances in the blockwise_spectra record")
+    fig = _new(10.0, 3.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    for i, (name, dens) in enumerate(curves[:SHOWN_BLOCKS]):
+        ax1.plot(grid, dens, color=f"C{i}", linewidth=1.2, label=_plot.plain(name))
+    if curves:
+        shown = f" ({SHOWN_BLOCKS} of {len(curves)} blocks)" if len(curves) > SHOWN_BLOCKS else ""
+        ax1.legend(loc="upper left", fontsize="small", ncols=2 if len(curves) > 5 else 1)
+    else:
+        shown = ""
+        ax1.text(0.5, 0.5, "no density recorded", ha="center", va="center", transform=ax1.transAxes)
+    peaks = [float(d.max()) for _, d in curves[:SHOWN_BLOCKS] if d.max() > 0]
+    if peaks:  # most of a spectrum sits near zero: a log scale shows the tails' shapes
+        ax1.set_yscale("log")
+        ax1.set_ylim(max(peaks) * 1e-6, max(peaks) * 2)
+    ax1.axvline(0.0, color="0.6", linestyle="--", linewidth=0.8)
+    ax1.set(
+        xlabel="eigenvalue / the block's spectral radius",
+        ylabel="share of the block's spectrum",
+        title="each block's spectrum on its own scale" + shown,
+    )
+    ax1.grid(True, alpha=0.3)
+    if dist is None:
+        ax2.text(
+            0.5, 0.5, "no distances recorded", ha="center", va="center", transform=ax2.transAxes
+        )
+    else:
+        image = ax2.imshow(dist, vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+        fig.colorbar(image, ax=ax2, label="Jensen-Shannon distance")
+        if len(blocks) <= _NAMED_BLOCKS:
+            names = [_plot.plain(str(b.get(schema.NAME, "?"))) for b in blocks]
+            ax2.set_xticks(range(len(blocks)), labels=names, rotation=90, fontsize="small")
+            ax2.set_yticks(range(len(blocks)), labels=names, fontsize="small")
+    ax2.set(title="distance between the blocks' spectra")
+    return _svg(fig)

@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from optiscope.core.errors import OptiscopeError
 from optiscope.core.stats import number
 from optiscope.diagnosis.findings import (
@@ -38,7 +40,10 @@ from optiscope.report.figures import (
     Figure,
     NoData,
     Run,
+    block_distances,
+    block_entries,
     fig_b_simple,
+    fig_blocks,
     fig_cliffs,
     fig_curvature,
     fig_density,
@@ -285,6 +290,11 @@ _FINAL_POINT_FIELDS = (
 
 def _extras(r: _Renderer, challenge: str) -> str:
     run = r.run
+    if challenge == ILL_CONDITIONING and run.analysis(schema.BLOCKWISE_SPECTRA) is not None:
+        return (
+            "<p>Each layer's own curvature, and whether one learning rate suits them all, is in "
+            'the <a href="#blockwise-spectra">blockwise spectra</a>.</p>'
+        )
     if challenge == LOCAL_MINIMA:
         return (
             '<p>The loss and the gradient norm over the run are in the <a href="#overview">'
@@ -324,6 +334,79 @@ def _extras(r: _Renderer, challenge: str) -> str:
     return ""
 
 
+_BLOCKS_FIGURE = Figure(
+    "Left: each block's Hessian spectral density on its own scale (eigenvalues over the block's "
+    "spectral radius; stochastic Lanczos quadrature). Right: the Jensen-Shannon distance between "
+    "each pair of blocks' densities (0: the same shape, 1: no overlap).",
+    fig_blocks,
+)
+
+
+def _blocks_section(r: _Renderer) -> str:
+    """The ``blockwise_spectra`` analysis: one row per block, how far apart the blocks are, the
+    advice the record states and its figure; nothing when the run has no such record."""
+    rec = r.run.analysis(schema.BLOCKWISE_SPECTRA)
+    if rec is None:
+        return ""
+    parts = [
+        '<section id="blockwise-spectra"><h2>Blockwise spectra</h2>',
+        "<p>The Hessian's diagonal block of each parameter block (a layer's weight and bias, "
+        "or a named group), measured at the analysed point with the other parameters held "
+        "(Zhang et al. 2024, <i>Why Transformers Need Adam: A Hessian Perspective</i>): its "
+        "extreme eigenvalues, and its spectral density on its own scale, whose shapes are "
+        "compared between blocks by the Jensen-Shannon distance.</p>",
+    ]
+    advice = rec.get(schema.ADVICE)
+    if isinstance(advice, str) and advice:
+        parts.append(f'<p class="remedy"><b>What it supports:</b> {esc(advice)}</p>')
+    blocks = block_entries(rec)
+    if not blocks:
+        parts.append(_missing(f'the blocks of the "{schema.BLOCKWISE_SPECTRA}" analysis record'))
+        parts.append("</section>")
+        return "\n".join(parts)
+    names = [str(b.get(schema.NAME, "?")) for b in blocks]
+    dist = block_distances(rec, len(blocks))
+    rows = []
+    for i, (name, b) in enumerate(zip(names, blocks)):
+        mean = None if dist is None else float(dist[i].sum() / (len(blocks) - 1))
+        cells = (name, b.get(schema.SIZE), b.get(schema.SMALLEST), b.get(schema.LARGEST), mean)
+        rows.append("<tr>" + "".join(f"<td>{esc(_fmt(c))}</td>" for c in cells) + "</tr>")
+    parts.append(
+        '<table class="blocks"><tr><th>block</th><th>parameters</th><th>smallest eigenvalue</th>'
+        "<th>largest eigenvalue</th><th>mean Jensen-Shannon distance to the others</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    facts: list[tuple[str, Any]] = [("blocks", len(blocks))]
+    spread = number(rec.get(schema.SPREAD))
+    if spread is not None:
+        facts.append(
+            (
+                "sharpness spread",
+                f"{_fmt(spread)}x (the largest block eigenvalue over the smallest positive one)",
+            )
+        )
+    het = number(rec.get(schema.HETEROGENEITY))
+    if het is not None:
+        facts.append(("mean Jensen-Shannon distance", f"{_fmt(het)} (over pairs of blocks)"))
+    if dist is not None:
+        upper = np.triu_indices(len(blocks), 1)
+        k = int(dist[upper].argmax())
+        i, j = int(upper[0][k]), int(upper[1][k])
+        facts.append(("most different pair", f"{names[i]} and {names[j]}: {_fmt(dist[i, j])}"))
+    else:
+        facts.append(("distances", "not recorded as a matrix of one row per block"))
+    if isinstance(rec.get(schema.HETEROGENEOUS), bool):
+        facts.append(("heterogeneous", rec[schema.HETEROGENEOUS]))
+    facts.append(("Hessian-vector products (of a block)", rec.get(schema.HVPS)))
+    parts.append("<h3>Between the blocks</h3>" + _table((k, v) for k, v in facts if v is not None))
+    figure = r.figure(_BLOCKS_FIGURE)
+    if figure:
+        parts.append(f'<div class="figures">{figure}</div>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#222;
  max-width:1100px;margin:0 auto;padding:1.5em 2em;line-height:1.45;background:#fff}
@@ -348,7 +431,7 @@ table.verdicts th{color:#555;font-weight:600;border-bottom:2px solid #ddd}
 .figures>.missing{flex-basis:100%}
 figure{margin:.8em 0 1.2em;flex:1 1 460px;max-width:640px}
 figure svg{max-width:100%;height:auto;display:block}
-#overview figure{max-width:100%}
+#overview figure,#blockwise-spectra figure{max-width:100%}
 figcaption{color:#555;font-size:.9em}
 a{color:#1565c0}footer{color:#888;font-size:.85em;border-top:1px solid #ddd;padding-top:1em}
 """
@@ -425,6 +508,7 @@ def render_report(
         )
     overview = r.figure(_OVERVIEW)
     sections = [_finding_section(r, c, by_challenge.get(c)) for c in order]
+    sections.append(_blocks_section(r))
     if not r.plots:
         notes.append(
             "matplotlib is not installed, so the figures are left out: "

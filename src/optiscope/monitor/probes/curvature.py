@@ -13,11 +13,33 @@ from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.quantities.step import (
     actual_change,
+    dot64,
     gradient_curvature,
     predicted_change,
     stability_threshold,
 )
 from optiscope.records import schema
+
+
+def _gradient(problem: Any) -> Tensor:
+    """g at the point: from the cached graph where there is one (finite differences keep none)."""
+    g = problem.cached_gradient()
+    return problem.gradient() if g is None else g
+
+
+def _note_method(problem: Any, values: dict[str, Any]) -> None:
+    if problem.hvp_method != "exact":
+        values[schema.HVP_METHOD] = problem.hvp_method
+
+
+def _along_gradient(optimizer: Any) -> bool:
+    """Whether the optimizer's update is -lr g: plain SGD, no momentum or weight decay."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return False
+    return all(
+        not g.get("momentum", 0.0) and not g.get("weight_decay", 0.0)
+        for g in optimizer.param_groups
+    )
 
 
 class Curvature(Probe):
@@ -33,24 +55,32 @@ class Curvature(Probe):
         schema.GRADIENT_THRESHOLD,
         schema.PREDICTED_CHANGE,
         schema.ACTUAL_CHANGE,
+        schema.HVP_METHOD,
     )
 
     def __init__(self, every: int, setup: Setup) -> None:
         super().__init__(every, setup)
-        # The step's problem, g and Hg, kept until the optimizer's update is known.
-        self._pending: tuple[int, Any, Tensor, Tensor] | None = None
+        # The step's problem, kept until the optimizer's update is known; g and Hg too where
+        # the update will be along g (plain SGD), else the gradient's graph is rebuilt after
+        # the update: holding it, g and Hg through the optimizer's step would add three
+        # parameter-sized vectors to the peak.
+        self._pending: tuple[int, Any, Tensor | None, Tensor | None] | None = None
 
     def measure(self, ctx: StepContext) -> None:
         problem = ctx.problem()
-        g = problem.cached_gradient()
-        assert g is not None  # one batch: the graph is cached
+        g = _gradient(problem)
         hg, along = gradient_curvature(problem, g)
         ctx.values.update(along)
+        _note_method(problem, ctx.values)
         if ctx.optimizer is not None:
             th = stability_threshold(ctx.optimizer)
             if not th.preconditioned:
                 ctx.values[schema.GRADIENT_THRESHOLD] = th.value
-        self._pending = (ctx.step, problem, g, hg)
+        problem.release_graph()
+        if _along_gradient(ctx.optimizer):
+            self._pending = (ctx.step, problem, g, hg)
+        else:
+            self._pending = (ctx.step, problem, None, None)
 
     def after_update(self, ctx: StepContext) -> None:
         if self._pending is None or self._pending[0] != ctx.step:
@@ -58,11 +88,21 @@ class Curvature(Probe):
         _, problem, g, hg = self._pending
         self._pending = None
         with torch.no_grad():
-            new = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
-        d = new - problem.point
+            d = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
+            d.sub_(problem.point)
         with aside(ctx.module, batch_stats=True):
-            ctx.values[schema.PREDICTED_CHANGE] = predicted_change(problem, g, hg, d)
+            if g is not None and hg is not None:
+                ctx.values[schema.PREDICTED_CHANGE] = predicted_change(problem, g, hg, d)
+                del g, hg
+            else:
+                grad = _gradient(problem)
+                gtd = dot64(grad, d)
+                del grad
+                dthd = dot64(d, problem.hvp(d))
+                ctx.values[schema.PREDICTED_CHANGE] = gtd + 0.5 * dthd
+            problem.release_graph()
             ctx.values[schema.ACTUAL_CHANGE] = actual_change(problem, d)
+            _note_method(problem, ctx.values)
 
     def close(self) -> None:
         self._pending = None

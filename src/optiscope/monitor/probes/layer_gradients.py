@@ -5,16 +5,33 @@ A layer is a module that owns trainable parameters directly, in the model's orde
 for a feed-forward net). The layers' names are written on the run's first ``layer_gradients``
 record only, as they do not change; each record holds the norms in that order (0 for a layer
 whose parameters got no gradient). Vanishing or exploding gradients across depth (Deep Learning
-sec. 8.2.5) show as a slope of these norms over the layers.
+sec. 8.2.5) show as a slope of these norms over the layers. Under FSDP2 the per-parameter norms
+are already the whole model's (the cheap pass sums the shards' squares over the ranks), and a
+layer's kind is its own class, not the ``FSDP<name>`` subclass ``fully_shard`` gives it.
 """
 
 from __future__ import annotations
 
 import math
 
+from torch import Tensor, nn
+
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup, layers
+from optiscope.problem import distributed
 from optiscope.records import schema
+
+
+def named_layers(module: nn.Module, params: list[Tensor]) -> list[tuple[str, str, list[int]]]:
+    """:func:`~optiscope.monitor.probes.base.layers`, each kind the layer's own class name."""
+    found = layers(module, params)
+    if not distributed.sharded(params):
+        return found
+    modules = dict(module.named_modules())
+    return [
+        (name, distributed.class_name(modules[name]) if name in modules else kind, idx)
+        for name, kind, idx in found
+    ]
 
 
 class LayerGradients(Probe):
@@ -30,7 +47,7 @@ class LayerGradients(Probe):
 
     def measure(self, ctx: StepContext) -> None:
         if self._layers is None:
-            self._layers = layers(ctx.module, ctx.params)
+            self._layers = named_layers(ctx.module, ctx.params)
         norms = []
         each = ctx.grad_norms()
         for _, _, idx in self._layers:

@@ -38,6 +38,7 @@ class Sharpness(Probe):
         schema.SHARPNESS_HVPS,
         schema.STABILITY_THRESHOLD,
         schema.THRESHOLD_PRECONDITIONED,
+        schema.HVP_METHOD,
     )
 
     def __init__(self, every: int, setup: Setup) -> None:
@@ -84,6 +85,8 @@ class Sharpness(Probe):
                 self._warm["smallest"] = low.vectors[:, 0]
                 values[schema.LAMBDA_MIN] = float(low.values[0])
         values[schema.SHARPNESS_HVPS] = problem.hvp_count - start
+        if problem.hvp_method != "exact":
+            values[schema.HVP_METHOD] = problem.hvp_method
 
     def _start(self, problem: Any, which: str, step: int) -> Tensor | None:
         """The last eigenvectors plus a random part, which keeps Lanczos from missing a new

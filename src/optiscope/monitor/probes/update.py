@@ -1,5 +1,8 @@
 """The update: its size and its ratio to the parameters (a copy of the parameters before the
-optimizer's step, compared in place after it), and the path length the run has travelled."""
+optimizer's step, compared in place after it), and the path length the run has travelled.
+
+Under FSDP2 each rank copies and compares its own shards, and one all-reduce of the squared
+norms gives the whole update's."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from torch import Tensor
 
 from optiscope.core.stats import finite
 from optiscope.monitor.context import StepContext
-from optiscope.monitor.probes.base import Probe, Setup, layers
-from optiscope.monitor.probes.layer_gradients import LayerGradients
+from optiscope.monitor.probes.base import Probe, Setup
+from optiscope.monitor.probes.layer_gradients import LayerGradients, named_layers
+from optiscope.problem import distributed
 from optiscope.records import schema
 
 
@@ -28,7 +32,11 @@ class Update(Probe):
         self.quantities = setup.quantities
         if schema.PARAM_NORM in self.quantities or schema.UPDATE_RATIO in self.quantities:
             self.needs = self.needs | {schema.PARAM_NORM}
-        self.detached = [p.detach() for p in setup.params]
+        self._params = setup.params
+        self._sharded = distributed.sharded(setup.params)
+        # Views that follow in-place updates of the parameters: built once, not every step
+        # (a sharded parameter's local tensor is taken anew, as fully_shard may swap it).
+        self.detached = [] if self._sharded else [p.detach() for p in setup.params]
         # Per-layer update norms ride along where per-layer gradients are recorded: the update's
         # per-parameter norms are computed for its total anyway.
         self._by_layer = bool(setup.every.get(LayerGradients.name))
@@ -43,12 +51,20 @@ class Update(Probe):
         if ctx.optimizer is None:
             return  # no update to compare with (the parameter norm is still recorded)
         with torch.no_grad():
+            now = self._now()[0]
             # One buffer for the run, refilled in place.
             if self._before is None:
-                self._before = [t.clone() for t in self.detached]
+                self._before = [t.clone() for t in now]
             else:
-                torch._foreach_copy_(self._before, self.detached)
+                torch._foreach_copy_(self._before, now)
         self._taken = ctx.step
+
+    def _now(self) -> tuple[list[Tensor], list[float] | None]:
+        """The parameters as this rank holds them, the whole or its shards, and for shards the
+        weights of their squares in the whole's (:func:`distributed.shard_parts`)."""
+        if not self._sharded:
+            return self.detached, None
+        return distributed.shard_parts(self._params)
 
     def after_update(self, ctx: StepContext) -> None:
         if self._taken != ctx.step or self._before is None:
@@ -56,8 +72,11 @@ class Update(Probe):
         self._taken = None
         with torch.no_grad():
             # In place: the buffer is refilled from the parameters at the next measurement.
-            torch._foreach_sub_(self._before, self.detached)
+            now, weights = self._now()
+            torch._foreach_sub_(self._before, now)
             each = torch.stack(torch._foreach_norm(self._before)).tolist() if self._before else []
+        if weights is not None:  # this rank's shards: the whole update's norms over the ranks
+            each = distributed.global_norms(each, weights, self._params[0])
         unorm = math.sqrt(sum(v * v for v in each))
         if self._by_layer:
             self._emit_layers(ctx, each)
@@ -71,7 +90,7 @@ class Update(Probe):
 
     def _emit_layers(self, ctx: StepContext, each: list[float]) -> None:
         if self._layers is None:
-            self._layers = layers(self._module, ctx.params)
+            self._layers = named_layers(self._module, ctx.params)
         record: dict = {schema.TYPE: schema.LAYER_UPDATES, schema.STEP: ctx.step}
         if not self._named:
             record[schema.NAMES] = [name for name, _, _ in self._layers]
