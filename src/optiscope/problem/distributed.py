@@ -156,8 +156,9 @@ def hidden_norms(norms: Mapping[str, list[float]], like: Tensor) -> dict[str, li
 
 # -- sharded parameters: FSDP2's fully_shard (DTensor) -------------------------------------------
 
-# The tiers that measure a sharded model: norms, which add up over the shards.
-SHARDED_TIERS = ("update", "layer_gradients")
+# The tiers that measure a sharded model: norms, which add up over the shards, and the
+# curvature along the gradient, by finite differences of the model's own gradients.
+SHARDED_TIERS = ("update", "layer_gradients", "curvature")
 
 
 class ShardingError(OptiscopeError):

@@ -3,6 +3,7 @@ the second-order prediction of the step's loss change against the actual change.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -11,6 +12,8 @@ from torch import Tensor
 from optiscope.core.modules import aside
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
+from optiscope.problem import distributed
+from optiscope.problem.problem import call_loss, call_model, scalar_loss
 from optiscope.quantities.step import (
     actual_change,
     dot64,
@@ -30,6 +33,72 @@ def _gradient(problem: Any) -> Tensor:
 def _note_method(problem: Any, values: dict[str, Any]) -> None:
     if problem.hvp_method != "exact":
         values[schema.HVP_METHOD] = problem.hvp_method
+
+
+def sharded_gradient_curvature(ctx: StepContext) -> dict[str, float]:
+    """g^T g and g^T H g of a sharded (FSDP2) model, by central differences of gradients.
+
+    FSDP2 gathers the shards into the layers in a hook, so the sharded parameters are no leaves
+    of the graph the forward pass builds: no double backward reaches them (``autograd.grad``
+    finds them unused). Three passes through the model's own forward and backward, on every
+    rank together: g, then g at ``x +- h g/|g|`` (h as :meth:`Problem.finite_difference_hvp`).
+    The shards are put back bit for bit and the training's gradients restored."""
+    assert ctx.batch is not None and ctx.loss_fn is not None  # the probe declares them
+    ctx.aside()
+    params = ctx.params
+    inputs, targets = ctx.batch
+    loss_fn = ctx.loss_fn
+    kept = [p.grad for p in params]
+    shards = [distributed.local(p) for p in params]
+    saved = [t.detach().clone() for t in shards]
+    _, weights = distributed.shard_parts(params)
+
+    def gradient() -> list[Tensor | None]:
+        for p in params:
+            p.grad = None
+        loss = call_loss(loss_fn, call_model(ctx.module, inputs), targets)
+        scalar_loss(loss, f"at step {ctx.step}").backward()
+        return [None if p.grad is None else distributed.local(p.grad) for p in params]
+
+    def dot(a: list[Tensor | None], b: list[Tensor | None]) -> float:
+        local = sum(
+            w * dot64(x.reshape(-1), y.reshape(-1))
+            for x, y, w in zip(a, b, weights)
+            if x is not None and y is not None
+        )
+        return distributed.sums([float(local)], params[0])[0] if distributed.active() else local
+
+    try:
+        g = gradient()
+        gtg = dot(g, g)
+        if gtg == 0.0:
+            return {schema.GTG: 0.0, schema.GTHG: 0.0, schema.CURVATURE_ALONG_GRADIENT: math.nan}
+        size = sum(p.numel() for p in params)  # a DTensor's numel is the whole's
+        rms = math.sqrt(dot(saved, saved) / size)  # type: ignore[arg-type]
+        step = torch.finfo(params[0].dtype).eps ** (1 / 3) * max(1.0, rms)
+        scale = step / math.sqrt(gtg)
+        ends = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                for t, d in zip(shards, g):
+                    if d is not None:
+                        t.add_(d, alpha=sign * scale)
+            ends.append(gradient())
+            with torch.no_grad():
+                for t, s in zip(shards, saved):
+                    t.copy_(s)
+        gthg = (dot(g, ends[0]) - dot(g, ends[1])) / (2 * scale)
+    finally:
+        with torch.no_grad():
+            for t, s in zip(shards, saved):
+                t.copy_(s)
+        for p, kept_grad in zip(params, kept):
+            p.grad = kept_grad
+    return {
+        schema.GTG: gtg,
+        schema.GTHG: gthg,
+        schema.CURVATURE_ALONG_GRADIENT: gthg / gtg,
+    }
 
 
 def _along_gradient(optimizer: Any) -> bool:
@@ -67,6 +136,16 @@ class Curvature(Probe):
         self._pending: tuple[int, Any, Tensor | None, Tensor | None] | None = None
 
     def measure(self, ctx: StepContext) -> None:
+        if distributed.sharded(ctx.params):
+            # FSDP2: the curvature along g only, by differences of the model's own gradients.
+            ctx.values.update(sharded_gradient_curvature(ctx))
+            ctx.values[schema.HVP_METHOD] = "finite-difference"
+            self._pending = None
+            if ctx.optimizer is not None:
+                th = stability_threshold(ctx.optimizer)
+                if not th.preconditioned:
+                    ctx.values[schema.GRADIENT_THRESHOLD] = th.value
+            return
         problem = ctx.problem()
         g = _gradient(problem)
         hg, along = gradient_curvature(problem, g)
