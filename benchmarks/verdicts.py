@@ -114,7 +114,7 @@ def fresh(found: list, offset: int = 100) -> list:
 
 def summary(rows: list[dict]) -> str:
     out = []
-    for split in ("tune", "held", "fresh", "final", "final2", "final3", "final4"):
+    for split in ("tune", "held", "fresh", "final", "final2", "final3", "final4", "final5"):
         mine = [r for r in rows if r["split"] == split]
         if not mine:
             continue
@@ -149,7 +149,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--split",
-        choices=("tune", "held", "fresh", "final", "final2", "final3", "final4", "seen", "all"),
+        choices=(*SPLITS, "seen", "all"),
         default="tune",
     )
     ap.add_argument(

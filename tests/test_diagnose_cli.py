@@ -40,6 +40,7 @@ def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys
         "interpolation",
         "trajectory",
         "surface",
+        "exact_steps",
     }
     # The smoothed Hessian spectral density of the end point integrates to one (to the kernel's
     # tails) and spans the extreme eigenvalues that Lanczos found there.

@@ -316,6 +316,59 @@ def test_inexact_gradients_is_judged_against_progress():
     assert detect_inexact_gradients(with_values([{schema.LOSS: 1.0}])).severity == "info"
 
 
+def _exact(start, end, exact, own, steps=20, samples=512):
+    return {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.EXACT_STEPS,
+        schema.STEPS: steps,
+        schema.SAMPLES: samples,
+        schema.LOSS_START: start,
+        schema.LOSS: end,
+        schema.LOSS_EXACT: exact,
+        schema.LOSS_MINIBATCH: own,
+    }
+
+
+def test_exact_steps_decide_whether_noise_holds_the_run_up():
+    # A run that looks converged through its minibatch losses: the old rules call it ok.
+    converged = with_values(_noise_rows(60, 2000.0, -1.0, 8, 0.5, lambda i: 2.0 * 0.9**i))
+    assert detect_inexact_gradients(converged).severity == "ok"
+    # Exact steps regain 0.3 of the 1.0 the run gained; its own minibatch steps regain 0.05.
+    f = detect_inexact_gradients([*converged, _exact(2.0, 1.0, 0.7, [1.0, 0.9])])
+    assert f.severity == "warning" and "raise the batch size toward 80" in f.remedy
+    assert f.summary.startswith(
+        "gradient noise holds the run up: 20 steps from the end on the exact gradient of 512 "
+        "samples take the training loss 1 -> 0.7 (30% of all the run gained, 2 -> 1), as many "
+        "on the run's own minibatches 1 -> 0.95"
+    )
+    assert f.evidence["exact_share_of_run_gain"] == pytest.approx(0.3)
+    # The minibatch steps do nearly as well (0.25 of 0.3): no charge on the noise.
+    f = detect_inexact_gradients([*converged, _exact(2.0, 1.0, 0.7, [0.75, 0.75])])
+    assert f.severity == "ok"
+    # Under 8% of the run's gain: not held up.
+    assert detect_inexact_gradients([*converged, _exact(2.0, 1.0, 0.93, [1.0])]).severity == "ok"
+    # A run that gained nothing (a plateau): the share is meaningless, the floor decides.
+    flat = _exact(2.0, 1.9999, 1.999, [2.0])
+    assert detect_inexact_gradients([*converged, flat]).severity == "ok"
+    # Noise that the old rules charge (each step's own-batch gain undone) is cleared where exact
+    # steps regain under 2% of the run's gain.
+    stalled = _noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0 - 0.5 * min(i, 20) / 20)
+    stalled = with_values([{**r, schema.ACTUAL_CHANGE: -0.1} for r in stalled])
+    assert detect_inexact_gradients(stalled).severity == "warning"
+    f = detect_inexact_gradients([*stalled, _exact(2.0, 1.5, 1.495, [1.5, 1.5])])
+    assert f.severity == "ok" and f.summary.startswith(
+        "gradient noise dominates (the critical batch size B_simple is 2e+03 against the batch "
+        "of 8, signal-to-noise 0.02) without holding the run up: 20 steps"
+    )
+    # An analysis that could not run leaves the old rules in charge, and says why.
+    failed = {**_exact(2.0, 1.5, 1.4, [1.5]), schema.ERROR: "the data is a loader"}
+    f = detect_inexact_gradients([*stalled, failed])
+    assert f.severity == "warning" and f.evidence["exact_steps_error"] == "the data is a loader"
+    # Noise that does not dominate (B above B_simple) is not charged, exact steps or not.
+    fine = with_values(_noise_rows(60, 100.0, 1.0, 128, 5.0, lambda i: 2.0 * 0.9**i))
+    assert detect_inexact_gradients([*fine, _exact(2.0, 1.0, 0.7, [1.0])]).severity == "ok"
+
+
 def test_ill_conditioning_is_judged_on_the_optimizers_step():
     # The book's g^T H g growth alone is evidence: a sharpening run that trains well shows it.
     rows = [

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from optiscope.diagnosis.findings import CHALLENGES  # noqa: E402
-from verdicts import run_case  # noqa: E402
-from zoo import FAMILIES, cases  # noqa: E402
+from verdicts import run_case, summary  # noqa: E402
+from zoo import FAMILIES, SPLITS, cases  # noqa: E402
 
 FAST = [
     "ill-conditioning-mlp-sgd-scaled",
@@ -49,6 +50,59 @@ def test_the_zoo_covers_every_challenge_and_family_on_both_splits():
         assert sum(c.challenge == challenge for c in final) >= 4, challenge
     assert sum(c.challenge is None for c in final) >= 20
     assert {c.family for c in final} == set(FAMILIES)
+
+
+def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_every_family():
+    # The sixth held-out set, written after final4 was seen: 7 inexact-gradients runs on batches
+    # of 1 to 8 and 7 healthy controls on 1 to 16, each over every family and optimizer.
+    assert "final5" in SPLITS
+    final5 = [c for c in cases() if c.split == "final5"]
+    planted = [c for c in final5 if c.challenge is not None]
+    controls = [c for c in final5 if c.challenge is None]
+    assert len(planted) == 7 and len(controls) == 7
+    assert {c.challenge for c in planted} == {"inexact-gradients"}
+    for group, most in ((planted, 8), (controls, 16)):
+        assert {c.family for c in group} == set(FAMILIES)
+        assert {c.optimizer.split("+")[0] for c in group} == {"sgd", "momentum", "adam", "adamw"}
+        for c in group:
+            exp = c.build(c.seed)
+            assert exp.name == c.name and c.name.startswith("final5-")
+            assert 1 <= exp.config["batch_size"] <= most, c.name
+            # The hand check's large-batch reference is the same builder at batch 64.
+            assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+            assert "batches of 64" in c.why or "full-batch" in c.why, c.name
+    for c in planted:
+        assert "|mean gradient|^2 at the start" in c.why, c.name
+
+
+def test_final5_builders_are_deterministic_from_their_seed():
+    for c in [c for c in cases() if c.split == "final5"]:
+        a, b = c.build(c.seed), c.build(c.seed)
+        pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
+        pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
+        assert torch.equal(pa, pb), c.name
+        (xa, ya), (xb, yb) = next(iter(a.data)), next(iter(b.data))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb), c.name
+        assert torch.equal(a.eval_data[0], b.eval_data[0]), c.name
+        other = c.build(c.seed + 1)
+        po = torch.cat([p.detach().flatten() for p in other.model.parameters()])
+        assert not torch.equal(pa, po), c.name
+
+
+def test_the_summary_has_a_table_for_the_final5_split():
+    row = {
+        "name": "final5-control-x",
+        "challenge": None,
+        "split": "final5",
+        "flagged": [],
+        "named": None,
+        "verdicts": {},
+        "summaries": {},
+        "error": None,
+    }
+    text = summary([row])
+    assert text.startswith("## final5: 1 runs")
+    assert "false alarms on 0 of 1 healthy controls" in text
 
 
 @pytest.mark.parametrize("name", FAST)

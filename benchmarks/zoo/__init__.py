@@ -9,7 +9,8 @@ kept aside until the end (other seeds, and for each challenge a family not used 
 constructions, new data and new optimizers, run once, at the end; ``"final2"`` for a third,
 written after the final split had been seen, on the challenge it missed (inexact gradients,
 down to batches of one sample) with small-batch controls; ``"final3"`` for a fourth, on the
-same challenge, written after final2 had been seen; ``"final4"`` for a fifth, after final3.
+same challenge, written after final2 had been seen; ``"final4"`` for a fifth, after final3;
+``"final5"`` for a sixth, after final4.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from optiscope import Experiment
 
 FAMILIES = ("mlp", "cnn", "transformer", "rnn")
-SPLITS = ("tune", "held", "fresh", "final", "final2", "final3", "final4")
+SPLITS = ("tune", "held", "fresh", "final", "final2", "final3", "final4", "final5")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,16 @@ class Case:
 
 def cases() -> list[Case]:
     """Every case of the zoo, tune and held-out, in a fixed order."""
-    from . import final2, final3, final4, final_mlp_cnn, final_sequence, mlp_cnn, sequence
+    from . import (
+        final2,
+        final3,
+        final4,
+        final5,
+        final_mlp_cnn,
+        final_sequence,
+        mlp_cnn,
+        sequence,
+    )
 
     found = [
         *mlp_cnn.CASES,
@@ -56,6 +66,7 @@ def cases() -> list[Case]:
         *final2.CASES,
         *final3.CASES,
         *final4.CASES,
+        *final5.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"

@@ -555,6 +555,65 @@ def detect_long_term_dependencies(records: Sequence[Record]) -> Finding:
     return max(found, key=lambda pair: pair[0])[1]
 
 
+# The exact-steps test (steps from the end on the exact gradient against as many on the run's
+# own minibatches): noise holds the run up where the exact steps regain a share of all the run
+# gained and beat the minibatch steps by a margin; exact steps that regain almost nothing clear
+# the noise of the charge.
+EXACT_SHARE = 0.08
+EXACT_OVER_MINIBATCH = 1.5
+EXACT_CLEARS = 0.02
+# ... and regain at least this share of the starting loss: a run that gained nothing (a plateau)
+# makes any share of its gain large.
+EXACT_FLOOR = 0.005
+
+
+def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[bool, bool, str]:
+    """What the ``exact_steps`` analysis says, where it ran: whether noise holds the run up,
+    whether it clears the noise, and the arms in words."""
+    found = _analyses(records, schema.EXACT_STEPS)
+    if not found:
+        return False, False, ""
+    r = found[-1]
+    if r.get(schema.ERROR):
+        evidence["exact_steps_error"] = r.get(schema.ERROR)
+        return False, False, ""
+    start, end = number(r.get(schema.LOSS_START)), number(r.get(schema.LOSS))
+    exact = number(r.get(schema.LOSS_EXACT))
+    own_all = [float(v) for v in (r.get(schema.LOSS_MINIBATCH) or []) if finite(v)]
+    steps = number(r.get(schema.STEPS))
+    if start is None or end is None or exact is None or not own_all or steps is None:
+        return False, False, ""
+    own = mean(own_all)
+    assert own is not None
+    gained = start - end
+    exact_gain, own_gain = end - exact, end - own
+    evidence.update(
+        exact_steps=steps,
+        exact_steps_samples=r.get(schema.SAMPLES),
+        loss_at_start=start,
+        loss_at_end=end,
+        loss_after_exact_steps=exact,
+        loss_after_minibatch_steps=own,
+    )
+    if not gained > 0:
+        return False, False, ""
+    share = exact_gain / gained
+    evidence["exact_share_of_run_gain"] = share
+    held = (
+        share >= EXACT_SHARE
+        and exact_gain >= EXACT_OVER_MINIBATCH * max(own_gain, 0.0)
+        and exact_gain >= EXACT_FLOOR * abs(start)
+    )
+    clears = share < EXACT_CLEARS or exact_gain < EXACT_OVER_MINIBATCH * max(own_gain, 0.0)
+    arms = (
+        f"{steps:.0f} steps from the end on the exact gradient of {r.get(schema.SAMPLES)} "
+        f"samples take the training loss {end:.3g} -> {exact:.3g} ({share:.0%} of all the run "
+        f"gained, {start:.3g} -> {end:.3g}), as many on the run's own minibatches "
+        f"{end:.3g} -> {own:.3g}"
+    )
+    return held, clears, arms
+
+
 def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     """Gradient noise against the batch size in use (McCandlish et al. 2018), judged against
     the run's progress: noise that dominates the minibatch gradient where the loss stalls far
@@ -625,6 +684,23 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     )
     if s is not None:
         noise += f", signal-to-noise {s:.2g}"
+    target = bs if math.isfinite(bs) else 10 * size
+    if samples:
+        target = min(target, samples)
+    remedy = (
+        f"raise the batch size toward {target:.0f}"
+        + (f" (the training set has {samples:.0f} samples)" if samples else "")
+        + ", or lower the learning rate (or decay it) so that steps average the noise"
+    )
+    held, clears, arms = _exact_steps(records, evidence)
+    if held and dominates:
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.WARNING,
+            f"gradient noise holds the run up: {arms}" + (f" ({noise})" if dominates else ""),
+            evidence,
+            remedy,
+        )
     if not dominates:
         return Finding(
             INEXACT_GRADIENTS,
@@ -646,14 +722,6 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             evidence,
             "",
         )
-    target = bs if math.isfinite(bs) else 10 * size
-    if samples:
-        target = min(target, samples)
-    remedy = (
-        f"raise the batch size toward {target:.0f}"
-        + (f" (the training set has {samples:.0f} samples)" if samples else "")
-        + ", or lower the learning rate (or decay it) so that steps average the noise"
-    )
     # What the steps gain on their own batch (the curvature tier's actual change) against what
     # the run keeps: noise undoes progress when each step fits its batch and the loss stays.
     a_steps, actual = series(records, schema.ACTUAL_CHANGE)
@@ -667,6 +735,14 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         and gain * (len(losses) / 2) > 0.05 * abs(prog.end)
         and kept < 0.1 * gain
     )
+    if undone and clears:
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.OK,
+            f"gradient noise dominates ({noise}) without holding the run up: {arms}",
+            evidence,
+            "",
+        )
     if undone:
         assert gain is not None
         return Finding(

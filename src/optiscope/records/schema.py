@@ -109,6 +109,12 @@ INTERPOLATION = "interpolation"
 TRAJECTORY = "trajectory"
 SURFACE = "surface"
 RESTARTS = "restarts"  # the experiment retrained from other seeds, to judge a stalled end
+# A few steps from the end on exact gradients against as many on the run's own minibatches
+# (also STEPS, SAMPLES, BATCH_SIZE, LOSS: the start's, and ERROR where it could not run):
+EXACT_STEPS = "exact_steps"
+LOSS_EXACT = "loss_exact"  # the training data's loss after the exact steps
+LOSS_MINIBATCH = "loss_minibatch"  # the same after the minibatch steps, one per draw
+LOSS_START = "loss_start"  # the same data's loss at the run's first parameters
 
 # Events (their "name"):
 STOPPED = "stopped"

@@ -24,6 +24,7 @@ from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
+from optiscope.runner.exact import exact_steps
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
 
@@ -312,6 +313,9 @@ def run_experiment(
                 end_seconds if end_seconds is not None else max(30.0, time.perf_counter() - t0)
             )
             _final_point(exp, monitor, start, snapshots, seconds, say or (lambda _: None))
+            if say is not None:
+                say("steps on exact gradients against the run's own minibatches")
+            monitor.write(exact_steps(exp, seconds / 3, start))
             if factory is not None and restarts > 0:
                 _restarts(exp, monitor, out, factory, restarts, say)
     finally:

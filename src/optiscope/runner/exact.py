@@ -1,0 +1,149 @@
+"""From the end of a run, a few steps on exact gradients against a few on the run's minibatches:
+what the gradient noise costs the run, measured rather than inferred.
+
+Both arms start from copies of the final model and optimizer (its momentum or Adam moments, its
+last learning rate, the run's clipping) and take the same number of steps; one on the gradient
+of all the training data, the other on the run's own batches. Their losses on all the training
+data tell whether noise holds the run up: exact steps that lower the loss far more than the
+run's own steps do are the signature of inexact gradients (Deep Learning sec. 8.2; DESIGN.md's
+"noise dominates where the loss still has far to go"), and near a minimum neither arm moves.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from optiscope.core.modules import aside
+from optiscope.monitor.end import analysis
+from optiscope.problem.problem import Problem, batch_samples, call_loss, call_model, scalar_loss
+from optiscope.records import schema
+from optiscope.training.experiment import Experiment
+
+# Samples of the training data the arms are judged on (and whose gradient is "exact").
+MAX_SAMPLES = 4096
+# The arms' length: a tenth of the run, within these bounds, as far as the budget allows.
+MIN_STEPS, MAX_STEPS = 10, 50
+# Draws of the minibatch arm (different batch orders), averaged.
+DRAWS = 2
+
+
+def _full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
+    """The training batches joined into one (inputs and targets tensors), or why not."""
+    if not isinstance(exp.data, (list, tuple)):
+        return "the training data is not a list of batches (a loader is not read twice)"
+    xs, ys, n = [], [], 0
+    for batch in exp.data:
+        if not (isinstance(batch, (list, tuple)) and len(batch) == 2):
+            return "a batch is not an (inputs, targets) pair"
+        x, y = batch
+        if not (isinstance(x, Tensor) and isinstance(y, Tensor)):
+            return "the batches' inputs or targets are not tensors"
+        xs.append(x)
+        ys.append(y)
+        n += len(x)
+        if n >= MAX_SAMPLES:
+            break
+    try:
+        return torch.cat(xs)[:MAX_SAMPLES], torch.cat(ys)[:MAX_SAMPLES]
+    except RuntimeError as err:
+        return f"the batches do not join into one ({str(err).splitlines()[0]})"
+
+
+def _copy(exp: Experiment) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model and its optimizer copied together: the copy's state and parameter groups hold
+    the copied parameters (one memo maps each parameter once), whatever the optimizer."""
+    model, opt = copy.deepcopy((exp.model, exp.optimizer))
+    return model, opt
+
+
+def _step(exp: Experiment, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    if exp.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), exp.clip_grad_norm)
+    opt.step()
+
+
+def _full_loss(
+    exp: Experiment, model: nn.Module, data: tuple[Tensor, Tensor], theta: Tensor | None = None
+) -> float:
+    with aside(model, batch_stats=True):
+        return Problem(model, exp.loss_fn, data, batch_stats=True, check=False).loss(theta)
+
+
+def _exact_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int) -> float:
+    model, opt = _copy(exp)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for _ in range(steps):
+        with aside(model, batch_stats=True):
+            g = Problem(model, exp.loss_fn, data, batch_stats=True, check=False).gradient()
+        for p, part in zip(params, torch.split(g, [p.numel() for p in params])):
+            p.grad = part.view_as(p).clone()
+        _step(exp, model, opt)
+    return _full_loss(exp, model, data)
+
+
+def _minibatch_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int, draw: int) -> float:
+    model, opt = _copy(exp)
+    batches = list(exp.data)
+    order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(draw))
+    model.train()
+    for k in range(steps):
+        opt.zero_grad(set_to_none=True)
+        for j in range(exp.accumulate):
+            x, y = batches[int(order[(k * exp.accumulate + j) % len(batches)])]
+            loss = scalar_loss(call_loss(exp.loss_fn, call_model(model, x), y), "")
+            (loss / exp.accumulate).backward()
+        _step(exp, model, opt)
+    return _full_loss(exp, model, data)
+
+
+def exact_steps(exp: Experiment, seconds: float, start: Tensor | None = None) -> dict[str, Any]:
+    """The ``exact_steps`` analysis of the run's end point, sized to about ``seconds``; its
+    fields say why where it could not run (``schema.ERROR``). ``start``: the parameters the run
+    started from (flat), whose loss on the same data measures what the run gained."""
+    fields: dict[str, Any] = {}
+    data = _full_data(exp)
+    if isinstance(data, str):
+        fields[schema.ERROR] = data
+        return analysis(schema.EXACT_STEPS, fields)
+    wanted = max(MIN_STEPS, min(MAX_STEPS, exp.steps // 10))
+    with torch.random.fork_rng():
+        t = time.perf_counter()
+        end = _full_loss(exp, exp.model, data)
+        each = max(time.perf_counter() - t, 1e-6)
+        # An exact step costs about three losses (a gradient and the copy's bookkeeping), a
+        # minibatch step less; the budget bounds the arms' length.
+        steps = min(wanted, int(seconds / (3 * each * (1 + DRAWS))))
+        if steps < MIN_STEPS:
+            fields[schema.ERROR] = (
+                f"a loss on the {len(data[1])} samples takes {each:.2g} s: {MIN_STEPS} exact "
+                f"steps do not fit in the analysis's {seconds:.0f} s"
+            )
+            return analysis(schema.EXACT_STEPS, fields)
+        try:
+            if start is not None:
+                fields[schema.LOSS_START] = _full_loss(exp, exp.model, data, start)
+            exact = _exact_arm(exp, data, steps)
+            own = [_minibatch_arm(exp, data, steps, d) for d in range(DRAWS)]
+        except Exception as err:  # an optimizer that cannot be copied must not cost the run
+            text = str(err).strip().splitlines()
+            fields[schema.ERROR] = f"{type(err).__name__}: {text[0] if text else ''}"
+            return analysis(schema.EXACT_STEPS, fields)
+    fields.update(
+        {
+            schema.STEPS: steps,
+            schema.SAMPLES: len(data[1]),
+            schema.BATCH_SIZE: batch_samples(next(iter(exp.data))),
+            schema.LOSS: end,
+            schema.LOSS_EXACT: exact,
+            schema.LOSS_MINIBATCH: own,
+        }
+    )
+    if not all(math.isfinite(v) for v in (end, exact, *own)):
+        fields[schema.ERROR] = "a loss of the arms is not finite"
+    return analysis(schema.EXACT_STEPS, fields)

@@ -1,0 +1,110 @@
+"""The exact-steps analysis: steps from the end on the exact gradient against steps on the run's
+own minibatches, checked against closed forms on linear least squares (float64), and the run it
+measures left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from optiscope.records import schema
+from optiscope.runner import exact
+from optiscope.training.experiment import Experiment
+
+
+def _least_squares(batch: int, momentum: float = 0.0, steps: int = 100) -> Experiment:
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 3, generator=gen, dtype=torch.float64)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)
+    y = y + 0.3 * torch.randn(64, 1, generator=gen, dtype=torch.float64)
+    model = nn.Linear(3, 1, bias=False).double()
+    data = [(x[i : i + batch], y[i : i + batch]) for i in range(0, 64, batch)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=momentum)
+    return Experiment(model, nn.MSELoss(), data, opt, steps=steps)
+
+
+def test_the_exact_arm_is_gradient_descent_on_all_the_data():
+    exp = _least_squares(batch=4)
+    start = torch.cat([p.detach().reshape(-1) for p in exp.model.parameters()])
+    record = exact.exact_steps(exp, seconds=60.0, start=start * 0)
+    assert record[schema.NAME] == schema.EXACT_STEPS and schema.ERROR not in record
+    k = record[schema.STEPS]
+    assert k == exact.MIN_STEPS  # a tenth of 100 steps
+    x = torch.cat([b[0] for b in exp.data])
+    y = torch.cat([b[1] for b in exp.data])
+    w = exp.model.weight.detach().clone().T
+
+    def loss(v: torch.Tensor) -> float:
+        return float(((x @ v - y) ** 2).mean())
+
+    assert record[schema.LOSS] == pytest.approx(loss(w), rel=1e-12)
+    assert record[schema.LOSS_START] == pytest.approx(loss(torch.zeros_like(w)), rel=1e-12)
+    for _ in range(k):  # plain SGD on the mean squared error's exact gradient
+        w = w - 0.05 * 2 / len(x) * x.T @ (x @ w - y)
+    assert record[schema.LOSS_EXACT] == pytest.approx(loss(w), rel=1e-10)
+    assert len(record[schema.LOSS_MINIBATCH]) == exact.DRAWS
+    assert record[schema.SAMPLES] == 64 and record[schema.BATCH_SIZE] == 4
+
+
+def test_the_minibatch_arm_replays_the_runs_own_batches_with_its_momentum():
+    exp = _least_squares(batch=8, momentum=0.9)
+    # Give the optimizer a momentum buffer, as at the end of a run.
+    for x, y in exp.data[:3]:
+        exp.optimizer.zero_grad()
+        exp.loss_fn(exp.model(x), y).backward()
+        exp.optimizer.step()
+    record = exact.exact_steps(exp, seconds=60.0)
+    model = nn.Linear(3, 1, bias=False).double()
+    model.load_state_dict(exp.model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt.load_state_dict(exp.optimizer.state_dict())
+    order = torch.randperm(len(exp.data), generator=torch.Generator().manual_seed(0))
+    for k in range(record[schema.STEPS]):
+        x, y = exp.data[int(order[k % len(exp.data)])]
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    xs = torch.cat([b[0] for b in exp.data])
+    ys = torch.cat([b[1] for b in exp.data])
+    expected = float(nn.functional.mse_loss(model(xs), ys).detach())
+    assert record[schema.LOSS_MINIBATCH][0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_analysis_leaves_the_run_as_it_was():
+    exp = _least_squares(batch=4, momentum=0.9)
+    for x, y in exp.data[:2]:
+        exp.optimizer.zero_grad()
+        exp.loss_fn(exp.model(x), y).backward()
+        exp.optimizer.step()
+    params = [p.detach().clone() for p in exp.model.parameters()]
+    buffers = [exp.optimizer.state[p]["momentum_buffer"].clone() for p in exp.model.parameters()]
+    rng = torch.get_rng_state()
+    exact.exact_steps(exp, seconds=60.0)
+    assert all(torch.equal(a, b) for a, b in zip(params, exp.model.parameters()))
+    assert all(
+        torch.equal(b, exp.optimizer.state[p]["momentum_buffer"])
+        for b, p in zip(buffers, exp.model.parameters())
+    )
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_data_it_cannot_join_is_recorded_not_raised():
+    exp = _least_squares(batch=4)
+    exp.data = iter(list(exp.data))  # a single-pass loader
+    record = exact.exact_steps(exp, seconds=60.0)
+    assert record[schema.ERROR] == (
+        "the training data is not a list of batches (a loader is not read twice)"
+    )
+    exp = _least_squares(batch=4)
+    exp.data = [({"x": x}, y) for x, y in exp.data]
+    assert exact.exact_steps(exp, seconds=60.0)[schema.ERROR] == (
+        "the batches' inputs or targets are not tensors"
+    )
+
+
+def test_a_budget_too_small_for_ten_steps_is_recorded():
+    record = exact.exact_steps(_least_squares(batch=4), seconds=0.0)
+    assert record[schema.ERROR].startswith("a loss on the 64 samples takes ")
+    assert record[schema.ERROR].endswith("10 exact steps do not fit in the analysis's 0 s")
