@@ -618,7 +618,12 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     """Gradient noise against the batch size in use (McCandlish et al. 2018), judged against
     the run's progress: noise that dominates the minibatch gradient where the loss stalls far
     from where training got it to (the start) is a finding; noise that dominates at convergence
-    is how a minimum looks through a minibatch, and is not."""
+    is how a minimum looks through a minibatch, and is not.
+
+    Where ``diagnose`` measured it (the ``exact_steps`` analysis: steps from the end on the exact
+    gradient against as many on the run's own minibatches), what the noise costs decides: exact
+    steps that regain a share of the run's gain and beat the minibatch steps charge it; exact
+    steps that regain almost nothing clear it. Elsewhere the run's own records decide."""
     steps_b, batch = series(records, schema.BATCH_SIZE)
     _, trace_cov = series(records, schema.TRACE_COV)
     _, g2 = series(records, schema.GRAD_NORM_SQ_UNBIASED)
@@ -697,7 +702,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         return Finding(
             INEXACT_GRADIENTS,
             Severity.WARNING,
-            f"gradient noise holds the run up: {arms}" + (f" ({noise})" if dominates else ""),
+            f"gradient noise holds the run up: {arms} ({noise})",
             evidence,
             remedy,
         )
