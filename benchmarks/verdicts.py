@@ -114,7 +114,7 @@ def fresh(found: list, offset: int = 100) -> list:
 
 def summary(rows: list[dict]) -> str:
     out = []
-    for split in ("tune", "held", "fresh", "final", "final2", "final3", "final4", "final5"):
+    for split in SPLITS:  # the zoo's order
         mine = [r for r in rows if r["split"] == split]
         if not mine:
             continue

@@ -105,6 +105,68 @@ def test_the_summary_has_a_table_for_the_final5_split():
     assert "false alarms on 0 of 1 healthy controls" in text
 
 
+def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_every_family():
+    # The seventh held-out set, written after final5 was seen: 7 inexact-gradients runs on
+    # batches of 1 to 8 and 7 healthy controls on 1 to 16, each over every family and optimizer.
+    assert "final6" in SPLITS
+    final6 = [c for c in cases() if c.split == "final6"]
+    planted = [c for c in final6 if c.challenge is not None]
+    controls = [c for c in final6 if c.challenge is None]
+    assert len(planted) == 7 and len(controls) == 7
+    assert {c.challenge for c in planted} == {"inexact-gradients"}
+    for group, most in ((planted, 8), (controls, 16)):
+        assert {c.family for c in group} == set(FAMILIES)
+        assert {c.optimizer.split("+")[0] for c in group} == {"sgd", "momentum", "adam", "adamw"}
+        for c in group:
+            exp = c.build(c.seed)
+            assert exp.name == c.name and c.name.startswith("final6-")
+            assert 1 <= exp.config["batch_size"] * exp.accumulate <= most, c.name
+            # The hand check's large-batch reference is the same builder at batch 64.
+            assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+            assert "batches of 64" in c.why, c.name
+    for c in planted:
+        assert "|mean gradient|^2 at the start" in c.why, c.name
+    # The training features this split plants, each in at least one case.
+    built = {c.name: c.build(c.seed) for c in final6}
+    assert any(e.clip_grad_norm is not None for e in built.values())
+    assert any(e.accumulate > 1 for e in built.values())
+    steps = [e for e in built.values() if isinstance(e.scheduler, torch.optim.lr_scheduler.StepLR)]
+    assert steps and all("step-lr" in e.name for e in steps)
+
+
+def test_final6_builders_are_deterministic_from_their_seed():
+    for c in [c for c in cases() if c.split == "final6"]:
+        a, b = c.build(c.seed), c.build(c.seed)
+        pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
+        pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
+        assert torch.equal(pa, pb), c.name
+        (xa, ya), (xb, yb) = next(iter(a.data)), next(iter(b.data))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb), c.name
+        assert torch.equal(a.eval_data[0], b.eval_data[0]), c.name
+        other = c.build(c.seed + 1)
+        po = torch.cat([p.detach().flatten() for p in other.model.parameters()])
+        assert not torch.equal(pa, po), c.name
+
+
+def test_the_summary_has_a_table_for_the_final6_split_after_final5():
+    rows = [
+        {
+            "name": f"{split}-control-x",
+            "challenge": None,
+            "split": split,
+            "flagged": [],
+            "named": None,
+            "verdicts": {},
+            "summaries": {},
+            "error": None,
+        }
+        for split in ("final6", "final5")
+    ]
+    text = summary(rows)
+    assert text.startswith("## final5: 1 runs")
+    assert "## final6: 1 runs" in text and text.index("## final6") > text.index("## final5")
+
+
 @pytest.mark.parametrize("name", FAST)
 def test_a_planted_challenge_is_named_and_a_control_gets_no_alarm(name, tmp_path):
     (case,) = [c for c in cases() if c.name == name]

@@ -723,7 +723,8 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             Severity.OK,
             f"the gradient noise dominates ({noise}) where the loss has converged "
             + (f"({begin:.3g} -> {prog.end:.3g})" if prog and begin is not None else "")
-            + ": near a minimum the mean gradient vanishes and the noise remains, as expected",
+            + ": near a minimum the mean gradient vanishes and the noise remains, as expected"
+            + (f"; {arms}" if arms else ""),
             evidence,
             "",
         )
@@ -756,7 +757,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             f"gradient noise dominates ({noise}) and undoes the steps' progress: each step lowers "
             f"its own batch's loss by {gain:.3g} (median over the second half), the run keeps "
             f"{max(kept, 0.0):.2g} per step ({prog.middle:.3g} -> {prog.end:.3g} over the second "
-            f"half, {prog.end / prog.start:.0%} of its start)",
+            f"half, {prog.end / prog.start:.0%} of its start)" + (f"; {arms}" if arms else ""),
             evidence,
             remedy,
         )
@@ -770,7 +771,8 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         return Finding(
             INEXACT_GRADIENTS,
             Severity.INFO,
-            f"gradient noise dominates ({noise}) where the loss stalls; {why}",
+            f"gradient noise dominates ({noise}) where the loss stalls; {why}"
+            + (f"; {arms}" if arms else ""),
             evidence,
             remedy if gain is None else "",
         )
@@ -778,7 +780,8 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         INEXACT_GRADIENTS,
         Severity.INFO,
         f"gradient noise dominates ({noise}), but the loss is still falling "
-        f"({prog.middle:.3g} -> {prog.end:.3g} over the second half)",
+        f"({prog.middle:.3g} -> {prog.end:.3g} over the second half)"
+        + (f"; {arms}" if arms else ""),
         evidence,
         remedy,
     )
