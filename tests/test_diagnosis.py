@@ -348,6 +348,9 @@ def test_exact_steps_decide_whether_noise_holds_the_run_up():
     assert "; 20 steps from the end on the exact gradient of 512 samples" in f.summary
     # Under 8% of the run's gain: not held up.
     assert detect_inexact_gradients([*converged, _exact(2.0, 1.0, 0.93, [1.0])]).severity == "ok"
+    # A run that ended above where it started, which exact steps bring far down: held up.
+    f = detect_inexact_gradients([*converged, _exact(1.0, 1.2, 0.6, [1.15])])
+    assert f.severity == "warning" and "(the run itself gained nothing, 1 -> 1.2)" in f.summary
     # A run that gained nothing (a plateau): the share is meaningless, the floor decides.
     flat = _exact(2.0, 1.9999, 1.999, [2.0])
     assert detect_inexact_gradients([*converged, flat]).severity == "ok"

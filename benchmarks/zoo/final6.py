@@ -590,7 +590,7 @@ CASES: list[Case] = [
         0,
         "512 digit images plus fixed pixel noise of std 0.3, batch-norm ResNet, pairs, Adam "
         "1e-2: full-data loss (batch norm on the full data's statistics) 2.44 -> 2.25 (step 75) "
-        "-> 2.23 (150) -> 2.14 (225) -> 2.08 at step 300 (2.08-2.14 over the last fifth), while "
+        "-> 2.23 (150) -> 2.14 (225) -> 2.08 at step 300 (2.09-2.14 over the last fifth), while "
         "batches of 64 (same lr and steps) reach 0.31 (6.8x lower; 0.58 by step 150). The run's "
         "own minibatch loss falls slowly (quarter means 2.35, 2.28, 2.30, 2.21), as an "
         "lr-limited run's would; per-sample gradient variance (eval mode) 92 x |mean "

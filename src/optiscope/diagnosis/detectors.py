@@ -595,9 +595,8 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
         loss_after_exact_steps=exact,
         loss_after_minibatch_steps=own,
     )
-    if not gained > 0:
-        return False, False, ""
-    share = exact_gain / gained
+    # A run that ended no lower than it started has all its way still to go.
+    share = exact_gain / gained if gained > 0 else math.inf
     evidence["exact_share_of_run_gain"] = share
     held = (
         share >= EXACT_SHARE
@@ -605,11 +604,15 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
         and exact_gain >= EXACT_FLOOR * abs(start)
     )
     clears = share < EXACT_CLEARS or exact_gain < EXACT_OVER_MINIBATCH * max(own_gain, 0.0)
+    of_run = (
+        f"{share:.0%} of all the run gained, {start:.3g} -> {end:.3g}"
+        if gained > 0
+        else f"the run itself gained nothing, {start:.3g} -> {end:.3g}"
+    )
     arms = (
         f"{steps:.0f} steps from the end on the exact gradient of {r.get(schema.SAMPLES)} "
-        f"samples take the training loss {end:.3g} -> {exact:.3g} ({share:.0%} of all the run "
-        f"gained, {start:.3g} -> {end:.3g}), as many on the run's own minibatches "
-        f"{end:.3g} -> {own:.3g}"
+        f"samples take the training loss {end:.3g} -> {exact:.3g} ({of_run}), as many on the "
+        f"run's own minibatches {end:.3g} -> {own:.3g}"
     )
     return held, clears, arms
 
