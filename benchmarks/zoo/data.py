@@ -21,3 +21,11 @@ def digit_images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 __all__ = ["batches", "digit_images", "digits"]
+
+
+def flip_labels(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
+    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes, drawn
+    from a generator seeded with ``seed`` (each split passes a seed range of its own)."""
+    gen = torch.Generator().manual_seed(seed)
+    flip = torch.rand(y.shape, generator=gen) < frac
+    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)

@@ -27,7 +27,7 @@ from torch import nn
 from optiscope import Experiment
 
 from . import Case
-from .data import batches, digit_images
+from .data import batches, digit_images, flip_labels
 from .final_mlp_cnn import breast_cancer, wine
 from .sequence import RecurrentNet, SequenceCrossEntropy, TinyTransformer
 
@@ -40,10 +40,7 @@ IG = "inexact-gradients"
 
 
 def _flip(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
-    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes."""
-    gen = torch.Generator().manual_seed(31000 + seed)
-    flip = torch.rand(y.shape, generator=gen) < frac
-    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)
+    return flip_labels(y, frac, classes, 31000 + seed)
 
 
 def sine_teacher(n: int, d: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

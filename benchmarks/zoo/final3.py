@@ -24,7 +24,7 @@ from torch import nn
 from optiscope import Experiment
 
 from . import Case
-from .data import digits
+from .data import digits, flip_labels
 from .final2 import _exp, _mlp
 from .sequence import RecurrentNet, SequenceCrossEntropy, TinyTransformer
 
@@ -37,10 +37,7 @@ IG = "inexact-gradients"
 
 
 def _flip(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
-    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes."""
-    gen = torch.Generator().manual_seed(41000 + seed)
-    flip = torch.rand(y.shape, generator=gen) < frac
-    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)
+    return flip_labels(y, frac, classes, 41000 + seed)
 
 
 def diabetes(noise: float = 0.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

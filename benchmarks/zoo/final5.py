@@ -30,6 +30,7 @@ from torch import nn
 from optiscope import Experiment
 
 from . import Case
+from .data import flip_labels
 from .final2 import _exp, _mlp
 from .final3 import iris
 from .mlp_cnn import _ResNet, _warmup_cosine
@@ -44,10 +45,7 @@ IG = "inexact-gradients"
 
 
 def _flip(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
-    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes."""
-    gen = torch.Generator().manual_seed(61000 + seed)
-    flip = torch.rand(y.shape, generator=gen) < frac
-    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)
+    return flip_labels(y, frac, classes, 61000 + seed)
 
 
 def teacher(n: int, d: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,7 +32,7 @@ from torch import nn
 from optiscope import Experiment
 
 from . import Case
-from .data import digit_images
+from .data import digit_images, flip_labels
 from .final2 import _exp, _mlp
 from .final_mlp_cnn import breast_cancer, wine
 from .mlp_cnn import _ResNet
@@ -47,10 +47,7 @@ IG = "inexact-gradients"
 
 
 def _flip(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
-    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes."""
-    gen = torch.Generator().manual_seed(81000 + seed)
-    flip = torch.rand(y.shape, generator=gen) < frac
-    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)
+    return flip_labels(y, frac, classes, 81000 + seed)
 
 
 def outlier_teacher(

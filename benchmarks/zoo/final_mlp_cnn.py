@@ -22,7 +22,7 @@ from optiscope import Experiment
 from optiscope.training.loop import train_experiment
 
 from . import Case
-from .data import batches
+from .data import batches, flip_labels
 from .mlp_cnn import _lambda_max, _mlp, _ResNet, _student, _tanh_teacher, _warmup_cosine
 
 # --------------------------------------------------------------------------------------------
@@ -116,13 +116,6 @@ def tanh_teacher(
     w = 2 * torch.randn(8, d, generator=gen) / math.sqrt(d)
     a = 2 * torch.randn(8, 1, generator=gen) / math.sqrt(8)
     return x, torch.tanh(x @ w.T) @ a + noise * torch.randn(n, 1, generator=gen)
-
-
-def _flip_labels(y: torch.Tensor, frac: float, classes: int, seed: int) -> torch.Tensor:
-    """``y`` with a fraction ``frac`` of its labels replaced by uniformly random classes."""
-    gen = torch.Generator().manual_seed(9400 + seed)
-    flip = torch.rand(len(y), generator=gen) < frac
-    return torch.where(flip, torch.randint(0, classes, y.shape, generator=gen), y)
 
 
 def brightness(x: torch.Tensor) -> torch.Tensor:
@@ -532,7 +525,7 @@ def inexact_cnn_label_noise(seed: int) -> Experiment:
     """Inexact gradients in a BN ResNet: batches of 4 (batch statistics of 4 images too), 30%
     random labels, AdamW at a constant lr 2e-2."""
     x, y = patterns(0, n=768)
-    y = _flip_labels(y, 0.3, len(SHAPES), 0)
+    y = flip_labels(y, 0.3, len(SHAPES), 9400)
     torch.manual_seed(seed)
     model = _ResNet(8, 2, len(SHAPES))
     return _exp(

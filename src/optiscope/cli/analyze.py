@@ -120,31 +120,7 @@ def blocks_record(found: optiscope.BlockSpectra) -> dict[str, Any]:
     """The ``blockwise_spectra`` analysis record of :func:`optiscope.blockwise_spectra`'s
     result: each block's extreme eigenvalues and normalized density (on the common grid), the
     blocks' pairwise Jensen-Shannon distances, their spread and the advice they support."""
-    blocks = [
-        {
-            schema.NAME: b.name,
-            schema.PARAMS: b.params,
-            schema.SIZE: b.size,
-            schema.LARGEST: b.largest,
-            schema.SMALLEST: b.smallest,
-            schema.HVPS: b.hvps,
-            schema.DENSITY: b.density.tolist(),
-        }
-        for b in found.blocks
-    ]
-    return analysis(
-        schema.BLOCKWISE_SPECTRA,
-        {
-            schema.BLOCKS: blocks,
-            schema.GRID: found.grid.tolist(),
-            schema.DISTANCES: found.distances.tolist(),
-            schema.HETEROGENEITY: found.heterogeneity,
-            schema.SPREAD: found.spread,
-            schema.HETEROGENEOUS: found.heterogeneous,
-            schema.ADVICE: found.advice,
-            schema.HVPS: found.hvps,
-        },
-    )
+    return analysis(schema.BLOCKWISE_SPECTRA, found.as_dict(densities=True))
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str, dict[str, Any], Any]:

@@ -302,6 +302,13 @@ def load_flat_parameters(model: nn.Module, flat: Tensor) -> None:
 HVP_METHODS = ("exact", "finite-difference", "auto")
 
 
+def finite_difference_step(dtype: torch.dtype, norm: float, size: int) -> float:
+    """The central difference's step along a unit direction, ``eps^(1/3) max(1, rms(x))`` for
+    parameters of ``size`` entries and norm ``norm``: it balances the O(h^2) truncation against
+    round-off in the gradients."""
+    return torch.finfo(dtype).eps ** (1 / 3) * max(1.0, norm / size**0.5)
+
+
 def _no_double_backward(err: RuntimeError) -> bool:
     """Whether an error says an operation has no double backward (a derivative of a backward
     that PyTorch does not implement)."""
@@ -633,12 +640,7 @@ class Problem:
 
         By double backward, exact to round-off; with ``hvp="finite-difference"``, by central
         differences of two gradients (see :meth:`finite_difference_hvp`)."""
-        if v.shape != (self.num_params,):
-            raise ProblemError(
-                f"expected a vector of {self.num_params} entries (the selected parameters), "
-                f"got a tensor of shape {tuple(v.shape)}"
-            )
-        v = v.to(device=self.device, dtype=self.dtype)
+        v = self._vector(v)
         if self.hvp_method == "finite-difference":
             return self.finite_difference_hvp(v)
         try:
@@ -652,6 +654,14 @@ class Problem:
             self.cache_graph = False
             self.release_graph()
             return self.finite_difference_hvp(v)
+
+    def _vector(self, v: Tensor) -> Tensor:
+        if v.shape != (self.num_params,):
+            raise ProblemError(
+                f"expected a vector of {self.num_params} entries (the selected parameters), "
+                f"got a tensor of shape {tuple(v.shape)}"
+            )
+        return v.to(device=self.device, dtype=self.dtype)
 
     def _exact_hvp(self, v: Tensor) -> Tensor:
         parts = list(self.split(v).values())
@@ -707,20 +717,13 @@ class Problem:
         relative on smooth float32 models, far more where the step crosses the kinks of ReLU
         or max pooling (the difference then sees jumps of the gradient that the Hessian,
         defined almost everywhere, does not)."""
-        if v.shape != (self.num_params,):
-            raise ProblemError(
-                f"expected a vector of {self.num_params} entries (the selected parameters), "
-                f"got a tensor of shape {tuple(v.shape)}"
-            )
-        v = v.to(device=self.device, dtype=self.dtype)
+        v = self._vector(v)
         self.hvp_count += 1
         norm = float(v.norm())
         if norm == 0.0:
             return torch.zeros_like(v)
         if step is None:
-            eps = torch.finfo(self.dtype).eps
-            rms = float(self.point.norm()) / self.num_params**0.5
-            step = eps ** (1 / 3) * max(1.0, rms)
+            step = finite_difference_step(self.dtype, float(self.point.norm()), self.num_params)
         scale = step / norm
         plus = self.loss_and_gradient(self.point + scale * v)[1]
         minus = self.loss_and_gradient(self.point - scale * v)[1]

@@ -24,6 +24,7 @@ from optiscope.core.errors import ProblemError
 from optiscope.linalg.lanczos import lanczos
 from optiscope.linalg.slq import slq_density
 from optiscope.problem.problem import Problem
+from optiscope.records import schema
 
 # A block's normalized spectrum lives on [-1, 1]; its density is smoothed at a twentieth of
 # that scale, coarse enough that a few Lanczos nodes of two like spectra overlap.
@@ -92,26 +93,37 @@ class BlockSpectra:
             "with momentum is a fair choice"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "blocks": [
-                {
-                    "name": b.name,
-                    "params": b.params,
-                    "size": b.size,
-                    "largest": b.largest,
-                    "smallest": b.smallest,
-                    "hvps": b.hvps,
-                }
-                for b in self.blocks
-            ],
-            "distances": self.distances.tolist(),
-            "heterogeneity": self.heterogeneity,
-            "spread": self.spread,
-            "heterogeneous": self.heterogeneous,
-            "advice": self.advice,
-            "hvps": self.hvps,
-        }
+    def as_dict(self, densities: bool = False) -> dict[str, Any]:
+        """The numbers by their record names (``records.schema``); with ``densities``, each
+        block's normalized density and their common grid too (the ``blockwise_spectra``
+        analysis record's fields)."""
+        blocks = []
+        for b in self.blocks:
+            block = {
+                schema.NAME: b.name,
+                schema.PARAMS: b.params,
+                schema.SIZE: b.size,
+                schema.LARGEST: b.largest,
+                schema.SMALLEST: b.smallest,
+                schema.HVPS: b.hvps,
+            }
+            if densities:
+                block[schema.DENSITY] = b.density.tolist()
+            blocks.append(block)
+        out: dict[str, Any] = {schema.BLOCKS: blocks}
+        if densities:
+            out[schema.GRID] = self.grid.tolist()
+        out.update(
+            {
+                schema.DISTANCES: self.distances.tolist(),
+                schema.HETEROGENEITY: self.heterogeneity,
+                schema.SPREAD: self.spread,
+                schema.HETEROGENEOUS: self.heterogeneous,
+                schema.ADVICE: self.advice,
+                schema.HVPS: self.hvps,
+            }
+        )
+        return out
 
 
 def layer_blocks(problem: Problem) -> dict[str, list[str]]:

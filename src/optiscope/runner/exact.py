@@ -82,7 +82,7 @@ def _exact_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int) -> floa
         with aside(model, batch_stats=True):
             g = Problem(model, exp.loss_fn, data, batch_stats=True, check=False).gradient()
         for p, part in zip(params, torch.split(g, [p.numel() for p in params])):
-            p.grad = part.view_as(p).clone()
+            p.grad = part.view_as(p)
         _step(exp, model, opt)
     return _full_loss(exp, model, data)
 

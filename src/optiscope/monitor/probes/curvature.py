@@ -13,7 +13,7 @@ from optiscope.core.modules import aside
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
-from optiscope.problem.problem import call_loss, call_model, scalar_loss
+from optiscope.problem.problem import call_loss, call_model, finite_difference_step, scalar_loss
 from optiscope.quantities.step import (
     actual_change,
     dot64,
@@ -74,9 +74,8 @@ def sharded_gradient_curvature(ctx: StepContext) -> dict[str, float]:
         if gtg == 0.0:
             return {schema.GTG: 0.0, schema.GTHG: 0.0, schema.CURVATURE_ALONG_GRADIENT: math.nan}
         size = sum(p.numel() for p in params)  # a DTensor's numel is the whole's
-        rms = math.sqrt(dot(saved, saved) / size)  # type: ignore[arg-type]
-        step = torch.finfo(params[0].dtype).eps ** (1 / 3) * max(1.0, rms)
-        scale = step / math.sqrt(gtg)
+        norm = math.sqrt(dot(saved, saved))  # type: ignore[arg-type]
+        scale = finite_difference_step(params[0].dtype, norm, size) / math.sqrt(gtg)
         ends = []
         for sign in (1.0, -1.0):
             with torch.no_grad():
@@ -134,9 +133,10 @@ class Curvature(Probe):
         # the update: holding it, g and Hg through the optimizer's step would add three
         # parameter-sized vectors to the peak.
         self._pending: tuple[int, Any, Tensor | None, Tensor | None] | None = None
+        self._sharded = distributed.sharded(setup.params)
 
     def measure(self, ctx: StepContext) -> None:
-        if distributed.sharded(ctx.params):
+        if self._sharded:
             # FSDP2: the curvature along g only, by differences of the model's own gradients.
             ctx.values.update(sharded_gradient_curvature(ctx))
             ctx.values[schema.HVP_METHOD] = "finite-difference"
