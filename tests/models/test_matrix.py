@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import optiscope
+from optiscope.core.modules import aside
 from optiscope.diagnosis import CHALLENGES
 from optiscope.monitor import PRESETS
 from optiscope.monitor.monitor import spread
@@ -279,6 +280,28 @@ def test_the_top_eigenvalue_is_a_checked_rayleigh_quotient(name, analysed):
     bound = lam + float(eig.errors[0]) + 1e-2 * abs(lam)
     assert _rayleigh(p, u) <= bound
     assert _rayleigh(p, p.gradient()) <= bound
+
+
+@pytest.mark.parametrize("name", ANALYSED)
+def test_the_curvature_along_a_direction_in_forward_mode_is_the_products(name, analysed):
+    # The curvature tier's pass (forward over forward, norms by their definitions) against a
+    # double-backward product, on the real layers; float32 round-off in either is well below
+    # 1e-3 of |v|^2 lambda_max.
+    a = analysed(name)
+    p = a.problem
+    lam = abs(float(a.eig.values[0]))
+    gen = torch.Generator().manual_seed(3)
+    # As the tier runs it: batch norm on the batch's statistics, its running ones aside.
+    with aside(p.model, batch_stats=True):
+        g = p.gradient()
+        for v in (g, torch.randn(p.num_params, generator=gen, dtype=p.dtype)):
+            value, slope, curvature = p.directional(v)
+            assert p.directional_fallback is None  # forward mode ran: no gradient graph
+            v64 = v.double()
+            vv = float(v64 @ v64)
+            assert abs(curvature - float(v64 @ p.hvp(v).double())) <= 1e-3 * lam * vv
+            assert abs(slope - float(v64 @ g.double())) <= 1e-5 * math.sqrt(vv) * float(g.norm())
+            assert value == pytest.approx(p.loss(), rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ANALYSED)

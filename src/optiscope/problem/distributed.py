@@ -93,6 +93,12 @@ class ReducedProblem:
     def hvp(self, v: Tensor) -> Tensor:
         return mean(self.local.hvp(v))
 
+    def directional(self, v: Tensor) -> tuple[float, float, float]:
+        # The same v on every rank: the local derivatives average to the global batch's.
+        value, slope, curvature = sums(list(self.local.directional(v)), self.local.point)
+        n = dist.get_world_size()
+        return value / n, slope / n, curvature / n
+
     def hessian_operator(self) -> LinearOperator:
         return HessianOperator(self)  # type: ignore[arg-type]
 

@@ -162,12 +162,6 @@ def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str
     }
 
 
-def predicted_change(problem: Problem, grad: Tensor, hg: Tensor, update: Tensor) -> float:
-    """The second-order prediction ``g^T d + d^T H d / 2`` of the loss change of the update d,
-    given ``hg = H g``: one more product, none when d is along g (plain SGD)."""
-    return dot64(grad, update) + 0.5 * _dthd(problem, grad, hg, update)
-
-
 def _dthd(problem: Problem, g: Tensor, hg: Tensor, d: Tensor) -> float:
     # With d = a g + e, d^T H d = a^2 g^T H g + 2 a e^T H g + e^T H e, and the last term is
     # negligible when |e| <= 1e-4 |d|.

@@ -9,25 +9,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from optiscope.core.errors import NonFiniteError
 from optiscope.core.modules import aside
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
 from optiscope.problem.problem import call_loss, call_model, finite_difference_step, scalar_loss
 from optiscope.quantities.step import (
-    actual_change,
     dot64,
-    gradient_curvature,
-    predicted_change,
     stability_threshold,
 )
 from optiscope.records import schema
 
 
 def _gradient(problem: Any) -> Tensor:
-    """g at the point: from the cached graph where there is one (finite differences keep none)."""
-    g = problem.cached_gradient()
-    return problem.gradient() if g is None else g
+    """g at the point: from a graph another tier cached, else one backward pass that keeps none."""
+    return problem.gradient()
 
 
 def _note_method(problem: Any, values: dict[str, Any]) -> None:
@@ -100,19 +97,10 @@ def sharded_gradient_curvature(ctx: StepContext) -> dict[str, float]:
     }
 
 
-def _along_gradient(optimizer: Any) -> bool:
-    """Whether the optimizer's update is -lr g: plain SGD, no momentum or weight decay."""
-    if not isinstance(optimizer, torch.optim.SGD):
-        return False
-    return all(
-        not g.get("momentum", 0.0) and not g.get("weight_decay", 0.0)
-        for g in optimizer.param_groups
-    )
-
-
 class Curvature(Probe):
-    """One product for g^T H g at the step, one more after the update for d^T H d (none when the
-    update is along the gradient), and a loss evaluation for the actual change."""
+    """g^T H g at the step, and after the update g^T d and d^T H d at the same point: each a
+    second directional derivative in forward mode (:meth:`Problem.directional`), so no
+    gradient graph or double backward adds to the peak; the actual change is one more loss."""
 
     name = "curvature"
     needs = frozenset({"batch", "loss_fn"})
@@ -128,59 +116,59 @@ class Curvature(Probe):
 
     def __init__(self, every: int, setup: Setup) -> None:
         super().__init__(every, setup)
-        # The step's problem, kept until the optimizer's update is known; g and Hg too where
-        # the update will be along g (plain SGD), else the gradient's graph is rebuilt after
-        # the update: holding it, g and Hg through the optimizer's step would add three
-        # parameter-sized vectors to the peak.
-        self._pending: tuple[int, Any, Tensor | None, Tensor | None] | None = None
+        # The step's problem (its point), kept until the optimizer's update is known.
+        self._pending: tuple[int, Any] | None = None
         self._sharded = distributed.sharded(setup.params)
 
-    def measure(self, ctx: StepContext) -> None:
-        if self._sharded:
-            # FSDP2: the curvature along g only, by differences of the model's own gradients.
-            ctx.values.update(sharded_gradient_curvature(ctx))
-            ctx.values[schema.HVP_METHOD] = "finite-difference"
-            self._pending = None
-            if ctx.optimizer is not None:
-                th = stability_threshold(ctx.optimizer)
-                if not th.preconditioned:
-                    ctx.values[schema.GRADIENT_THRESHOLD] = th.value
-            return
-        problem = ctx.problem()
-        g = _gradient(problem)
-        hg, along = gradient_curvature(problem, g)
-        ctx.values.update(along)
-        _note_method(problem, ctx.values)
+    def _threshold(self, ctx: StepContext) -> None:
         if ctx.optimizer is not None:
             th = stability_threshold(ctx.optimizer)
             if not th.preconditioned:
                 ctx.values[schema.GRADIENT_THRESHOLD] = th.value
-        problem.release_graph()
-        if _along_gradient(ctx.optimizer):
-            self._pending = (ctx.step, problem, g, hg)
-        else:
-            self._pending = (ctx.step, problem, None, None)
+
+    def measure(self, ctx: StepContext) -> None:
+        self._pending = None
+        if self._sharded:
+            # FSDP2: the curvature along g only, by differences of the model's own gradients.
+            ctx.values.update(sharded_gradient_curvature(ctx))
+            ctx.values[schema.HVP_METHOD] = "finite-difference"
+            self._threshold(ctx)
+            return
+        problem = ctx.problem()
+        g = _gradient(problem)
+        gtg = dot64(g, g)
+        _, _, gthg = problem.directional(g)
+        del g
+        ctx.values.update(
+            {
+                schema.GTG: gtg,
+                schema.GTHG: gthg,
+                schema.CURVATURE_ALONG_GRADIENT: gthg / gtg if gtg > 0 else math.nan,
+            }
+        )
+        _note_method(problem, ctx.values)
+        self._threshold(ctx)
+        self._pending = (ctx.step, problem)
 
     def after_update(self, ctx: StepContext) -> None:
         if self._pending is None or self._pending[0] != ctx.step:
             return
-        _, problem, g, hg = self._pending
+        _, problem = self._pending
         self._pending = None
-        with torch.no_grad():
-            d = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
-            d.sub_(problem.point)
         with aside(ctx.module, batch_stats=True):
-            if g is not None and hg is not None:
-                ctx.values[schema.PREDICTED_CHANGE] = predicted_change(problem, g, hg, d)
-                del g, hg
-            else:
-                grad = _gradient(problem)
-                gtd = dot64(grad, d)
-                del grad
-                dthd = dot64(d, problem.hvp(d))
-                ctx.values[schema.PREDICTED_CHANGE] = gtd + 0.5 * dthd
-            problem.release_graph()
-            ctx.values[schema.ACTUAL_CHANGE] = actual_change(problem, d)
+            # The loss at the new parameters first: then the update is computed in their place
+            # (one vector, not the parameters and the update beside them).
+            with torch.no_grad():
+                d = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
+            try:
+                end = problem.loss(d)
+            except NonFiniteError:
+                end = math.inf  # a cliff, recorded as such
+            d.sub_(problem.point)
+            start, gtd, dthd = problem.directional(d)
+            del d
+            ctx.values[schema.PREDICTED_CHANGE] = gtd + 0.5 * dthd
+            ctx.values[schema.ACTUAL_CHANGE] = end - start
             _note_method(problem, ctx.values)
 
     def close(self) -> None:
