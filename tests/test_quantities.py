@@ -10,6 +10,7 @@ import optiscope
 from optiscope import Problem
 from optiscope.quantities.step import (
     adam_preconditioner,
+    add64_,
     gradient_noise,
     sharpness,
     stability_threshold,
@@ -178,3 +179,12 @@ def test_noise_of_one_sample_batches_from_consecutive_steps_in_expectation():
     # tr(Sigma) is clipped at 0 per pair: the clipped mean is biased up by at most a few percent.
     assert abs(float(trs.mean()) - true_tr) < 4 * float(trs.std()) / 400**0.5 + 0.05 * true_tr
     assert abs(float(g2s.mean()) - true_g2) < 4 * float(g2s.std()) / 400**0.5 + 0.05 * true_tr
+
+
+def test_add64_is_the_float64_sum_chunk_by_chunk():
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(1000, generator=gen)  # float32, across 7 chunks of 150
+    total = torch.randn(1000, generator=gen, dtype=torch.float64)
+    expected = total + v.double()
+    assert add64_(total, v, chunk=150) is total
+    assert torch.equal(total, expected)

@@ -150,6 +150,16 @@ def dot64(a: Tensor, b: Tensor, chunk: int = 1 << 16) -> float:
     return float(total)
 
 
+def add64_(total: Tensor, v: Tensor, chunk: int = 1 << 16) -> Tensor:
+    """``total += v`` into a float64 ``total`` a chunk at a time: a mixed-dtype add casts its
+    whole operand to float64 first (twice ``v``'s memory, for the duration)."""
+    if v.dtype == total.dtype:
+        return total.add_(v)
+    for i in range(0, v.numel(), chunk):
+        total[i : i + chunk].add_(v[i : i + chunk])
+    return total
+
+
 def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str, float]]:
     """``H g`` and the curvature along the gradient: g^T g, g^T H g and their ratio; one
     Hessian-vector product."""
@@ -256,11 +266,13 @@ def gradient_noise(
             x = take_samples(inputs, sl, n)
             y = targets[sl] if targets is not None else None  # a model's own loss: no targets
             rows = problem.per_sample_gradients(x, y)
-            total += rows.sum(0, dtype=torch.float64)
-            sq += float(rows.square().sum(dtype=torch.float64))
+            # Row by row: a float64 sum or a square of the whole chunk would each hold another
+            # chunk's worth (at scale, a chunk is one or two parameter vectors).
+            for i in range(rows.shape[0]):
+                add64_(total, rows[i])
+                sq += dot64(rows[i], rows[i])
             del rows
-    mean = total / n
-    q = noise_from_moments(n, sq, float(torch.dot(mean, mean)))
+    q = noise_from_moments(n, sq, float(torch.dot(total, total)) / n**2)
     return {"method": "moments" if moments is not None else "per-sample", **q}
 
 

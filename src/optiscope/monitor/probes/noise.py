@@ -127,8 +127,10 @@ class Noise(Probe):
             return None
         ctx.aside()
         ids = {id(p) for p in ctx.params}
-        # A running sum, not the k gradients: memory of two vectors, whatever k.
+        # A running sum, not the k gradients, and one point for the k problems: memory of a
+        # float64 sum, the point and one gradient, whatever k.
         total: Tensor | None = None
+        point: Tensor | None = None
         sq = 0.0
         for i in range(k):
             part = slice(i * size, (i + 1) * size)
@@ -141,13 +143,18 @@ class Noise(Probe):
                 check=False,
                 batch_stats=True,
                 cache_graph=False,
+                point=point,
             )
+            point = problem.point
             g = problem.gradient()
-            sq += float(g.square().sum(dtype=torch.float64))
-            total = g.double() if total is None else total.add_(g)
+            del problem
+            sq += quantities.dot64(g, g)
+            if total is None:
+                total = torch.zeros(g.shape, dtype=torch.float64, device=g.device)
+            quantities.add64_(total, g)
             del g
         assert total is not None
-        mean_sq = float(total.square().sum()) / k**2
+        mean_sq = quantities.dot64(total, total) / k**2  # no float64 square beside it
         return quantities.noise_from_ranks(size, k, sq / k, mean_sq)
 
     def prepare(self, next_step: int) -> None:
