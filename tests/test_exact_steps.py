@@ -4,6 +4,9 @@ measures left as it was."""
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 import torch
 from torch import nn
@@ -108,3 +111,55 @@ def test_a_budget_too_small_for_ten_steps_is_recorded():
     record = exact.exact_steps(_least_squares(batch=4), seconds=0.0)
     assert record[schema.ERROR].startswith("a loss on the 64 samples takes ")
     assert record[schema.ERROR].endswith("10 exact steps do not fit in the analysis's 0 s")
+
+
+def test_where_a_schedule_annealed_the_rate_both_arms_step_at_the_runs_median():
+    # At the end of a schedule that annealed the rate to 1e-4 of the run's median, arms at the
+    # last rate would not move; they step at the median, and the record says which they used.
+    def run(last: float, peak: list[float] | None):
+        exp = _least_squares(batch=4)
+        exp.optimizer.param_groups[0]["lr"] = last
+        return exp, exact.exact_steps(exp, seconds=60.0, run_lr=peak)
+
+    exp, annealed = run(0.05 * 1e-4, [0.05])
+    assert annealed[schema.LAST_LR] == 0.05 * 1e-4 and annealed[schema.ARMS_LR] == 0.05
+    assert exp.optimizer.param_groups[0]["lr"] == 0.05 * 1e-4  # the run's optimizer untouched
+    _, constant = run(0.05, None)
+    assert constant[schema.ARMS_LR] == constant[schema.LAST_LR] == 0.05
+    # The same arms as a run that ended at the peak rate, bitwise.
+    assert annealed[schema.LOSS_EXACT] == constant[schema.LOSS_EXACT]
+    assert annealed[schema.LOSS_MINIBATCH] == constant[schema.LOSS_MINIBATCH]
+    # Above half the median, the last rate stays.
+    _, mild = run(0.03, [0.05])
+    assert mild[schema.ARMS_LR] == 0.03
+
+
+def test_the_learning_rates_of_each_group_or_none():
+    opt = torch.optim.SGD(
+        [
+            {"params": [nn.Parameter(torch.zeros(1))], "lr": 0.1},
+            {"params": [nn.Parameter(torch.zeros(1))]},
+        ],
+        lr=1,
+    )
+    assert exact.learning_rates(opt) == [0.1, 1.0]
+    opt.param_groups[0]["lr"] = torch.tensor(0.1)
+    assert exact.learning_rates(opt) is None
+
+
+def test_diagnose_gives_the_arms_the_schedules_median_rate(tmp_path):
+    from optiscope.records.log import read_records
+    from optiscope.runner.run import run_experiment
+
+    exp = _least_squares(batch=8, steps=40)
+    exp.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(exp.optimizer, T_max=40)
+    run_experiment(exp, tmp_path / "run", preset="default", end_seconds=30.0)
+    (record,) = [
+        r
+        for r in read_records(tmp_path / "run").of_type("analysis")
+        if r["name"] == schema.EXACT_STEPS
+    ]
+    # Cosine over 40 steps: the median of the 40 rates used is the mean of the 20th and 21st.
+    rates = [0.025 * (1 + math.cos(math.pi * k / 40)) for k in range(40)]
+    assert record[schema.ARMS_LR] == pytest.approx(statistics.median(rates), rel=1e-12)
+    assert record[schema.LAST_LR] < 1e-3

@@ -167,6 +167,81 @@ def test_the_summary_has_a_table_for_the_final6_split_after_final5():
     assert "## final6: 1 runs" in text and text.index("## final6") > text.index("## final5")
 
 
+def _final_rate(exp):
+    """The learning rate of ``exp``'s last step over its peak, by stepping a fresh build's
+    scheduler (after no-op optimizer steps: no gradients yet)."""
+    rates = []
+    for _ in range(exp.steps):
+        rates.append(exp.optimizer.param_groups[0]["lr"])
+        exp.optimizer.step()
+        exp.scheduler.step()
+    return rates[-1] / max(rates)
+
+
+def test_the_final7_split_holds_seven_inexact_cases_and_seven_controls_most_under_schedules():
+    # The eighth held-out set, written after final6 was seen: 7 inexact-gradients runs on
+    # batches of 1 to 8 and 7 healthy controls on 2 to 32, each over every family and
+    # optimizer, at least four of each under a learning-rate schedule that ends low.
+    assert "final7" in SPLITS
+    final7 = [c for c in cases() if c.split == "final7"]
+    planted = [c for c in final7 if c.challenge is not None]
+    controls = [c for c in final7 if c.challenge is None]
+    assert len(planted) == 7 and len(controls) == 7
+    assert {c.challenge for c in planted} == {"inexact-gradients"}
+    for group, least, most in ((planted, 1, 8), (controls, 2, 32)):
+        assert {c.family for c in group} == set(FAMILIES)
+        assert {c.optimizer.split("+")[0] for c in group} == {"sgd", "momentum", "adam", "adamw"}
+        low = 0
+        for c in group:
+            exp = c.build(c.seed)
+            assert exp.name == c.name and c.name.startswith("final7-")
+            assert least <= exp.config["batch_size"] <= most, c.name
+            # The hand check's large-batch reference is the same builder at batch 64.
+            assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+            assert "batches of 64" in c.why or "full-batch" in c.why, c.name
+            # A schedule is named in the optimizer and ends at a tenth of its peak or lower.
+            assert (exp.scheduler is not None) == ("+" in c.optimizer), c.name
+            if exp.scheduler is not None:
+                assert _final_rate(exp) <= 0.1 + 1e-12, c.name  # 0.1 itself in floats
+                low += 1
+        assert low >= 4
+    for c in planted:
+        assert "|mean gradient|^2 at" in c.why and "x at the end, against batch" in c.why, c.name
+
+
+def test_final7_builders_are_deterministic_from_their_seed():
+    for c in [c for c in cases() if c.split == "final7"]:
+        a, b = c.build(c.seed), c.build(c.seed)
+        pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
+        pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
+        assert torch.equal(pa, pb), c.name
+        (xa, ya), (xb, yb) = next(iter(a.data)), next(iter(b.data))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb), c.name
+        assert torch.equal(a.eval_data[0], b.eval_data[0]), c.name
+        other = c.build(c.seed + 1)
+        po = torch.cat([p.detach().flatten() for p in other.model.parameters()])
+        assert not torch.equal(pa, po), c.name
+
+
+def test_the_summary_has_a_table_for_the_final7_split_after_final6():
+    rows = [
+        {
+            "name": f"{split}-control-x",
+            "challenge": None,
+            "split": split,
+            "flagged": [],
+            "named": None,
+            "verdicts": {},
+            "summaries": {},
+            "error": None,
+        }
+        for split in ("final7", "final6")
+    ]
+    text = summary(rows)
+    assert text.startswith("## final6: 1 runs")
+    assert "## final7: 1 runs" in text and text.index("## final7") > text.index("## final6")
+
+
 @pytest.mark.parametrize("name", FAST)
 def test_a_planted_challenge_is_named_and_a_control_gets_no_alarm(name, tmp_path):
     (case,) = [c for c in cases() if c.name == name]

@@ -10,7 +10,9 @@ constructions, new data and new optimizers, run once, at the end; ``"final2"`` f
 written after the final split had been seen, on the challenge it missed (inexact gradients,
 down to batches of one sample) with small-batch controls; ``"final3"`` for a fourth, on the
 same challenge, written after final2 had been seen; ``"final4"`` for a fifth, after final3;
-``"final5"`` for a sixth, after final4; ``"final6"`` for a seventh, after final5.
+``"final5"`` for a sixth, after final4; ``"final6"`` for a seventh, after final5;
+``"final7"`` for an eighth, after final6, most of its runs under a learning-rate schedule that
+ends low.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -25,7 +27,18 @@ from dataclasses import dataclass
 from optiscope import Experiment
 
 FAMILIES = ("mlp", "cnn", "transformer", "rnn")
-SPLITS = ("tune", "held", "fresh", "final", "final2", "final3", "final4", "final5", "final6")
+SPLITS = (
+    "tune",
+    "held",
+    "fresh",
+    "final",
+    "final2",
+    "final3",
+    "final4",
+    "final5",
+    "final6",
+    "final7",
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ def cases() -> list[Case]:
         final4,
         final5,
         final6,
+        final7,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -69,6 +83,7 @@ def cases() -> list[Case]:
         *final4.CASES,
         *final5.CASES,
         *final6.CASES,
+        *final7.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"

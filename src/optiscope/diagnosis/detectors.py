@@ -609,8 +609,13 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
         if gained > 0
         else f"the run itself gained nothing, {start:.3g} -> {end:.3g}"
     )
+    rate, last = number(r.get(schema.ARMS_LR)), number(r.get(schema.LAST_LR))
+    at = ""
+    if rate is not None and last is not None and rate != last:
+        evidence.update(exact_steps_lr=rate, last_lr=last)
+        at = f" at the run's median learning rate {rate:.3g} (it ended at {last:.3g})"
     arms = (
-        f"{steps:.0f} steps from the end on the exact gradient of {r.get(schema.SAMPLES)} "
+        f"{steps:.0f} steps from the end{at} on the exact gradient of {r.get(schema.SAMPLES)} "
         f"samples take the training loss {end:.3g} -> {exact:.3g} ({of_run}), as many on the "
         f"run's own minibatches {end:.3g} -> {own:.3g}"
     )

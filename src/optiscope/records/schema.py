@@ -115,6 +115,8 @@ EXACT_STEPS = "exact_steps"
 LOSS_EXACT = "loss_exact"  # the training data's loss after the exact steps
 LOSS_MINIBATCH = "loss_minibatch"  # the same after the minibatch steps, one per draw
 LOSS_START = "loss_start"  # the same data's loss at the run's first parameters
+ARMS_LR = "arms_lr"  # the learning rate both arms stepped at (the first group's)
+LAST_LR = "last_lr"  # the run's last learning rate (the first group's)
 
 # Events (their "name"):
 STOPPED = "stopped"

@@ -3,10 +3,13 @@ what the gradient noise costs the run, measured rather than inferred.
 
 Both arms start from copies of the final model and optimizer (its momentum or Adam moments, its
 last learning rate, the run's clipping) and take the same number of steps; one on the gradient
-of all the training data, the other on the run's own batches. Their losses on all the training
-data tell whether noise holds the run up: exact steps that lower the loss far more than the
-run's own steps do are the signature of inexact gradients (Deep Learning sec. 8.2; DESIGN.md's
-"noise dominates where the loss still has far to go"), and near a minimum neither arm moves.
+of all the training data, the other on the run's own batches. Where a schedule has annealed the
+rate (to under half the run's median), both arms step at the median instead: at a rate near
+zero neither arm moves, and the question is what the noise cost the run while it was learning.
+Their losses on all the training data tell whether noise holds the run up: exact steps that
+lower the loss far more than the run's own steps do are the signature of inexact gradients
+(Deep Learning sec. 8.2; DESIGN.md's "noise dominates where the loss still has far to go"), and
+near a minimum neither arm moves.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ MAX_SAMPLES = 4096
 MIN_STEPS, MAX_STEPS = 10, 50
 # Draws of the minibatch arm (different batch orders), averaged.
 DRAWS = 2
+# A last learning rate under this share of the run's median one: the arms step at the median.
+ANNEALED = 0.5
 
 
 def _full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
@@ -55,11 +60,32 @@ def _full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
         return f"the batches do not join into one ({str(err).splitlines()[0]})"
 
 
-def _copy(exp: Experiment) -> tuple[nn.Module, torch.optim.Optimizer]:
+def _copy(
+    exp: Experiment, rates: list[float] | None = None
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The model and its optimizer copied together: the copy's state and parameter groups hold
-    the copied parameters (one memo maps each parameter once), whatever the optimizer."""
+    the copied parameters (one memo maps each parameter once), whatever the optimizer; with
+    ``rates``, the copy's groups step at those learning rates."""
     model, opt = copy.deepcopy((exp.model, exp.optimizer))
+    for group, lr in zip(opt.param_groups, rates or []):
+        group["lr"] = lr
     return model, opt
+
+
+def learning_rates(opt: torch.optim.Optimizer) -> list[float] | None:
+    """Each parameter group's learning rate, or None where one is not a number (a tensor)."""
+    rates = [g.get("lr") for g in opt.param_groups]
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rates)
+    return [float(v) for v in rates] if ok else None  # type: ignore[arg-type]
+
+
+def _rates(exp: Experiment, typical: list[float] | None) -> list[float] | None:
+    """The run's median learning rates where the schedule annealed the first group's to under
+    ANNEALED of its median, else None (the arms keep the last ones)."""
+    last = learning_rates(exp.optimizer)
+    if not typical or last is None or len(typical) != len(last):
+        return None
+    return list(typical) if last[0] < ANNEALED * typical[0] else None
 
 
 def _step(exp: Experiment, model: nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -75,8 +101,10 @@ def _full_loss(
         return Problem(model, exp.loss_fn, data, batch_stats=True, check=False).loss(theta)
 
 
-def _exact_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int) -> float:
-    model, opt = _copy(exp)
+def _exact_arm(
+    exp: Experiment, data: tuple[Tensor, Tensor], steps: int, rates: list[float] | None
+) -> float:
+    model, opt = _copy(exp, rates)
     params = [p for p in model.parameters() if p.requires_grad]
     for _ in range(steps):
         with aside(model, batch_stats=True):
@@ -87,8 +115,10 @@ def _exact_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int) -> floa
     return _full_loss(exp, model, data)
 
 
-def _minibatch_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int, draw: int) -> float:
-    model, opt = _copy(exp)
+def _minibatch_arm(
+    exp: Experiment, data: tuple[Tensor, Tensor], steps: int, draw: int, rates: list[float] | None
+) -> float:
+    model, opt = _copy(exp, rates)
     batches = list(exp.data)
     order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(draw))
     model.train()
@@ -102,10 +132,16 @@ def _minibatch_arm(exp: Experiment, data: tuple[Tensor, Tensor], steps: int, dra
     return _full_loss(exp, model, data)
 
 
-def exact_steps(exp: Experiment, seconds: float, start: Tensor | None = None) -> dict[str, Any]:
+def exact_steps(
+    exp: Experiment,
+    seconds: float,
+    start: Tensor | None = None,
+    run_lr: list[float] | None = None,
+) -> dict[str, Any]:
     """The ``exact_steps`` analysis of the run's end point, sized to about ``seconds``; its
     fields say why where it could not run (``schema.ERROR``). ``start``: the parameters the run
-    started from (flat), whose loss on the same data measures what the run gained."""
+    started from (flat), whose loss on the same data measures what the run gained; ``run_lr``:
+    each parameter group's median learning rate over the run's steps."""
     fields: dict[str, Any] = {}
     data = _full_data(exp)
     if isinstance(data, str):
@@ -128,8 +164,9 @@ def exact_steps(exp: Experiment, seconds: float, start: Tensor | None = None) ->
         try:
             if start is not None:
                 fields[schema.LOSS_START] = _full_loss(exp, exp.model, data, start)
-            exact = _exact_arm(exp, data, steps)
-            own = [_minibatch_arm(exp, data, steps, d) for d in range(DRAWS)]
+            rates = _rates(exp, run_lr)
+            exact = _exact_arm(exp, data, steps, rates)
+            own = [_minibatch_arm(exp, data, steps, d, rates) for d in range(DRAWS)]
         except Exception as err:  # an optimizer that cannot be copied must not cost the run
             text = str(err).strip().splitlines()
             fields[schema.ERROR] = f"{type(err).__name__}: {text[0] if text else ''}"
@@ -144,6 +181,10 @@ def exact_steps(exp: Experiment, seconds: float, start: Tensor | None = None) ->
             schema.LOSS_MINIBATCH: own,
         }
     )
+    last = learning_rates(exp.optimizer)
+    if last:
+        fields[schema.LAST_LR] = last[0]
+        fields[schema.ARMS_LR] = rates[0] if rates else last[0]
     if not all(math.isfinite(v) for v in (end, exact, *own)):
         fields[schema.ERROR] = "a loss of the arms is not finite"
     return analysis(schema.EXACT_STEPS, fields)

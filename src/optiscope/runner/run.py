@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
-from optiscope.runner.exact import exact_steps
+from optiscope.runner.exact import exact_steps, learning_rates
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
 
@@ -289,7 +290,19 @@ def run_experiment(
     keep = _snapshot_steps(exp)
     snapshots = [start.clone()] if 0 in keep else []
 
+    # Each group's learning rate at every step: where a schedule annealed it, the exact-steps
+    # arms step at the run's median rate.
+    first = learning_rates(exp.optimizer)
+    rates: list[list[float]] | None = None if first is None else [first]
+
     def after_step(step: int, loss: torch.Tensor) -> None:
+        nonlocal rates
+        if rates is not None:
+            now = learning_rates(exp.optimizer)  # the next step's
+            if now is None or len(now) != len(rates[0]):
+                rates = None  # a rate that is not a number: the arms keep the last one
+            elif step < exp.steps:  # steps count from 1; the last one's next rate is unused
+                rates.append(now)
         if step in keep:
             snapshots.append(flat_parameters(exp.model))
         if progress is not None:
@@ -315,7 +328,10 @@ def run_experiment(
             _final_point(exp, monitor, start, snapshots, seconds, say or (lambda _: None))
             if say is not None:
                 say("steps on exact gradients against the run's own minibatches")
-            monitor.write(exact_steps(exp, seconds / 3, start))
+            typical = None
+            if rates:  # each group's median rate over the run's steps
+                typical = [statistics.median(r[i] for r in rates) for i in range(len(rates[0]))]
+            monitor.write(exact_steps(exp, seconds / 3, start, typical))
             if factory is not None and restarts > 0:
                 _restarts(exp, monitor, out, factory, restarts, say)
     finally:
