@@ -87,6 +87,8 @@ class Sharpness(Probe):
         values[schema.SHARPNESS_HVPS] = problem.hvp_count - start
         if problem.hvp_method != "exact":
             values[schema.HVP_METHOD] = problem.hvp_method
+        # The curvature tier keeps this problem through the optimizer's step: not its graph.
+        problem.release_graph()
 
     def _start(self, problem: Any, which: str, step: int) -> Tensor | None:
         """The last eigenvectors plus a random part, which keeps Lanczos from missing a new
