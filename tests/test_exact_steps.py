@@ -28,6 +28,14 @@ def _least_squares(batch: int, momentum: float = 0.0, steps: int = 100) -> Exper
     return Experiment(model, nn.MSELoss(), data, opt, steps=steps)
 
 
+def _train(exp: Experiment, steps: int) -> None:
+    """A few of the run's own steps: the optimizer holds momentum, as at the end of a run."""
+    for x, y in exp.data[:steps]:
+        exp.optimizer.zero_grad()
+        exp.loss_fn(exp.model(x), y).backward()
+        exp.optimizer.step()
+
+
 def test_the_exact_arm_is_gradient_descent_on_all_the_data():
     exp = _least_squares(batch=4)
     start = torch.cat([p.detach().reshape(-1) for p in exp.model.parameters()])
@@ -54,10 +62,7 @@ def test_the_exact_arm_is_gradient_descent_on_all_the_data():
 def test_the_minibatch_arm_replays_the_runs_own_batches_with_its_momentum():
     exp = _least_squares(batch=8, momentum=0.9)
     # Give the optimizer a momentum buffer, as at the end of a run.
-    for x, y in exp.data[:3]:
-        exp.optimizer.zero_grad()
-        exp.loss_fn(exp.model(x), y).backward()
-        exp.optimizer.step()
+    _train(exp, 3)
     record = exact.exact_steps(exp, seconds=60.0)
     model = nn.Linear(3, 1, bias=False).double()
     model.load_state_dict(exp.model.state_dict())
@@ -77,10 +82,7 @@ def test_the_minibatch_arm_replays_the_runs_own_batches_with_its_momentum():
 
 def test_the_analysis_leaves_the_run_as_it_was():
     exp = _least_squares(batch=4, momentum=0.9)
-    for x, y in exp.data[:2]:
-        exp.optimizer.zero_grad()
-        exp.loss_fn(exp.model(x), y).backward()
-        exp.optimizer.step()
+    _train(exp, 2)
     params = [p.detach().clone() for p in exp.model.parameters()]
     buffers = [exp.optimizer.state[p]["momentum_buffer"].clone() for p in exp.model.parameters()]
     rng = torch.get_rng_state()

@@ -75,8 +75,9 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         assert "|mean gradient|^2 at the start" in c.why, c.name
 
 
-def test_final5_builders_are_deterministic_from_their_seed():
-    for c in [c for c in cases() if c.split == "final5"]:
+@pytest.mark.parametrize("split", ["final5", "final6", "final7"])
+def test_the_split_builders_are_deterministic_from_their_seed(split):
+    for c in [c for c in cases() if c.split == split]:
         a, b = c.build(c.seed), c.build(c.seed)
         pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
         pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
@@ -134,21 +135,8 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
     assert steps and all("step-lr" in e.name for e in steps)
 
 
-def test_final6_builders_are_deterministic_from_their_seed():
-    for c in [c for c in cases() if c.split == "final6"]:
-        a, b = c.build(c.seed), c.build(c.seed)
-        pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
-        pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
-        assert torch.equal(pa, pb), c.name
-        (xa, ya), (xb, yb) = next(iter(a.data)), next(iter(b.data))
-        assert torch.equal(xa, xb) and torch.equal(ya, yb), c.name
-        assert torch.equal(a.eval_data[0], b.eval_data[0]), c.name
-        other = c.build(c.seed + 1)
-        po = torch.cat([p.detach().flatten() for p in other.model.parameters()])
-        assert not torch.equal(pa, po), c.name
-
-
-def test_the_summary_has_a_table_for_the_final6_split_after_final5():
+@pytest.mark.parametrize("earlier, later", [("final5", "final6"), ("final6", "final7")])
+def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
     rows = [
         {
             "name": f"{split}-control-x",
@@ -160,11 +148,11 @@ def test_the_summary_has_a_table_for_the_final6_split_after_final5():
             "summaries": {},
             "error": None,
         }
-        for split in ("final6", "final5")
+        for split in (later, earlier)
     ]
     text = summary(rows)
-    assert text.startswith("## final5: 1 runs")
-    assert "## final6: 1 runs" in text and text.index("## final6") > text.index("## final5")
+    assert text.startswith(f"## {earlier}: 1 runs")
+    assert f"## {later}: 1 runs" in text and text.index(f"## {later}") > text.index(f"## {earlier}")
 
 
 def _final_rate(exp):
@@ -207,39 +195,6 @@ def test_the_final7_split_holds_seven_inexact_cases_and_seven_controls_most_unde
         assert low >= 4
     for c in planted:
         assert "|mean gradient|^2 at" in c.why and "x at the end, against batch" in c.why, c.name
-
-
-def test_final7_builders_are_deterministic_from_their_seed():
-    for c in [c for c in cases() if c.split == "final7"]:
-        a, b = c.build(c.seed), c.build(c.seed)
-        pa = torch.cat([p.detach().flatten() for p in a.model.parameters()])
-        pb = torch.cat([p.detach().flatten() for p in b.model.parameters()])
-        assert torch.equal(pa, pb), c.name
-        (xa, ya), (xb, yb) = next(iter(a.data)), next(iter(b.data))
-        assert torch.equal(xa, xb) and torch.equal(ya, yb), c.name
-        assert torch.equal(a.eval_data[0], b.eval_data[0]), c.name
-        other = c.build(c.seed + 1)
-        po = torch.cat([p.detach().flatten() for p in other.model.parameters()])
-        assert not torch.equal(pa, po), c.name
-
-
-def test_the_summary_has_a_table_for_the_final7_split_after_final6():
-    rows = [
-        {
-            "name": f"{split}-control-x",
-            "challenge": None,
-            "split": split,
-            "flagged": [],
-            "named": None,
-            "verdicts": {},
-            "summaries": {},
-            "error": None,
-        }
-        for split in ("final7", "final6")
-    ]
-    text = summary(rows)
-    assert text.startswith("## final6: 1 runs")
-    assert "## final7: 1 runs" in text and text.index("## final7") > text.index("## final6")
 
 
 @pytest.mark.parametrize("name", FAST)

@@ -39,13 +39,17 @@ def _layer_norm(
     bias: Tensor | None = None,
     eps: float = 1e-5,
 ) -> Tensor:
-    dims = tuple(range(-len(normalized_shape), 0))
-    mean = x.mean(dims, keepdim=True)
-    var = x.var(dims, unbiased=False, keepdim=True)
-    y = (x - mean) * torch.rsqrt(var + eps)
+    y = _standardize(x, tuple(range(-len(normalized_shape), 0)), eps)
     if weight is not None:
         y = y * weight
     return y if bias is None else y + bias
+
+
+def _standardize(x: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """``x`` less its mean over ``dims``, over its standard deviation there (biased variance)."""
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, unbiased=False, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps)
 
 
 def _affine(y: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
@@ -65,17 +69,14 @@ def _batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor | None:
-    shape = (1, -1) + (1,) * (x.dim() - 2)
     if training:
         if running_mean is not None or running_var is not None:
             return None  # would update running statistics: left to the kernel
-        dims = (0, *range(2, x.dim()))
-        mean = x.mean(dims, keepdim=True)
-        var = x.var(dims, unbiased=False, keepdim=True)
-    else:
-        if running_mean is None or running_var is None:
-            return None
-        mean, var = running_mean.view(shape), running_var.view(shape)
+        return _affine(_standardize(x, (0, *range(2, x.dim())), eps), weight, bias)
+    if running_mean is None or running_var is None:
+        return None
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean, var = running_mean.view(shape), running_var.view(shape)
     return _affine((x - mean) * torch.rsqrt(var + eps), weight, bias)
 
 
@@ -91,10 +92,7 @@ def _instance_norm(
 ) -> Tensor | None:
     if not use_input_stats or running_mean is not None or running_var is not None:
         return None
-    dims = tuple(range(2, x.dim()))
-    mean = x.mean(dims, keepdim=True)
-    var = x.var(dims, unbiased=False, keepdim=True)
-    return _affine((x - mean) * torch.rsqrt(var + eps), weight, bias)
+    return _affine(_standardize(x, tuple(range(2, x.dim())), eps), weight, bias)
 
 
 _DEFINITIONS: dict[Callable[..., Any], Callable[..., Tensor | None]] = {

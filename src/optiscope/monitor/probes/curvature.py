@@ -22,11 +22,6 @@ from optiscope.quantities.step import (
 from optiscope.records import schema
 
 
-def _gradient(problem: Any) -> Tensor:
-    """g at the point: from a graph another tier cached, else one backward pass that keeps none."""
-    return problem.gradient()
-
-
 def _note_method(problem: Any, values: dict[str, Any]) -> None:
     if problem.hvp_method != "exact":
         values[schema.HVP_METHOD] = problem.hvp_method
@@ -135,7 +130,7 @@ class Curvature(Probe):
             self._threshold(ctx)
             return
         problem = ctx.problem()
-        g = _gradient(problem)
+        g = problem.gradient()  # from a graph another tier cached, else a pass that keeps none
         gtg = dot64(g, g)
         _, _, gthg = problem.directional(g)
         del g
