@@ -30,17 +30,52 @@ def test_a_spike_followed_by_a_loss_jump_is_a_critical_cliff():
     norms = [1.0 + 0.01 * (i % 3) for i in range(60)]
     loss = [2.0 - 0.01 * i for i in range(60)]
     norms[40] = 80.0
-    loss[41] = 5 * loss[40]
+    # The step threw the point: the loss jumps and takes steps to come down again.
+    for k, rise in zip((41, 42, 43), (6.0, 5.0, 3.0)):
+        loss[k] = rise * loss[40]
     f = detect_cliffs(steps(loss, norms))
     assert f.severity == "critical"
     assert f.evidence["spike_count"] == 1
     spike = f.evidence["spikes"][0]
     assert spike["step"] == 40 and spike["ratio"] == pytest.approx(80 / 1.01, rel=0.02)
+    # The rise that held over two of the next three steps, not the largest.
     assert spike["loss_jump"] == pytest.approx(5.0)
     assert "step 40" in f.summary and "the loss rose 5x after it" in f.summary
     # The clip that would have held: the median norm of the run's first steps.
     assert f.evidence["suggested_clip_norm"] == pytest.approx(1.01, rel=0.01)
     assert "clip the gradient norm at about 1.01" in f.remedy
+
+
+def test_a_hard_batch_after_a_spike_is_no_jump_nor_an_update_outsized_by_the_schedule():
+    # A small batch: one batch with a misfit sample spikes the gradient, and the next holds
+    # another; the one after is back on the floor. Not a cliff.
+    norms = [0.05 + 0.01 * (i % 4) for i in range(120)]
+    loss = [0.01 + 0.002 * (i % 5) for i in range(120)]
+    ratios = [1e-2 * 0.95**i for i in range(120)]  # a decaying schedule's updates
+    norms[30], loss[30], loss[31] = 2.0, 0.9, 1.4
+    rows = [
+        {schema.LOSS: a, schema.GRAD_NORM: b, schema.UPDATE_RATIO: r}
+        for a, b, r in zip(loss, norms, ratios)
+    ]
+    # 3x the updates just before it, though 10 times the run's median update.
+    rows[30] = {**rows[30], schema.UPDATE_RATIO: 3 * ratios[29]}
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "info", f.summary
+    spike = f.evidence["spikes"][0]
+    assert spike["step"] == 30 and spike["outsized_update"] is False
+    assert rows[30][schema.UPDATE_RATIO] > 10 * f.evidence["median_update_ratio"]
+    assert spike["loss_jump"] < 1.5
+    # The same spike where the loss climbs on for two steps after it: a cliff.
+    rows[31] = {**rows[31], schema.LOSS: 2.0}
+    rows[32] = {**rows[32], schema.LOSS: 1.8}
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "critical" and "the loss rose 2x after it" in f.summary
+    # And an update ten times those just before it is outsized, whatever the loss does.
+    rows[31] = {**rows[31], schema.LOSS: loss[31]}
+    rows[32] = {**rows[32], schema.LOSS: loss[32]}
+    rows[30] = {**rows[30], schema.UPDATE_RATIO: 20 * ratios[29]}
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "critical" and "the update it made was outsized" in f.summary
 
 
 def test_a_spike_that_changes_nothing_is_reported_not_judged():
@@ -422,6 +457,23 @@ def test_ill_conditioning_is_judged_on_the_optimizers_step():
     assert f.severity == "warning" and "in 14 of 40 measured steps the optimizer's own" in (
         f.summary
     )
+    # Where the curvature overturns a first-order decrease (g^T d < 0), it is at fault ...
+    overturned = [
+        {**r, schema.UPDATE_SLOPE: -0.1, schema.UPDATE_CURVATURE: 0.6} if i % 3 == 0 else r
+        for i, r in enumerate(rising)
+    ]
+    f = detect_ill_conditioning(with_values(overturned))
+    assert f.severity == "warning" and f.evidence["steps_raising_loss"] == 14
+    assert f.evidence["steps_uphill_first_order"] == 0
+    # ... not where the update climbs its batch's loss from the start (momentum or Adam
+    # carrying other batches' gradients): the same predicted rise, from g^T d > 0.
+    uphill = [
+        {**r, schema.UPDATE_SLOPE: 0.15, schema.UPDATE_CURVATURE: 0.1} if i % 3 == 0 else r
+        for i, r in enumerate(rising)
+    ]
+    f = detect_ill_conditioning(with_values(uphill))
+    assert f.severity == "ok" and f.evidence["steps_raising_loss"] == 0
+    assert f.evidence["steps_uphill_first_order"] == 14
 
 
 def test_plateaus_are_found_anywhere_in_the_run():

@@ -135,6 +135,28 @@ def test_thick_restart_lanczos_in_a_small_basis_matches_eigvalsh(which):
     torch.testing.assert_close(default.values, plain.values, rtol=1e-8, atol=0)
 
 
+def test_lanczos_holds_no_reference_to_its_start_vector_while_it_iterates():
+    # At scale a start vector is a copy of the parameters: once Lanczos has copied it into its
+    # basis, it must not stay alive through every product (the sharpness tier passes it inline).
+    import weakref
+
+    a = spectrum_matrix(torch.linspace(-1, 3, 40, dtype=torch.float64))
+    alive = []
+
+    def start() -> torch.Tensor:
+        v = torch.ones(40, dtype=torch.float64)
+        alive.append(weakref.ref(v))
+        return v
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        assert alive and alive[0]() is None, "the start vector is still referenced"
+        return a @ v
+
+    op = CallableOperator(product, 40, torch.float64, torch.device("cpu"))
+    res = lanczos(op, 1, "largest", tol=1e-8, v0=start(), basis=6)
+    assert float(res.values[0]) == pytest.approx(3.0, abs=1e-7)
+
+
 def test_lanczos_rejects_bad_arguments():
     a = torch.eye(4, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"basis must hold at least 4 vectors for 2 wanted"):

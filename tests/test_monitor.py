@@ -328,11 +328,19 @@ def test_plain_sgd_predicted_change_needs_no_second_product():
     def predict(model, loss_fn, x, y):
         problem, _ = _dense(model, loss_fn, x, y)
         g = problem.gradient()
-        expected.append(step_curvature(problem, g, -0.3 * g)["predicted_change"])
+        q = step_curvature(problem, g, -0.3 * g)
+        expected.append((q["predicted_change"], q["first_order_change"], q["dthd"]))
 
     *_, mon, _ = _full_batch_run(0.3, {"curvature": 1}, 3, before=predict)
     got = [r["values"]["predicted_change"] for r in mon.history]
-    assert got == pytest.approx(expected, rel=1e-9)
+    assert got == pytest.approx([e[0] for e in expected], rel=1e-9)
+    # Its two terms, recorded beside it: g^T d = -lr g^T g and d^T H d = lr^2 g^T H g.
+    for r, (_, gtd, dthd) in zip(mon.history, expected):
+        v = r["values"]
+        assert v["update_slope"] == pytest.approx(gtd, rel=1e-9)
+        assert v["update_slope"] == pytest.approx(-0.3 * v["gtg"], rel=1e-9)
+        assert v["update_curvature"] == pytest.approx(dthd, rel=1e-9)
+        assert v["update_curvature"] == pytest.approx(0.09 * v["gthg"], rel=1e-9)
 
 
 def test_layer_gradients_are_the_norms_of_each_layers_own_gradients():

@@ -141,14 +141,19 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         recent = [loss_at[t] for t in range(s - window, s) if t in loss_at and finite(loss_at[t])]
         jump = None
         if finite(before) and after and before > 0:  # type: ignore[operator]
-            worst = max(after, key=lambda v: v if math.isfinite(v) else math.inf)
+            # The rise must hold over two of the next three steps: at a small batch one hard
+            # batch's loss is a reading of the sample, not of where the step went.
+            ranked = sorted(after, key=lambda v: v if math.isfinite(v) else math.inf)
+            worst = ranked[-2] if len(ranked) >= 2 else ranked[-1]
             jump = worst / before if math.isfinite(worst) else math.inf  # type: ignore[operator]
             if jump > 1.5 and len(recent) >= 5 and robust_z(worst, recent) < 3:
                 jump = None  # within the loss's own noise
         update = ratio_at.get(s)
-        outsized = bool(
-            median_ratio and finite(update) and update > 10 * median_ratio  # type: ignore[operator]
-        )
+        # Against the updates just before it, as the norm is: a schedule or Adam's warm-up moves
+        # the run's typical update by orders of magnitude, and the run's median misses that.
+        near = [ratio_at[t] for t in range(s - window, s) if t in ratio_at and finite(ratio_at[t])]
+        base = statistics.median(near) if len(near) >= 5 else median_ratio
+        outsized = bool(base and finite(update) and update > 10 * base)  # type: ignore[operator]
         spikes.append(
             {
                 schema.STEP: s,
@@ -836,10 +841,18 @@ def detect_ill_conditioning(records: Sequence[Record]) -> Finding:
     if prog is not None and prog.start > 0:
         floor = prog.best + 0.1 * (prog.start - prog.best)
         measured = [m for m in measured if finite(loss_at.get(m[0])) and loss_at[m[0]] > floor]
-    rising = [s for s, p, a in measured if p > 0 and a > 0]
+    # The curvature is at fault only where it overturns a first-order decrease (g^T d < 0): an
+    # update that climbs its batch's loss from the start (g^T d > 0) carries momentum or Adam's
+    # memory of other batches, which at a small batch is the noise, not the step's length.
+    slope_at = dict(zip(*series(records, schema.UPDATE_SLOPE)))
+    uphill = {s for s, _, _ in measured if finite(slope_at.get(s)) and slope_at[s] >= 0}
+    rising = [s for s, p, a in measured if p > 0 and a > 0 and s not in uphill]
     if measured:
         evidence.update(
-            steps_predicted=len(measured), steps_raising_loss=len(rising), first_rises=rising[:10]
+            steps_predicted=len(measured),
+            steps_raising_loss=len(rising),
+            first_rises=rising[:10],
+            steps_uphill_first_order=len(uphill),
         )
         if len(rising) >= 3 and len(rising) >= 0.2 * len(measured):
             reasons.append(

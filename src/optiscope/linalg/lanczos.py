@@ -307,6 +307,7 @@ def lanczos(
 
     q_rows = torch.empty((m, n), dtype=op.dtype, device=op.device)
     q_rows[0] = _start_vector(n, op.dtype, op.device, seed, v0)
+    v0 = None  # a parameter-sized vector: held no longer than the caller holds it
     size = 1
     proj = np.zeros((m, m))  # Q^T A Q on the current basis
     scale = 0.0

@@ -116,7 +116,7 @@ def sharpness(
     else:
         d = preconditioner.to(problem.dtype).rsqrt()
         op = CallableOperator(
-            lambda v: d * problem.hvp(d * v), problem.num_params, problem.dtype, problem.device
+            lambda v: problem.hvp(d * v).mul_(d), problem.num_params, problem.dtype, problem.device
         )
     res = lanczos(
         op,

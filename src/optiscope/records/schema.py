@@ -78,6 +78,10 @@ CURVATURE_ALONG_GRADIENT = "curvature_along_gradient"
 GRADIENT_THRESHOLD = "gradient_threshold"
 PREDICTED_CHANGE = "predicted_change"
 ACTUAL_CHANGE = "actual_change"
+# Its two terms: g^T d (the first-order change; positive where the update climbs its batch's
+# loss, as momentum and Adam steps may) and d^T H d (the curvature along the update).
+UPDATE_SLOPE = "update_slope"
+UPDATE_CURVATURE = "update_curvature"
 # The sharpness probe:
 SHARPNESS = "sharpness"
 LAMBDA_MIN = "lambda_min"

@@ -106,6 +106,8 @@ class Curvature(Probe):
         schema.GRADIENT_THRESHOLD,
         schema.PREDICTED_CHANGE,
         schema.ACTUAL_CHANGE,
+        schema.UPDATE_SLOPE,
+        schema.UPDATE_CURVATURE,
         schema.HVP_METHOD,
     )
 
@@ -164,6 +166,8 @@ class Curvature(Probe):
             del d
             ctx.values[schema.PREDICTED_CHANGE] = gtd + 0.5 * dthd
             ctx.values[schema.ACTUAL_CHANGE] = end - start
+            ctx.values[schema.UPDATE_SLOPE] = gtd
+            ctx.values[schema.UPDATE_CURVATURE] = dthd
             _note_method(problem, ctx.values)
 
     def close(self) -> None:

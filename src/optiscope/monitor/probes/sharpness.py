@@ -68,20 +68,41 @@ class Sharpness(Probe):
             # The top eigenvalue to 1% (an error bound: against 2/lr that is plenty); both ends
             # to 0.1% of it, as the smallest is judged against a small fraction of the largest.
             tol = 1e-3 if bottom else 1e-2
-            v0 = self._start(problem, which, ctx.step)
-            res = lanczos(hessian, 1, which, tol=tol, max_steps=30, v0=v0, basis=_BASIS)
+            # The start vector goes straight to Lanczos, which drops it once copied: a local
+            # here would keep a parameter-sized vector through every product.
+            res = lanczos(
+                hessian,
+                1,
+                which,
+                tol=tol,
+                max_steps=30,
+                v0=self._start(problem, which, ctx.step),
+                basis=_BASIS,
+            )
             self._warm.update(zip(("largest", "smallest"), res.vectors.T))
             values[schema.SHARPNESS] = float(res.values[0])
             if bottom:
                 values[schema.LAMBDA_MIN] = float(res.values[-1])
         else:
-            v0 = self._start(problem, "preconditioned", ctx.step)
-            top = sharpness(problem, preconditioner=prec, tol=1e-2, v0=v0, basis=_BASIS)
+            top = sharpness(
+                problem,
+                preconditioner=prec,
+                tol=1e-2,
+                v0=self._start(problem, "preconditioned", ctx.step),
+                basis=_BASIS,
+            )
             self._warm["preconditioned"] = top["vector"]
             values[schema.SHARPNESS] = top["value"]
             if bottom:
-                v0 = self._start(problem, "smallest", ctx.step)
-                low = lanczos(hessian, 1, "smallest", tol=1e-3, max_steps=30, v0=v0, basis=_BASIS)
+                low = lanczos(
+                    hessian,
+                    1,
+                    "smallest",
+                    tol=1e-3,
+                    max_steps=30,
+                    v0=self._start(problem, "smallest", ctx.step),
+                    basis=_BASIS,
+                )
                 self._warm["smallest"] = low.vectors[:, 0]
                 values[schema.LAMBDA_MIN] = float(low.values[0])
         values[schema.SHARPNESS_HVPS] = problem.hvp_count - start
