@@ -75,7 +75,7 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         assert "|mean gradient|^2 at the start" in c.why, c.name
 
 
-@pytest.mark.parametrize("split", ["final5", "final6", "final7"])
+@pytest.mark.parametrize("split", ["final5", "final6", "final7", "final8"])
 def test_the_split_builders_are_deterministic_from_their_seed(split):
     for c in [c for c in cases() if c.split == split]:
         a, b = c.build(c.seed), c.build(c.seed)
@@ -135,7 +135,9 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
     assert steps and all("step-lr" in e.name for e in steps)
 
 
-@pytest.mark.parametrize("earlier, later", [("final5", "final6"), ("final6", "final7")])
+@pytest.mark.parametrize(
+    "earlier, later", [("final5", "final6"), ("final6", "final7"), ("final7", "final8")]
+)
 def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
     rows = [
         {
@@ -195,6 +197,53 @@ def test_the_final7_split_holds_seven_inexact_cases_and_seven_controls_most_unde
         assert low >= 4
     for c in planted:
         assert "|mean gradient|^2 at" in c.why and "x at the end, against batch" in c.why, c.name
+
+
+def test_the_final8_split_holds_cliffs_ill_conditioning_and_small_batch_controls():
+    # The ninth held-out set, written after final7 was seen: 5 cliffs runs (two on batches of 1
+    # to 8, the rest on 32 or more), 4 ill-conditioning runs on batches of 16 to the full data,
+    # and 10 healthy controls on 1 to 16, two or more of each family.
+    assert "final8" in SPLITS
+    final8 = [c for c in cases() if c.split == "final8"]
+    by = {k: [c for c in final8 if c.challenge == k] for k in (None, "cliffs", "ill-conditioning")}
+    assert len(final8) == 19 and [len(v) for v in by.values()] == [10, 5, 4]
+    built = {c.name: c.build(c.seed) for c in final8}
+    for c in final8:
+        exp = built[c.name]
+        assert exp.name == c.name and c.name.startswith("final8-"), c.name
+        assert (exp.clip_grad_norm is not None) == ("clip" in c.optimizer), c.name
+    size = {c.name: built[c.name].config["batch_size"] * built[c.name].accumulate for c in final8}
+    controls = by[None]
+    assert all(sum(c.family == f for c in controls) >= 2 for f in FAMILIES)
+    kinds = [c.optimizer.split("+")[0] for c in controls]
+    assert kinds.count("momentum") >= 4 and kinds.count("adam") + kinds.count("adamw") >= 3
+    assert "sgd" in kinds
+    assert any(c.family == "rnn" and k == "momentum" for c, k in zip(controls, kinds))
+    for c in controls:
+        assert 1 <= size[c.name] <= 16, c.name
+        # The hand check's large-batch reference is the same builder at batch 64.
+        assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+        assert "batches of 64" in c.why, c.name
+    mine = [built[c.name] for c in controls]
+    assert any(e.scheduler is not None for e in mine) and any(e.scheduler is None for e in mine)
+    assert any(e.clip_grad_norm is not None for e in mine) and any(e.accumulate > 1 for e in mine)
+    cliffs = by["cliffs"]
+    assert len({c.family for c in cliffs}) >= 3
+    assert sorted(size[c.name] <= 8 for c in cliffs) == [False, False, False, True, True]
+    assert all(size[c.name] >= 32 for c in cliffs if size[c.name] > 8)
+    for c in cliffs:
+        assert built[c.name].clip_grad_norm is None, c.name  # nothing stops the spike
+        assert "x its running median" in c.why, c.name
+    ill = by["ill-conditioning"]
+    assert len({c.family for c in ill}) >= 3
+    assert sum(c.optimizer.split("+")[0] in ("momentum", "adam", "adamw") for c in ill) >= 2
+    for c in ill:
+        assert size[c.name] >= 16, c.name
+        group = built[c.name].optimizer.param_groups[0]
+        # The why states the optimizer's own threshold: 2/lr, (2 + 2 beta)/lr with momentum.
+        threshold = (2 + 2 * group.get("momentum", 0.0)) / group["lr"]
+        assert f"/lr = {threshold:.3g}" in c.why, c.name
+        assert "lambda_max" in c.why and "of the updates raise the loss" in c.why, c.name
 
 
 @pytest.mark.parametrize("name", FAST)

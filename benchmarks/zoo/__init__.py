@@ -12,7 +12,8 @@ down to batches of one sample) with small-batch controls; ``"final3"`` for a fou
 same challenge, written after final2 had been seen; ``"final4"`` for a fifth, after final3;
 ``"final5"`` for a sixth, after final4; ``"final6"`` for a seventh, after final5;
 ``"final7"`` for an eighth, after final6, most of its runs under a learning-rate schedule that
-ends low.
+ends low; ``"final8"`` for a ninth, after final7, on cliffs and ill-conditioning with
+small-batch controls.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -38,6 +39,7 @@ SPLITS = (
     "final5",
     "final6",
     "final7",
+    "final8",
 )
 
 
@@ -67,6 +69,7 @@ def cases() -> list[Case]:
         final5,
         final6,
         final7,
+        final8,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -84,6 +87,7 @@ def cases() -> list[Case]:
         *final5.CASES,
         *final6.CASES,
         *final7.CASES,
+        *final8.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
