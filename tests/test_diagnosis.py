@@ -50,8 +50,8 @@ def test_a_hard_batch_after_a_spike_is_no_jump_nor_an_update_outsized_by_the_sch
     # A small batch: one batch with a misfit sample spikes the gradient, and the next holds
     # another; the one after is back on the floor. Not a cliff.
     norms = [0.05 + 0.01 * (i % 4) for i in range(120)]
-    loss = [0.01 + 0.002 * (i % 5) for i in range(120)]
-    ratios = [1e-2 * 0.95**i for i in range(120)]  # a decaying schedule's updates
+    loss = [1.0] + [0.01 + 0.002 * (i % 5) for i in range(1, 120)]
+    ratios = [0.05 * 0.95**i for i in range(120)]  # a decaying schedule's updates
     norms[30], loss[30], loss[31] = 2.0, 0.9, 1.4
     rows = [
         {schema.LOSS: a, schema.GRAD_NORM: b, schema.UPDATE_RATIO: r}
@@ -70,12 +70,44 @@ def test_a_hard_batch_after_a_spike_is_no_jump_nor_an_update_outsized_by_the_sch
     rows[32] = {**rows[32], schema.LOSS: 1.8}
     f = detect_cliffs(with_values(rows))
     assert f.severity == "critical" and "the loss rose 2x after it" in f.summary
-    # And an update ten times those just before it is outsized, whatever the loss does.
+    # An update ten times those just before it, and 5% of the parameters' norm: outsized,
+    # whatever the loss does.
     rows[31] = {**rows[31], schema.LOSS: loss[31]}
     rows[32] = {**rows[32], schema.LOSS: loss[32]}
-    rows[30] = {**rows[30], schema.UPDATE_RATIO: 20 * ratios[29]}
+    rows[30] = {**rows[30], schema.UPDATE_RATIO: 0.2}
+    assert 0.2 > 10 * ratios[29]
     f = detect_cliffs(with_values(rows))
     assert f.severity == "critical" and "the update it made was outsized" in f.summary
+
+
+def test_a_cliff_must_matter_at_the_runs_scale():
+    # Near convergence at a batch of 4 the losses span decades: a spike's batch at 3e-3 and
+    # two batches at 8e-3 after it are a 2.7x rise that held, yet 0.5% of the run's starting
+    # loss; and a hard sample's update ten times the last ones moves the parameters by 2%.
+    norms = [0.003 + 0.001 * (i % 3) for i in range(100)]
+
+    def descent(start):
+        return [max(start * 0.7**i, 1e-4 * (1 + i % 4)) for i in range(100)]
+
+    loss = descent(1.0)
+    ratios = [1e-3] * 100
+    norms[60], loss[60], loss[61], loss[62] = 0.05, 0.003, 0.008, 0.0081
+    norms[80], ratios[80] = 0.06, 0.02
+    rows = [
+        {schema.LOSS: a, schema.GRAD_NORM: b, schema.UPDATE_RATIO: r}
+        for a, b, r in zip(loss, norms, ratios)
+    ]
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "info", f.summary
+    first, second = f.evidence["spikes"]
+    assert first["step"] == 60 and first["loss_jump"] is None
+    assert second["step"] == 80 and second["outsized_update"] is False
+    # The same rise on a run that started at 0.03 is a sixth of it: a cliff.
+    for i, v in enumerate(descent(0.03)):
+        if i < 60:
+            rows[i] = {**rows[i], schema.LOSS: v}
+    f = detect_cliffs(with_values(rows))
+    assert f.severity == "critical" and "at step 60" in f.summary and "rose 2.7x" in f.summary
 
 
 def test_a_spike_that_changes_nothing_is_reported_not_judged():

@@ -95,14 +95,24 @@ def _growth_back_in_time(records: Sequence[Record]) -> tuple[str, float, float] 
     return worst
 
 
+# A cliff must matter at the run's scale: the loss that held after a spike rose by at least this
+# share of the run's starting loss, or the update moved the parameters by at least this share of
+# their norm. At a small batch near convergence a hard sample doubles a loss of 1e-3 and moves
+# the parameters by a percent, with a gradient tens of times its running median.
+MATERIAL_RISE = 0.05
+THROWN = 0.05
+
+
 def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 10.0) -> Finding:
     """Cliffs and exploding gradients (Pascanu et al. 2013), read over the whole run.
 
     - A spike: the gradient norm ``factor`` times the running median of the previous ``window``
-      steps. It is a cliff only when the loss jumps after it (the next steps' loss more than
-      1.5 times the step's and a robust z-score above 3 against the run's recent losses) or the
-      update it made is outsized (10 times the median update/parameter ratio); a spike that
-      changes nothing is reported, not judged.
+      steps. It is a cliff only when the loss jumps after it (in two of the next three steps
+      more than 1.5 times the step's, a robust z-score above 3 against the run's recent losses,
+      and a rise of at least :data:`MATERIAL_RISE` of the run's starting loss) or the update it
+      made is outsized (10 times the median update/parameter ratio of the previous ``window``
+      steps, and at least :data:`THROWN` of the parameters' norm); a spike that changes nothing
+      is reported, not judged.
     - Persistent explosion: the loss ends well above where it started (or gives back most of its
       progress) while the gradient grew; the update/parameter ratio stays near 1 (each step
       moves the parameters by a large part of their size); or the hidden-state gradients grow
@@ -127,6 +137,8 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
         for s, v in zip(loss_steps, losses)
         if not math.isfinite(v) and s not in bad and s not in skipped
     ]
+    prog = progress(losses)
+    scale = abs(prog.start) if prog is not None else None
     spikes = []
     for i in range(len(norms)):
         past = [v for v in norms[max(0, i - window) : i] if math.isfinite(v)]
@@ -148,12 +160,20 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
             jump = worst / before if math.isfinite(worst) else math.inf  # type: ignore[operator]
             if jump > 1.5 and len(recent) >= 5 and robust_z(worst, recent) < 3:
                 jump = None  # within the loss's own noise
+            elif jump > 1.5 and scale and worst - before < MATERIAL_RISE * scale:  # type: ignore[operator]
+                jump = None  # a rise too small to matter against the run's own loss
+
         update = ratio_at.get(s)
         # Against the updates just before it, as the norm is: a schedule or Adam's warm-up moves
         # the run's typical update by orders of magnitude, and the run's median misses that.
         near = [ratio_at[t] for t in range(s - window, s) if t in ratio_at and finite(ratio_at[t])]
         base = statistics.median(near) if len(near) >= 5 else median_ratio
-        outsized = bool(base and finite(update) and update > 10 * base)  # type: ignore[operator]
+        outsized = bool(
+            base
+            and finite(update)
+            and update > 10 * base  # type: ignore[operator]
+            and update >= THROWN  # type: ignore[operator]
+        )
         spikes.append(
             {
                 schema.STEP: s,
@@ -169,7 +189,6 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
     kept = [v for v in norms if math.isfinite(v)]
     early = kept[: max(5, len(kept) // 10)]
     clip = statistics.median(early) if early else None
-    prog = progress(losses)
     w = max(5, len(kept) // 10)
     growth = (
         statistics.median(kept[-w:]) / statistics.median(kept[:w])
