@@ -13,7 +13,8 @@ same challenge, written after final2 had been seen; ``"final4"`` for a fifth, af
 ``"final5"`` for a sixth, after final4; ``"final6"`` for a seventh, after final5;
 ``"final7"`` for an eighth, after final6, most of its runs under a learning-rate schedule that
 ends low; ``"final8"`` for a ninth, after final7, on cliffs and ill-conditioning with
-small-batch controls.
+small-batch controls; ``"final9"`` for a tenth, after final8, on the same challenges with new
+constructions.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -40,6 +41,7 @@ SPLITS = (
     "final6",
     "final7",
     "final8",
+    "final9",
 )
 
 
@@ -70,6 +72,7 @@ def cases() -> list[Case]:
         final6,
         final7,
         final8,
+        final9,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -88,6 +91,7 @@ def cases() -> list[Case]:
         *final6.CASES,
         *final7.CASES,
         *final8.CASES,
+        *final9.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
