@@ -41,9 +41,27 @@ def test_a_spike_followed_by_a_loss_jump_is_a_critical_cliff():
     # The rise that held over two of the next three steps, not the largest.
     assert spike["loss_jump"] == pytest.approx(5.0)
     assert "step 40" in f.summary and "the loss rose 5x after it" in f.summary
+    assert f.evidence["cliffs"] == [spike]
     # The clip that would have held: the median norm of the run's first steps.
     assert f.evidence["suggested_clip_norm"] == pytest.approx(1.01, rel=0.01)
     assert "clip the gradient norm at about 1.01" in f.remedy
+
+
+def test_the_spikes_a_cliff_rests_on_are_in_its_evidence_after_many_harmless_ones():
+    # 30 harmless spikes first (the spike list keeps 20), then the one that hit a cliff.
+    norms = [1.0] * 400
+    loss = [2.0 - 0.002 * i for i in range(400)]
+    for k in range(30):
+        norms[30 + 10 * k] = 50.0
+    norms[350] = 80.0
+    for k, rise in zip((351, 352, 353), (6.0, 5.0, 3.0)):
+        loss[k] = rise * loss[350]
+    f = detect_cliffs(steps(loss, norms))
+    assert f.severity == "critical" and "at step 350" in f.summary
+    assert f.evidence["spike_count"] == 31 and len(f.evidence["spikes"]) == 20
+    assert 350 not in [c["step"] for c in f.evidence["spikes"]]
+    (cliff,) = f.evidence["cliffs"]
+    assert cliff["step"] == 350 and cliff["loss_jump"] == pytest.approx(5.0)
 
 
 def test_a_hard_batch_after_a_spike_is_no_jump_nor_an_update_outsized_by_the_schedule():

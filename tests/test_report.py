@@ -442,6 +442,11 @@ def test_the_overview_marks_the_episodes_the_findings_name():
                     {"step": 60, "loss_jump": 1.0, "outsized_update": False},  # crossed unharmed
                 ],
                 "outsized_updates": [70],
+                # A cliff past the first 20 spikes, and one also among them (marked once).
+                "cliffs": [
+                    {"step": 50, "loss_jump": 3.0, "outsized_update": False},
+                    {"step": 75, "loss_jump": 1.0, "outsized_update": True},
+                ],
             },
         },
     ]
@@ -450,7 +455,7 @@ def test_the_overview_marks_the_episodes_the_findings_name():
         for i in range(80)
     ]
     run = Run({}, records, False, findings, "")
-    assert episodes(run) == ([(0.0, 40.0)], [50.0, 70.0])
+    assert episodes(run) == ([(0.0, 40.0)], [50.0, 70.0, 75.0])
     svg = fig_overview(run)
     assert "plateau" in svg and "cliff" in svg  # the legend names both
     quiet = Run({}, records, False, [], "")

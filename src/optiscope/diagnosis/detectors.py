@@ -232,6 +232,9 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
     cliffs = [c for c in spikes if (c["loss_jump"] or 0) > 1.5 or c["outsized_update"]]
     if cliffs:
         hit = cliffs[0]
+        # The spikes the verdict rests on, whatever their place among all the spikes (the
+        # list above keeps only the first 20, and at a small batch most are crossed unharmed).
+        evidence["cliffs"] = cliffs[:20]
         what = (
             f"the loss rose {hit['loss_jump']:.2g}x after it"
             if (hit["loss_jump"] or 0) > 1.5

@@ -179,15 +179,17 @@ def episodes(run: Run) -> tuple[list[tuple[float, float]], list[float]]:
         if isinstance(p, Mapping) and a is not None and b is not None:
             spans.append((a, b))
     cliffs = _evidence(run, CLIFFS)
+    # "cliffs" holds every spike the verdict rests on; "spikes" only the run's first 20.
+    judged = [*(cliffs.get("spikes") or []), *(cliffs.get("cliffs") or [])]
     marks = [
         float(v)
-        for sp in cliffs.get("spikes") or []
+        for sp in judged
         if isinstance(sp, Mapping)
         and ((number(sp.get("loss_jump")) or 0) > 1.5 or sp.get("outsized_update"))
         and (v := number(sp.get(schema.STEP))) is not None
     ]
     marks += [float(v) for v in cliffs.get("outsized_updates") or [] if number(v) is not None]
-    return spans, marks
+    return spans, sorted(set(marks))
 
 
 def _mark_episodes(ax: Any, run: Run) -> None:
