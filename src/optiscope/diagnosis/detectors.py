@@ -162,7 +162,6 @@ def detect_cliffs(records: Sequence[Record], window: int = 20, factor: float = 1
                 jump = None  # within the loss's own noise
             elif jump > 1.5 and scale and worst - before < MATERIAL_RISE * scale:  # type: ignore[operator]
                 jump = None  # a rise too small to matter against the run's own loss
-
         update = ratio_at.get(s)
         # Against the updates just before it, as the norm is: a schedule or Adam's warm-up moves
         # the run's typical update by orders of magnitude, and the run's median misses that.
