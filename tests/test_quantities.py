@@ -8,9 +8,9 @@ from torch import nn
 
 import optiscope
 from optiscope import Problem
+from optiscope.core.vectors import add64_
 from optiscope.quantities.step import (
     adam_preconditioner,
-    add64_,
     gradient_noise,
     sharpness,
     stability_threshold,

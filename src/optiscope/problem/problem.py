@@ -23,6 +23,7 @@ from torch.utils._pytree import tree_map
 
 from optiscope.core.errors import NonFiniteError, OptiscopeError, ProblemError, TrainingModeError
 from optiscope.core.modules import STOCHASTIC
+from optiscope.core.vectors import dot64
 from optiscope.linalg.operators import LinearOperator
 from optiscope.problem import forward
 
@@ -732,9 +733,9 @@ class Problem:
                 self.hvp_count -= 1
                 self.directional_fallback = first_line(err)
         value, grad = self.loss_and_gradient()
-        slope = float(torch.dot(grad.double(), v.double()))
+        slope = dot64(grad, v)
         del grad
-        return value, slope, float(torch.dot(v.double(), self.hvp(v).double()))
+        return value, slope, dot64(v, self.hvp(v))
 
     def _forward_directional(self, v: Tensor) -> tuple[float, float, float]:
         self.hvp_count += 1

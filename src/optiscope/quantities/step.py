@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from optiscope.core.errors import NonFiniteError
+from optiscope.core.vectors import accumulate_dot64_, add64_, dot64
 from optiscope.linalg.lanczos import lanczos
 from optiscope.linalg.operators import CallableOperator, LinearOperator
 from optiscope.problem.persample import gradient_moments
@@ -138,28 +139,6 @@ def sharpness(
     }
 
 
-def dot64(a: Tensor, b: Tensor, chunk: int = 1 << 16) -> float:
-    """``a . b`` accumulated in float64, a chunk at a time (no float64 copy of the vectors): a
-    float32 sum over millions of products loses digits (6e-4 of g^T g on ResNet-18's 11M
-    parameters)."""
-    if a.dtype == torch.float64:
-        return float(torch.dot(a, b))
-    total = torch.zeros((), dtype=torch.float64, device=a.device)
-    for i in range(0, a.numel(), chunk):
-        total += torch.dot(a[i : i + chunk].double(), b[i : i + chunk].double())
-    return float(total)
-
-
-def add64_(total: Tensor, v: Tensor, chunk: int = 1 << 16) -> Tensor:
-    """``total += v`` into a float64 ``total`` a chunk at a time: a mixed-dtype add casts its
-    whole operand to float64 first (twice ``v``'s memory, for the duration)."""
-    if v.dtype == total.dtype:
-        return total.add_(v)
-    for i in range(0, v.numel(), chunk):
-        total[i : i + chunk].add_(v[i : i + chunk])
-    return total
-
-
 def gradient_curvature(problem: Problem, grad: Tensor) -> tuple[Tensor, dict[str, float]]:
     """``H g`` and the curvature along the gradient: g^T g, g^T H g and their ratio; one
     Hessian-vector product."""
@@ -258,7 +237,7 @@ def gradient_noise(
         total, sq = moments.total.double(), float(moments.sq_norms.sum())
     else:
         total = torch.zeros(problem.num_params, dtype=torch.float64, device=problem.device)
-        sq = 0.0
+        sq_sum = torch.zeros((), dtype=torch.float64, device=problem.device)
         if chunk is None:
             chunk = max(1, min(64, 2**24 // max(problem.num_params, 1)))
         for start in range(0, n, chunk):
@@ -270,8 +249,9 @@ def gradient_noise(
             # chunk's worth (at scale, a chunk is one or two parameter vectors).
             for i in range(rows.shape[0]):
                 add64_(total, rows[i])
-                sq += dot64(rows[i], rows[i])
+                accumulate_dot64_(sq_sum, rows[i], rows[i])
             del rows
+        sq = float(sq_sum)
     q = noise_from_moments(n, sq, float(torch.dot(total, total)) / n**2)
     return {"method": "moments" if moments is not None else "per-sample", **q}
 

@@ -11,14 +11,12 @@ from torch import Tensor
 
 from optiscope.core.errors import NonFiniteError
 from optiscope.core.modules import aside
+from optiscope.core.vectors import dot64
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
 from optiscope.problem.problem import call_loss, call_model, finite_difference_step, scalar_loss
-from optiscope.quantities.step import (
-    dot64,
-    stability_threshold,
-)
+from optiscope.quantities.step import stability_threshold
 from optiscope.records import schema
 
 
@@ -156,7 +154,7 @@ class Curvature(Probe):
             # The loss at the new parameters first: then the update is computed in their place
             # (one vector, not the parameters and the update beside them).
             with torch.no_grad():
-                d = torch.cat([p.detach().reshape(-1) for p in ctx.params]).to(problem.dtype)
+                d = problem.flatten(p.detach() for p in ctx.params).to(problem.dtype)
             try:
                 end = problem.loss(d)
             except NonFiniteError:

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from optiscope.core.modules import training_norms
+from optiscope.core.vectors import add64_, dot64
 from optiscope.monitor.context import StepContext
 from optiscope.monitor.probes.base import Probe, Setup
 from optiscope.problem import distributed
@@ -148,13 +149,13 @@ class Noise(Probe):
             point = problem.point
             g = problem.gradient()
             del problem
-            sq += quantities.dot64(g, g)
+            sq += dot64(g, g)
             if total is None:
                 total = torch.zeros(g.shape, dtype=torch.float64, device=g.device)
-            quantities.add64_(total, g)
+            add64_(total, g)
             del g
         assert total is not None
-        mean_sq = quantities.dot64(total, total) / k**2  # no float64 square beside it
+        mean_sq = dot64(total, total) / k**2  # no float64 square beside it
         return quantities.noise_from_ranks(size, k, sq / k, mean_sq)
 
     def prepare(self, next_step: int) -> None:
