@@ -75,7 +75,7 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         assert "|mean gradient|^2 at the start" in c.why, c.name
 
 
-@pytest.mark.parametrize("split", ["final5", "final6", "final7", "final8", "final9"])
+@pytest.mark.parametrize("split", ["final5", "final6", "final7", "final8", "final9", "final10"])
 def test_the_split_builders_are_deterministic_from_their_seed(split):
     for c in [c for c in cases() if c.split == split]:
         a, b = c.build(c.seed), c.build(c.seed)
@@ -137,7 +137,13 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
 
 @pytest.mark.parametrize(
     "earlier, later",
-    [("final5", "final6"), ("final6", "final7"), ("final7", "final8"), ("final8", "final9")],
+    [
+        ("final5", "final6"),
+        ("final6", "final7"),
+        ("final7", "final8"),
+        ("final8", "final9"),
+        ("final9", "final10"),
+    ],
 )
 def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
     rows = [
@@ -198,6 +204,60 @@ def test_the_final7_split_holds_seven_inexact_cases_and_seven_controls_most_unde
         assert low >= 4
     for c in planted:
         assert "|mean gradient|^2 at" in c.why and "x at the end, against batch" in c.why, c.name
+
+
+def test_the_final10_split_holds_ten_inexact_cases_and_ten_hard_controls():
+    # The eleventh held-out set, written after final9 was seen: 10 inexact-gradients runs on
+    # batches of 1 to 8 (three on a flat noise floor, three under a schedule that ends low, two
+    # with plain SGD on single samples, two under Adam or AdamW on a sequence model) and 10
+    # healthy controls on 1 to 16, two or more of each family in each group.
+    assert "final10" in SPLITS
+    mine = [c for c in cases() if c.split == "final10"]
+    planted = [c for c in mine if c.challenge is not None]
+    controls = [c for c in mine if c.challenge is None]
+    assert len(planted) == 10 and len(controls) == 10
+    assert {c.challenge for c in planted} == {"inexact-gradients"}
+    built = {c.name: c.build(c.seed) for c in mine}
+    size = {c.name: built[c.name].config["batch_size"] * built[c.name].accumulate for c in mine}
+    for group, most in ((planted, 8), (controls, 16)):
+        assert all(sum(c.family == f for c in group) >= 2 for f in FAMILIES)
+        assert {c.optimizer.split("+")[0] for c in group} == {"sgd", "momentum", "adam", "adamw"}
+        for c in group:
+            exp = built[c.name]
+            assert exp.name == c.name and c.name.startswith("final10-"), c.name
+            assert 1 <= size[c.name] <= most, c.name
+            # The hand check's large-batch reference is the same builder at batch 64.
+            assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+            assert "batches of 64" in c.why, c.name
+            # A schedule is named in the optimizer and ends at a tenth of its peak or lower.
+            named = [k for k in c.optimizer.split("+")[1:] if k != "clip"]
+            assert (exp.scheduler is not None) == bool(named), c.name
+            assert (exp.clip_grad_norm is not None) == ("clip" in c.optimizer), c.name
+            if exp.scheduler is not None:
+                assert _final_rate(exp) <= 0.1 + 1e-12, c.name
+    for c in planted:
+        assert "|mean gradient|^2 at the start" in c.why, c.name
+        assert "x at the end, against batch" in c.why, c.name
+    floors = [c for c in planted if c.name.endswith("-floor")]
+    assert len(floors) >= 3 and all("flat" in c.why for c in floors)
+    assert sum(built[c.name].scheduler is not None for c in planted) >= 3
+    assert sum(c.optimizer == "sgd" or c.optimizer.startswith("sgd+") for c in planted) >= 2
+    assert sum(c.optimizer.split("+")[0] == "sgd" and size[c.name] == 1 for c in planted) >= 2
+    sequence_adam = [
+        c
+        for c in planted
+        if c.family in ("transformer", "rnn") and c.optimizer.split("+")[0] in ("adam", "adamw")
+    ]
+    assert len(sequence_adam) >= 2
+    limited = [c for c in controls if c.name.endswith("-lr-limited")]
+    assert len(limited) >= 4 and all(built[c.name].scheduler is None for c in limited)
+    assert all("still falling" in c.why for c in limited)
+    converged = [c for c in controls if c.name.endswith("-converged")]
+    assert len(converged) >= 3 and all(built[c.name].scheduler is not None for c in converged)
+    assert sum(size[c.name] <= 2 for c in controls) >= 2
+    assert sum("heavy-tailed" in c.why for c in controls) >= 2
+    runs = [built[c.name] for c in controls]
+    assert any(e.clip_grad_norm is not None for e in runs) and any(e.accumulate > 1 for e in runs)
 
 
 @pytest.mark.parametrize(

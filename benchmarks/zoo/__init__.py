@@ -14,7 +14,8 @@ same challenge, written after final2 had been seen; ``"final4"`` for a fifth, af
 ``"final7"`` for an eighth, after final6, most of its runs under a learning-rate schedule that
 ends low; ``"final8"`` for a ninth, after final7, on cliffs and ill-conditioning with
 small-batch controls; ``"final9"`` for a tenth, after final8, on the same challenges with new
-constructions.
+constructions; ``"final10"`` for an eleventh, after final9, on inexact gradients again (several
+runs on a noise floor that looks converged) with small-batch controls.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -42,6 +43,7 @@ SPLITS = (
     "final7",
     "final8",
     "final9",
+    "final10",
 )
 
 
@@ -73,6 +75,7 @@ def cases() -> list[Case]:
         final7,
         final8,
         final9,
+        final10,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -92,6 +95,7 @@ def cases() -> list[Case]:
         *final7.CASES,
         *final8.CASES,
         *final9.CASES,
+        *final10.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
