@@ -41,7 +41,11 @@ def test_diagnose_the_default_writes_records_and_eight_findings(tmp_path, capsys
         "trajectory",
         "surface",
         "exact_steps",
+        "larger_batch",  # the noise dominates at batch 128 (B_simple about 200)
     }
+    rerun = analyses["larger_batch"]
+    assert rerun["batch_size"] == 128 and rerun["batch_size_larger"] == 1024
+    assert rerun["steps"] == 300 and rerun["loss"] == analyses["exact_steps"]["loss"]
     # The smoothed Hessian spectral density of the end point integrates to one (to the kernel's
     # tails) and spans the extreme eigenvalues that Lanczos found there.
     sld = analyses["spectral_density"]

@@ -458,6 +458,70 @@ def test_exact_steps_decide_whether_noise_holds_the_run_up():
     assert detect_inexact_gradients([*fine, _exact(2.0, 1.0, 0.7, [1.0])]).severity == "ok"
 
 
+def _larger(start, end, other, batch=8, size=64, steps=60):
+    return {
+        schema.TYPE: schema.ANALYSIS,
+        schema.NAME: schema.LARGER_BATCH,
+        schema.STEPS: steps,
+        schema.BATCH_SIZE: batch,
+        schema.BATCH_LARGER: size,
+        schema.LOSS_START: start,
+        schema.LOSS: end,
+        schema.LOSS_LARGER: other,
+    }
+
+
+def test_the_larger_batch_rerun_decides_where_it_ran():
+    converged = with_values(_noise_rows(60, 2000.0, -1.0, 8, 0.5, lambda i: 2.0 * 0.9**i))
+    held_by_arms = [*converged, _exact(2.0, 1.0, 0.7, [1.0, 0.9])]
+    assert detect_inexact_gradients(held_by_arms).severity == "warning"
+    # Batches of 64 reach 0.8 in the same steps: 20% of the run's gain of 1.0.
+    f = detect_inexact_gradients([*converged, _larger(2.0, 1.0, 0.8)])
+    assert f.severity == "warning"
+    assert f.summary.startswith(
+        "gradient noise holds the run up: the same 60 steps on batches of 64 from the run's "
+        "first parameters end at a training loss of 0.8 against the run's 1 (a further 0.2: "
+        "20% of all the run gained, 2 -> 1)"
+    )
+    assert f.remedy.startswith("raise the batch size to 64 or more (the rerun's)")
+    assert f.evidence["larger_batch_share_of_run_gain"] == pytest.approx(0.2)
+    # 10% of the gain: the noise costs a little (info); the arms' charge is overruled.
+    f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.9)])
+    assert f.severity == "info" and "and costs the run a little: the same 60" in f.summary
+    # Under 2%: cleared.
+    f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.99)])
+    assert f.severity == "ok" and "without holding the run up: the same 60 steps" in f.summary
+    assert "(a further 0.01: 1% of all" in f.summary
+    f = detect_inexact_gradients([*converged, _larger(2.0, 1.0, 1.05)])
+    assert f.severity == "ok" and "(no lower: " in f.summary
+    # A run that ended above its start, which the rerun brings below it: held up.
+    f = detect_inexact_gradients([*converged, _larger(1.0, 1.2, 0.6)])
+    assert f.severity == "warning"
+    assert "(a further 0.6: the run itself gained nothing, 1 -> 1.2)" in f.summary
+    # A plateau: a share of nothing is large, the floor (0.5% of the start) decides.
+    f = detect_inexact_gradients([*converged, _larger(2.0, 1.9999, 1.995)])
+    assert f.severity != "warning"
+    # A rerun that could not run leaves the arms in charge, and says why.
+    failed = {**_larger(2.0, 1.0, 0.8), schema.ERROR: "the data is a loader"}
+    f = detect_inexact_gradients([*held_by_arms, failed])
+    assert f.severity == "warning" and f.evidence["larger_batch_error"] == "the data is a loader"
+    # Noise that does not dominate is not charged, whatever a rerun says.
+    fine = with_values(_noise_rows(60, 100.0, 1.0, 128, 5.0, lambda i: 2.0 * 0.9**i))
+    assert detect_inexact_gradients([*fine, _larger(2.0, 1.0, 0.5)]).severity == "ok"
+
+
+def test_the_rerun_is_asked_for_where_the_noise_dominates():
+    from optiscope.diagnosis.detectors import needs_larger_batch
+
+    dominated = with_values(_noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0))
+    assert needs_larger_batch(dominated)
+    assert needs_larger_batch(with_values(_noise_rows(60, 10.0, -1.0, 8, 0.5, lambda i: 1.0)))
+    assert not needs_larger_batch(with_values(_noise_rows(60, 100.0, 1.0, 128, 5, lambda i: 1)))
+    header = {schema.TYPE: schema.HEADER, schema.SAMPLES: 8}
+    assert not needs_larger_batch([header, *dominated])  # each step takes the training set
+    assert not needs_larger_batch(with_values([{schema.LOSS: 1.0}] * 60))
+
+
 def test_ill_conditioning_is_judged_on_the_optimizers_step():
     # The book's g^T H g growth alone is evidence: a sharpening run that trains well shows it.
     rows = [

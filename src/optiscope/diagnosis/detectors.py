@@ -648,24 +648,64 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
     return held, clears, arms
 
 
-def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
-    """Gradient noise against the batch size in use (McCandlish et al. 2018), judged against
-    the run's progress: noise that dominates the minibatch gradient where the loss stalls far
-    from where training got it to (the start) is a finding; noise that dominates at convergence
-    is how a minimum looks through a minibatch, and is not.
+# The larger-batch rerun (the run again on batches FACTOR times larger, same steps): noise held
+# the run up where the rerun ends lower by a share of all the run gained (and by the floor's
+# share of the starting loss); under it the noise costs the run little, and a rerun that
+# regains almost nothing clears the noise.
+LARGER_SHARE = 0.15
+LARGER_CLEARS = 0.02
 
-    Where ``diagnose`` measured it (the ``exact_steps`` analysis: steps from the end on the exact
-    gradient against as many on the run's own minibatches), what the noise costs decides: exact
-    steps that regain a share of the run's gain and beat the minibatch steps charge it; exact
-    steps that regain almost nothing clear it. Elsewhere the run's own records decide."""
+
+def _larger_batch(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[bool, bool, str]:
+    """What the ``larger_batch`` rerun says, where it ran: whether noise held the run up,
+    whether it clears the noise, and the rerun in words."""
+    found = _analyses(records, schema.LARGER_BATCH)
+    if not found:
+        return False, False, ""
+    r = found[-1]
+    if r.get(schema.ERROR):
+        evidence["larger_batch_error"] = r.get(schema.ERROR)
+        return False, False, ""
+    start, end = number(r.get(schema.LOSS_START)), number(r.get(schema.LOSS))
+    other, size = number(r.get(schema.LOSS_LARGER)), number(r.get(schema.BATCH_LARGER))
+    steps = number(r.get(schema.STEPS))
+    if start is None or end is None or other is None or size is None or steps is None:
+        return False, False, ""
+    gained, regained = start - end, end - other
+    share = regained / gained if gained > 0 else math.inf
+    evidence.update(
+        larger_batch=size,
+        loss_larger_batch=other,
+        larger_batch_share_of_run_gain=share,
+        larger_batch_loss_at_end=end,
+    )
+    held = share >= LARGER_SHARE and regained >= EXACT_FLOOR * abs(start)
+    clears = share < LARGER_CLEARS
+    of_run = (
+        f"{share:.{1 if abs(share) < 0.01 else 0}%} of all the run gained, {start:.3g} -> {end:.3g}"
+        if gained > 0
+        else f"the run itself gained nothing, {start:.3g} -> {end:.3g}"
+    )
+    words = (
+        f"the same {steps:.0f} steps on batches of {size:.0f} from the run's first parameters "
+        f"end at a training loss of {other:.3g} against the run's {end:.3g} "
+        f"({'a further ' + format(regained, '.3g') if regained > 0 else 'no lower'}: {of_run})"
+    )
+    return held, clears, words
+
+
+def _noise_scale(
+    records: Sequence[Record],
+) -> tuple[float | None, float | None, float | None, list[tuple[float, float]], list[int]] | None:
+    """The critical batch size B_simple over the later half of the run, the batch in use, the
+    signal-to-noise ratio, the (tr Sigma, |G|^2) pairs it rests on and their steps; None where
+    the noise tier did not measure."""
     steps_b, batch = series(records, schema.BATCH_SIZE)
     _, trace_cov = series(records, schema.TRACE_COV)
     _, g2 = series(records, schema.GRAD_NORM_SQ_UNBIASED)
     _, snr = series(records, schema.SNR)
     if not batch or not trace_cov or len(g2) != len(trace_cov):
-        return _not_measured(
-            INEXACT_GRADIENTS, "no gradient-noise measurements", "enable the noise tier"
-        )
+        return None
     # A ratio of means over the later half of the run, as McCandlish et al. advise: one small
     # batch's estimate of |G|^2 is too noisy to divide by.
     half = len(trace_cov) // 2
@@ -677,6 +717,41 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
     bs: float | None = None
     if mean_tr is not None and mean_g2 is not None:
         bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
+    return bs, size, s, pairs, steps_b[half:]
+
+
+def needs_larger_batch(records: Sequence[Record]) -> bool:
+    """Whether a run calls for the ``larger_batch`` rerun to judge its noise: the noise tier
+    measured a batch under the critical batch size B_simple (or |G|^2 not resolved above the
+    noise), and the batch is not the whole training set."""
+    noise = _noise_scale(records)
+    if noise is None:
+        return False
+    bs, size = noise[0], noise[1]
+    samples = number(_header(records).get(schema.SAMPLES))
+    if bs is None or size is None or (samples and size >= samples):
+        return False
+    return math.isinf(bs) or size < bs
+
+
+def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
+    """Gradient noise against the batch size in use (McCandlish et al. 2018), judged against
+    the run's progress: noise that dominates the minibatch gradient where the loss stalls far
+    from where training got it to (the start) is a finding; noise that dominates at convergence
+    is how a minimum looks through a minibatch, and is not.
+
+    Where ``diagnose`` measured it (the ``exact_steps`` analysis: steps from the end on the exact
+    gradient against as many on the run's own minibatches), what the noise costs decides: exact
+    steps that regain a share of the run's gain and beat the minibatch steps charge it; exact
+    steps that regain almost nothing clear it. Elsewhere the run's own records decide."""
+    scale = _noise_scale(records)
+    if scale is None:
+        return _not_measured(
+            INEXACT_GRADIENTS, "no gradient-noise measurements", "enable the noise tier"
+        )
+    bs, size, s, pairs, steps_b = scale
+    mean_tr = mean([t for t, _ in pairs]) if pairs else None
+    mean_g2 = mean([g for _, g in pairs]) if pairs else None
     _, losses = series(records, schema.LOSS)
     prog = mean_progress(losses)
     samples = number(_header(records).get(schema.SAMPLES))
@@ -687,7 +762,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         "measurements": len(pairs),
         "mean_trace_cov": mean_tr,
         "mean_grad_norm_sq": mean_g2,
-        "steps": steps_b[half:][:10],
+        "steps": steps_b[:10],
         "training_samples": samples,
     }
     # The run's first steps, against which it can also count as converged: a run that did its
@@ -732,6 +807,30 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         + ", or lower the learning rate (or decay it) so that steps average the noise"
     )
     held, clears, arms = _exact_steps(records, evidence)
+    # The rerun on larger batches is the direct measurement: where it ran, it decides, and the
+    # exact-steps arms and the run's own records judge only what it leaves open.
+    larger_held, larger_clears, larger = _larger_batch(records, evidence)
+    if larger and dominates and larger_held:
+        tried = evidence["larger_batch"]
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.WARNING,
+            f"gradient noise holds the run up: {larger} ({noise})" + (f"; {arms}" if arms else ""),
+            evidence,
+            f"raise the batch size to {tried:.0f} or more (the rerun's), or lower the learning "
+            "rate (or decay it) so that steps average the noise",
+        )
+    if larger and dominates:
+        return Finding(
+            INEXACT_GRADIENTS,
+            Severity.OK if larger_clears else Severity.INFO,
+            f"gradient noise dominates ({noise}) "
+            + ("without holding the run up" if larger_clears else "and costs the run a little")
+            + f": {larger}"
+            + (f"; {arms}" if arms else ""),
+            evidence,
+            "",
+        )
     if held and dominates:
         return Finding(
             INEXACT_GRADIENTS,

@@ -121,6 +121,12 @@ LOSS_MINIBATCH = "loss_minibatch"  # the same after the minibatch steps, one per
 LOSS_START = "loss_start"  # the same data's loss at the run's first parameters
 ARMS_LR = "arms_lr"  # the learning rate both arms stepped at (the first group's)
 LAST_LR = "last_lr"  # the run's last learning rate (the first group's)
+# The run again from its first parameters on larger batches, same steps (also STEPS, SAMPLES,
+# BATCH_SIZE: the run's samples per update, LOSS: its end's, LOSS_START, ERROR):
+LARGER_BATCH = "larger_batch"
+BATCH_LARGER = "batch_size_larger"  # the rerun's samples per update
+LOSS_LARGER = "loss_larger"  # the training data's loss at the rerun's end
+SECONDS = "seconds"  # how long the rerun took
 
 # Events (their "name"):
 STOPPED = "stopped"

@@ -38,7 +38,7 @@ DRAWS = 2
 ANNEALED = 0.5
 
 
-def _full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
+def full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
     """The training batches joined into one (inputs and targets tensors), or why not."""
     if not isinstance(exp.data, (list, tuple)):
         return "the training data is not a list of batches (a loader is not read twice)"
@@ -94,9 +94,11 @@ def _step(exp: Experiment, model: nn.Module, opt: torch.optim.Optimizer) -> None
     opt.step()
 
 
-def _full_loss(
+def full_loss(
     exp: Experiment, model: nn.Module, data: tuple[Tensor, Tensor], theta: Tensor | None = None
 ) -> float:
+    """``model``'s loss on ``data`` (at ``theta``, flat, if given), batch norm on the data's own
+    statistics and its running buffers untouched."""
     with aside(model, batch_stats=True):
         return Problem(model, exp.loss_fn, data, batch_stats=True, check=False).loss(theta)
 
@@ -112,7 +114,7 @@ def _exact_arm(
         for p, part in zip(params, torch.split(g, [p.numel() for p in params])):
             p.grad = part.view_as(p)
         _step(exp, model, opt)
-    return _full_loss(exp, model, data)
+    return full_loss(exp, model, data)
 
 
 def _minibatch_arm(
@@ -129,7 +131,7 @@ def _minibatch_arm(
             loss = scalar_loss(call_loss(exp.loss_fn, call_model(model, x), y), "")
             (loss / exp.accumulate).backward()
         _step(exp, model, opt)
-    return _full_loss(exp, model, data)
+    return full_loss(exp, model, data)
 
 
 def exact_steps(
@@ -143,14 +145,14 @@ def exact_steps(
     started from (flat), whose loss on the same data measures what the run gained; ``run_lr``:
     each parameter group's median learning rate over the run's steps."""
     fields: dict[str, Any] = {}
-    data = _full_data(exp)
+    data = full_data(exp)
     if isinstance(data, str):
         fields[schema.ERROR] = data
         return analysis(schema.EXACT_STEPS, fields)
     wanted = max(MIN_STEPS, min(MAX_STEPS, exp.steps // 10))
     with torch.random.fork_rng():
         t = time.perf_counter()
-        end = _full_loss(exp, exp.model, data)
+        end = full_loss(exp, exp.model, data)
         each = max(time.perf_counter() - t, 1e-6)
         # An exact step costs about three losses (a gradient and the copy's bookkeeping), a
         # minibatch step less; the budget bounds the arms' length.
@@ -163,7 +165,7 @@ def exact_steps(
             return analysis(schema.EXACT_STEPS, fields)
         try:
             if start is not None:
-                fields[schema.LOSS_START] = _full_loss(exp, exp.model, data, start)
+                fields[schema.LOSS_START] = full_loss(exp, exp.model, data, start)
             rates = _rates(exp, run_lr)
             exact = _exact_arm(exp, data, steps, rates)
             own = [_minibatch_arm(exp, data, steps, d, rates) for d in range(DRAWS)]

@@ -15,7 +15,7 @@ import torch
 
 from optiscope.core.modules import aside
 from optiscope.diagnosis import Finding
-from optiscope.diagnosis.detectors import needs_restarts
+from optiscope.diagnosis.detectors import needs_larger_batch, needs_restarts
 from optiscope.landscape.line import LandscapeError
 from optiscope.landscape.restarts import final_loss, final_losses
 from optiscope.landscape.surface import surface, trajectory_directions
@@ -26,6 +26,7 @@ from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
 from optiscope.runner.exact import exact_steps, learning_rates
+from optiscope.runner.larger import FACTOR, larger_batch
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
 
@@ -171,6 +172,14 @@ def _samples(exp: Experiment) -> int | None:
     return sum(batch_samples(b) for b in exp.data) or None
 
 
+def _records(monitor: Monitor, out: Path) -> list[dict[str, Any]]:
+    """The run's records so far: those written, and those the Monitor still holds."""
+    try:
+        return list(read_records(out).records) + list(monitor.history)
+    except RecordsError:  # the records could not be written: those kept in memory
+        return list(monitor.history)
+
+
 def _restarts(
     exp: Experiment,
     monitor: Monitor,
@@ -182,11 +191,7 @@ def _restarts(
     """When the run ended stalled at a point with no significant negative curvature, train the
     experiment from ``count`` other seeds and record their final losses beside the run's own
     (measured alike): the local-minima detector compares them."""
-    try:
-        records = read_records(out).records + monitor.history
-    except RecordsError:  # the records could not be written: those kept in memory
-        records = monitor.history
-    if not needs_restarts(records):
+    if not needs_restarts(_records(monitor, out)):
         return
     with aside(exp.model):
         own = final_loss(exp)
@@ -239,7 +244,11 @@ def run_experiment(
     stalled at a point with no significant negative curvature is judged against ``restarts``
     runs of the experiment from the seeds after ``exp.seed`` (trained without the Monitor: about
     ``restarts`` times the training's cost), recorded as a ``restarts`` analysis; ``restarts=0``
-    skips them. ``say(line)`` hears what the end-of-run analyses are doing;
+    skips them. Where the gradient noise dominates (the batch under the critical batch size),
+    the factory's run is also trained again from the run's first parameters on batches
+    ``FACTOR`` (8) times larger for the same steps (``larger_batch``, within the analysis's
+    budget of seconds): what a larger batch reaches, which the inexact-gradients verdict reads.
+    ``say(line)`` hears what the end-of-run analyses are doing;
     ``end_analysis=False`` skips them all (the final point, the straight path, the plane and the
     restarts: on a large model they can cost more than the training), and the verdicts that read
     them say they were not measured. They are sized to about ``end_seconds`` (default: as long
@@ -332,6 +341,10 @@ def run_experiment(
             if rates:  # each group's median rate over the run's steps
                 typical = [statistics.median(r[i] for r in rates) for i in range(len(rates[0]))]
             monitor.write(exact_steps(exp, seconds / 3, start, typical))
+            if factory is not None and needs_larger_batch(_records(monitor, out)):
+                if say is not None:
+                    say(f"the noise dominates: the run again on batches {FACTOR}x larger")
+                monitor.write(larger_batch(factory, exp, start, seconds))
             if factory is not None and restarts > 0:
                 _restarts(exp, monitor, out, factory, restarts, say)
     finally:
