@@ -649,9 +649,9 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
 
 
 # The larger-batch rerun (the run again on batches FACTOR times larger, same steps): noise held
-# the run up where the rerun ends lower by a share of all the run gained (and by the floor's
-# share of the starting loss); under it the noise costs the run little, and a rerun that
-# regains almost nothing clears the noise.
+# the run up where the rerun ends lower by a share of all the run gained and by an amount that
+# matters at the run's scale (MATERIAL_RISE of the starting loss, as for a cliff); under it the
+# noise costs the run little, and a rerun that regains almost nothing clears the noise.
 LARGER_SHARE = 0.15
 LARGER_CLEARS = 0.02
 
@@ -679,7 +679,7 @@ def _larger_batch(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[
         larger_batch_share_of_run_gain=share,
         larger_batch_loss_at_end=end,
     )
-    held = share >= LARGER_SHARE and regained >= EXACT_FLOOR * abs(start)
+    held = share >= LARGER_SHARE and regained >= MATERIAL_RISE * abs(start)
     clears = share < LARGER_CLEARS
     of_run = (
         f"{share:.{1 if abs(share) < 0.01 else 0}%} of all the run gained, {start:.3g} -> {end:.3g}"
