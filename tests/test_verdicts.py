@@ -75,7 +75,9 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         assert "|mean gradient|^2 at the start" in c.why, c.name
 
 
-@pytest.mark.parametrize("split", ["final5", "final6", "final7", "final8", "final9", "final10"])
+@pytest.mark.parametrize(
+    "split", ["final5", "final6", "final7", "final8", "final9", "final10", "final11"]
+)
 def test_the_split_builders_are_deterministic_from_their_seed(split):
     for c in [c for c in cases() if c.split == split]:
         a, b = c.build(c.seed), c.build(c.seed)
@@ -143,6 +145,7 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         ("final7", "final8"),
         ("final8", "final9"),
         ("final9", "final10"),
+        ("final10", "final11"),
     ],
 )
 def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
@@ -349,3 +352,35 @@ def test_restarts_run_for_a_stalled_end_and_a_failing_one_costs_nothing(tmp_path
     assert "no data for seed" in r[schema.ERROR] and schema.LOSSES not in r
     minima = next(f for f in result.findings if f.challenge == "local-minima")
     assert minima.severity == "info" and "which failed (" in minima.summary
+
+
+def test_the_final11_split_holds_nine_inexact_cases_and_five_controls():
+    # The twelfth held-out set, written after final10 was seen: 9 inexact-gradients runs on
+    # batches of 1 to 8 over every family and optimizer, and the 5 small-batch controls whose
+    # large-batch reference ended no more than 10% below them in the hand check.
+    assert "final11" in SPLITS
+    mine = [c for c in cases() if c.split == "final11"]
+    planted = [c for c in mine if c.challenge is not None]
+    controls = [c for c in mine if c.challenge is None]
+    assert len(planted) == 9 and len(controls) == 5
+    assert {c.challenge for c in planted} == {"inexact-gradients"}
+    assert all(sum(c.family == f for c in planted) >= 2 for f in FAMILIES)
+    assert {c.optimizer.split("+")[0] for c in planted} == {"sgd", "momentum", "adam", "adamw"}
+    assert {c.optimizer.split("+")[0] for c in controls} == {"sgd", "momentum", "adamw"}
+    for group, most in ((planted, 8), (controls, 16)):
+        for c in group:
+            exp = c.build(c.seed)
+            assert exp.name == c.name and c.name.startswith("final11-"), c.name
+            assert 1 <= exp.config["batch_size"] * exp.accumulate <= most, c.name
+            # The hand check's large-batch reference is the same builder at batch 64.
+            assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+            assert "batches of 64" in c.why, c.name
+            # A schedule is named in the optimizer and ends at a tenth of its peak or lower.
+            named = [k for k in c.optimizer.split("+")[1:] if k != "clip"]
+            assert (exp.scheduler is not None) == bool(named), c.name
+            assert (exp.clip_grad_norm is not None) == ("clip" in c.optimizer), c.name
+            if exp.scheduler is not None:
+                assert _final_rate(exp) <= 0.1 + 1e-12, c.name
+    for c in planted:
+        assert "|mean gradient|^2 at the start" in c.why, c.name
+        assert "x at the end, against batch" in c.why, c.name

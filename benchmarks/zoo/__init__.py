@@ -15,7 +15,9 @@ same challenge, written after final2 had been seen; ``"final4"`` for a fifth, af
 ends low; ``"final8"`` for a ninth, after final7, on cliffs and ill-conditioning with
 small-batch controls; ``"final9"`` for a tenth, after final8, on the same challenges with new
 constructions; ``"final10"`` for an eleventh, after final9, on inexact gradients again (several
-runs on a noise floor that looks converged) with small-batch controls.
+runs on a noise floor that looks converged) with small-batch controls; ``"final11"`` for a
+twelfth, after final10, on inexact gradients with new data (heavy-tailed inputs, a large
+vocabulary, noisy shapes) and small-batch controls.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -44,6 +46,7 @@ SPLITS = (
     "final8",
     "final9",
     "final10",
+    "final11",
 )
 
 
@@ -76,6 +79,7 @@ def cases() -> list[Case]:
         final8,
         final9,
         final10,
+        final11,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -96,6 +100,7 @@ def cases() -> list[Case]:
         *final8.CASES,
         *final9.CASES,
         *final10.CASES,
+        *final11.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
