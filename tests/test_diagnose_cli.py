@@ -187,7 +187,10 @@ def test_each_pathology_gets_the_verdict_it_was_built_to_show(
 ):
     from optiscope.runner.run import run_experiment
 
-    result = run_experiment(load_experiment(name), tmp_path)
+    # As `optiscope diagnose NAME` runs it: with the factory, for the reruns it may ask for.
+    result = run_experiment(
+        load_experiment(name), tmp_path, factory=lambda seed: load_experiment(name, seed=seed)
+    )
     found = {f.challenge: f for f in result.findings}[challenge]
     assert found.severity in severities, found
     assert found.evidence and found.remedy

@@ -78,6 +78,23 @@ def test_the_rerun_leaves_the_run_as_it_was():
     assert torch.equal(start, torch.ones(3, dtype=torch.float64))
 
 
+def test_a_short_last_batch_counts_its_own_samples():
+    # 70 samples in batches of 16: four of 16 and one of 6; a factor of 5 takes all 70, as
+    # five accumulated micro-batches (each batch's mean loss weighs a fifth, as in training).
+    exp = _least_squares(16, n=70)
+    start = torch.zeros(3, dtype=torch.float64)
+    record = larger.larger_batch(lambda seed: _least_squares(16, n=70), exp, start, 60.0)
+    assert record[schema.BATCH_LARGER] == 70
+    w = start.view(3, 1).clone()
+    for _ in range(exp.steps):
+        g = sum(2 / len(xb) * xb.T @ (xb @ w - yb) for xb, yb in exp.data) / 5
+        w = w - 0.05 * g
+    x = torch.cat([b[0] for b in exp.data])
+    y = torch.cat([b[1] for b in exp.data])
+    expected = float(((x @ w - y) ** 2).mean())
+    assert record[schema.LOSS_LARGER] == pytest.approx(expected, rel=1e-10)
+
+
 def test_what_keeps_the_rerun_from_running_is_recorded_not_raised():
     start = torch.zeros(3, dtype=torch.float64)
     exp = _least_squares(64)

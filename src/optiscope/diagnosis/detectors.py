@@ -650,8 +650,8 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
 
 # The larger-batch rerun (the run again on batches FACTOR times larger, same steps): noise held
 # the run up where the rerun ends lower by a share of all the run gained and by an amount that
-# matters at the run's scale (MATERIAL_RISE of the starting loss, as for a cliff); under it the
-# noise costs the run little, and a rerun that regains almost nothing clears the noise.
+# matters at the run's scale (MATERIAL_RISE of the starting loss, as for a cliff); a rerun
+# that regains almost nothing clears the noise; between, it does not decide.
 LARGER_SHARE = 0.15
 LARGER_CLEARS = 0.02
 
@@ -807,8 +807,9 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         + ", or lower the learning rate (or decay it) so that steps average the noise"
     )
     held, clears, arms = _exact_steps(records, evidence)
-    # The rerun on larger batches is the direct measurement: where it ran, it decides, and the
-    # exact-steps arms and the run's own records judge only what it leaves open.
+    # The rerun on larger batches is the direct measurement: where it charges or clears the
+    # noise, it decides; the exact-steps arms and the run's own records judge what it leaves
+    # open (a share between the two, or a regain too small at the run's scale).
     larger_held, larger_clears, larger = _larger_batch(records, evidence)
     if larger and dominates and larger_held:
         tried = evidence["larger_batch"]
@@ -820,17 +821,17 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             f"raise the batch size to {tried:.0f} or more (the rerun's), or lower the learning "
             "rate (or decay it) so that steps average the noise",
         )
-    if larger and dominates:
+    if larger and dominates and larger_clears:
         return Finding(
             INEXACT_GRADIENTS,
-            Severity.OK if larger_clears else Severity.INFO,
-            f"gradient noise dominates ({noise}) "
-            + ("without holding the run up" if larger_clears else "and costs the run a little")
-            + f": {larger}"
+            Severity.OK,
+            f"gradient noise dominates ({noise}) without holding the run up: {larger}"
             + (f"; {arms}" if arms else ""),
             evidence,
             "",
         )
+    if larger:  # between clearing and charging: the arms and the run's records judge
+        arms = f"{larger}; {arms}" if arms else larger
     if held and dominates:
         return Finding(
             INEXACT_GRADIENTS,

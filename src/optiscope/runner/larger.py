@@ -66,17 +66,19 @@ def larger_batch(
     batches = list(exp.data)  # a list or tuple of batches: full_data read it
     size = batch_samples(batches[0]) or 1
     factor = min(FACTOR, len(batches) // exp.accumulate)
+    total = sum(batch_samples(b) or 0 for b in batches)
     if factor < 2:
         fields[schema.ERROR] = (
             f"each update already takes {size * exp.accumulate} of the training set's "
-            f"{len(batches) * size} samples: no larger batch to try"
+            f"{total} samples: no larger batch to try"
         )
         return analysis(schema.LARGER_BATCH, fields)
     fields.update(
         {
             schema.STEPS: exp.steps,
             schema.BATCH_SIZE: size * exp.accumulate,
-            schema.BATCH_LARGER: size * exp.accumulate * factor,
+            # A short last batch: an update of the whole set holds fewer than factor batches.
+            schema.BATCH_LARGER: min(size * exp.accumulate * factor, total),
             schema.SAMPLES: len(data[1]),
         }
     )
