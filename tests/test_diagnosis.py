@@ -485,15 +485,20 @@ def test_the_larger_batch_rerun_decides_where_it_ran():
     )
     assert f.remedy.startswith("raise the batch size to 64 or more (the rerun's)")
     assert f.evidence["larger_batch_share_of_run_gain"] == pytest.approx(0.2)
-    # 10% of the gain: the rerun neither charges nor clears; the arms decide, beside it.
-    f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.9)])
+    # 12% of the gain (6% of the start): the rerun neither charges nor clears; the arms decide,
+    # its numbers beside theirs.
+    f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.88)])
     assert f.severity == "warning" and f.summary.startswith(
         "gradient noise holds the run up: the same 60 steps on batches of 64 from the run's "
-        "first parameters end at a training loss of 0.9 against the run's 1 (a further 0.1: "
-        "10% of all the run gained, 2 -> 1); 20 steps from the end on the exact gradient"
+        "first parameters end at a training loss of 0.88 against the run's 1 (a further 0.12: "
+        "12% of all the run gained, 2 -> 1); 20 steps from the end on the exact gradient"
     )
-    f = detect_inexact_gradients([*converged, _larger(2.0, 1.0, 0.9)])
+    f = detect_inexact_gradients([*converged, _larger(2.0, 1.0, 0.88)])
     assert f.severity == "ok" and "; the same 60 steps on batches of 64" in f.summary
+    # 8% of the gain but 4% of the start: what the noise costs does not matter at this scale,
+    # whatever the arms say.
+    f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.92)])
+    assert f.severity == "ok" and "without holding the run up: the same 60" in f.summary
     # Under 2%: cleared.
     f = detect_inexact_gradients([*held_by_arms, _larger(2.0, 1.0, 0.99)])
     assert f.severity == "ok" and "without holding the run up: the same 60 steps" in f.summary

@@ -651,7 +651,7 @@ def _exact_steps(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[b
 # The larger-batch rerun (the run again on batches FACTOR times larger, same steps): noise held
 # the run up where the rerun ends lower by a share of all the run gained and by an amount that
 # matters at the run's scale (MATERIAL_RISE of the starting loss, as for a cliff); a rerun
-# that regains almost nothing clears the noise; between, it does not decide.
+# that regains almost nothing, or less than that, clears the noise; between, it does not decide.
 LARGER_SHARE = 0.15
 LARGER_CLEARS = 0.02
 
@@ -680,7 +680,8 @@ def _larger_batch(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[
         larger_batch_loss_at_end=end,
     )
     held = share >= LARGER_SHARE and regained >= MATERIAL_RISE * abs(start)
-    clears = share < LARGER_CLEARS
+    # What the noise costs must matter at the run's scale whichever measurement charges it.
+    clears = share < LARGER_CLEARS or regained < MATERIAL_RISE * abs(start)
     of_run = (
         f"{share:.{1 if abs(share) < 0.01 else 0}%} of all the run gained, {start:.3g} -> {end:.3g}"
         if gained > 0
