@@ -76,7 +76,7 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
 
 
 @pytest.mark.parametrize(
-    "split", ["final5", "final6", "final7", "final8", "final9", "final10", "final11"]
+    "split", ["final5", "final6", "final7", "final8", "final9", "final10", "final11", "final12"]
 )
 def test_the_split_builders_are_deterministic_from_their_seed(split):
     for c in [c for c in cases() if c.split == split]:
@@ -146,6 +146,7 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         ("final8", "final9"),
         ("final9", "final10"),
         ("final10", "final11"),
+        ("final11", "final12"),
     ],
 )
 def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
@@ -384,3 +385,45 @@ def test_the_final11_split_holds_nine_inexact_cases_and_five_controls():
     for c in planted:
         assert "|mean gradient|^2 at the start" in c.why, c.name
         assert "x at the end, against batch" in c.why, c.name
+
+
+def test_the_final12_split_holds_twenty_healthy_runs_over_every_family_and_optimizer():
+    # The thirteenth held-out set, written after final11 was seen, for the false-alarm rate:
+    # 20 healthy controls, five per family, ten on batches of 1 to 16 and ten on 32 to 128,
+    # under the optimizers, schedules and training features people use.
+    assert "final12" in SPLITS
+    mine = [c for c in cases() if c.split == "final12"]
+    assert len(mine) == 20 and all(c.challenge is None for c in mine)
+    assert all(sum(c.family == f for c in mine) == 5 for f in FAMILIES)
+    base = [c.optimizer.split("+")[0].replace("(nesterov)", "") for c in mine]
+    assert all(base.count(o) >= 4 for o in ("sgd", "momentum", "adam", "adamw")), base
+    built = {c.name: c.build(c.seed) for c in mine}
+    size = {n: e.config["batch_size"] * e.accumulate for n, e in built.items()}
+    assert sum(1 <= s <= 16 for s in size.values()) == 10
+    assert sum(32 <= s <= 128 for s in size.values()) == 10
+    for c in mine:
+        exp = built[c.name]
+        assert exp.name == c.name and c.name.startswith("final12-control-"), c.name
+        # The hand check's large-batch reference is the same builder at batch 64 (full batch
+        # for a run already at 64).
+        assert c.build(c.seed, batch=64).config["batch_size"] == 64, c.name
+        assert "batches of 64" in c.why or "full-batch" in c.why, c.name
+        assert "full-data loss" in c.why and "Largest gradient norm" in c.why, c.name
+        # A schedule is named in the optimizer and ends at a tenth of its peak or lower.
+        named = [k for k in c.optimizer.split("+")[1:] if k != "clip"]
+        assert (exp.scheduler is not None) == bool(named), c.name
+        assert (exp.clip_grad_norm is not None) == ("clip" in c.optimizer), c.name
+        if exp.scheduler is not None:
+            assert _final_rate(exp) <= 0.1 + 1e-12, c.name
+        nesterov = exp.optimizer.param_groups[0].get("nesterov", False)
+        assert nesterov == ("nesterov" in c.optimizer), c.name
+    # The training features this split covers, each in several runs.
+    assert sum(e.clip_grad_norm is not None for e in built.values()) >= 4
+    assert sum(e.accumulate > 1 for e in built.values()) == 2
+    assert sum(e.scheduler is None for e in built.values()) >= 2
+    dropout = [
+        e for e in built.values() if any(isinstance(m, torch.nn.Dropout) for m in e.model.modules())
+    ]
+    assert len(dropout) >= 2
+    decayed = [e for e in built.values() if e.optimizer.param_groups[0]["weight_decay"] > 0]
+    assert len(decayed) >= 5

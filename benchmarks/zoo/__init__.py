@@ -17,7 +17,9 @@ small-batch controls; ``"final9"`` for a tenth, after final8, on the same challe
 constructions; ``"final10"`` for an eleventh, after final9, on inexact gradients again (several
 runs on a noise floor that looks converged) with small-batch controls; ``"final11"`` for a
 twelfth, after final10, on inexact gradients with new data (heavy-tailed inputs, a large
-vocabulary, noisy shapes) and small-batch controls.
+vocabulary, noisy shapes) and small-batch controls; ``"final12"`` for a thirteenth, after
+final11, of healthy controls only (the runs people train, every family, optimizer and common
+schedule, half on small batches) to measure false alarms.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -47,6 +49,7 @@ SPLITS = (
     "final9",
     "final10",
     "final11",
+    "final12",
 )
 
 
@@ -80,6 +83,7 @@ def cases() -> list[Case]:
         final9,
         final10,
         final11,
+        final12,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -101,6 +105,7 @@ def cases() -> list[Case]:
         *final9.CASES,
         *final10.CASES,
         *final11.CASES,
+        *final12.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
