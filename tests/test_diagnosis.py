@@ -534,6 +534,37 @@ def test_the_rerun_is_asked_for_where_the_noise_dominates():
     assert not needs_larger_batch(with_values([{schema.LOSS: 1.0}] * 60))
 
 
+def test_the_header_reaches_the_detectors_from_a_folder_and_from_a_monitor(tmp_path):
+    # A full-batch run (8 samples, batches of 8): the gradient is exact, which only the header's
+    # training-set size can tell; diagnose on the folder read it, as on the records in memory.
+    rows = with_values(_noise_rows(60, 2000.0, 1.0, 8, 0.02, lambda i: 2.0 - 0.5 * min(i, 20) / 20))
+    with RecordWriter(tmp_path / "records.jsonl", {schema.SAMPLES: 8}) as w:
+        for r in rows:
+            w.write(r)
+    for run in (tmp_path, read_records(tmp_path)):
+        f = {f.challenge: f for f in diagnose(run)}["inexact-gradients"]
+        assert f.severity == "ok" and f.summary.startswith("each step takes the whole training")
+    import torch
+
+    from optiscope import Monitor
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = Monitor(
+        model, opt, header={schema.SAMPLES: 8}, every={"noise": 1}, loss_fn=torch.nn.MSELoss()
+    )
+    x, y = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)), torch.zeros(8, 1)
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        monitor.step(loss, batch=(x, y))
+        opt.step()
+    f = {f.challenge: f for f in monitor.close()}["inexact-gradients"]
+    assert f.evidence["training_samples"] == 8
+    assert f.summary.startswith("each step takes the whole training set (8 samples)")
+
+
 def test_ill_conditioning_is_judged_on_the_optimizers_step():
     # The book's g^T H g growth alone is evidence: a sharpening run that trains well shows it.
     rows = [

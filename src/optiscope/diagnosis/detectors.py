@@ -1408,7 +1408,7 @@ DETECTORS: dict[str, Callable[[Sequence[Record]], Finding]] = {
 
 def _records_of(run: Any) -> list[Record]:
     if isinstance(run, Records):
-        return [r for r in run.records if isinstance(r, Mapping)]
+        return [run.header, *(r for r in run.records if isinstance(r, Mapping))]
     if isinstance(run, (str, os.PathLike)):
         return _records_of(read_records(run))
     if isinstance(run, Iterable) and not isinstance(run, (bytes, bytearray, Mapping)):

@@ -376,6 +376,8 @@ class Monitor:
             else "eval",
             **dict(header or {}),
         }
+        # The detectors read the header's facts too (the training set's size).
+        self._header = {schema.TYPE: schema.HEADER, **facts}
         if tensorboard is not None and self._writes:
             from optiscope.monitor.tensorboard import TensorBoardSink
 
@@ -700,7 +702,7 @@ class Monitor:
         write the findings next to them, with the run they describe."""
         if self._lock is None:  # no folder: the records are all in memory, or on rank 0
             if self._keep:
-                self.findings = diagnose(self.history)
+                self.findings = diagnose([self._header, *self.history])
             return
         folder = self._lock.folder
         try:
@@ -708,10 +710,10 @@ class Monitor:
         except RecordsError as err:  # the file was removed or edited under the run
             self.write_error = str(err)
             warnings.warn(f"optiscope: {self.write_error}", RuntimeWarning, stacklevel=3)
-            self.findings = diagnose(self.history)
+            self.findings = diagnose([self._header, *self.history])
             return
         records = log.records + self.history  # history holds only what the disk did not take
-        self.findings = diagnose(records)
+        self.findings = diagnose([log.header, *records])
         if self.write_error is not None:
             return  # the file would not be the records' twin; the error says what happened
         try:

@@ -173,11 +173,13 @@ def _samples(exp: Experiment) -> int | None:
 
 
 def _records(monitor: Monitor, out: Path) -> list[dict[str, Any]]:
-    """The run's records so far: those written, and those the Monitor still holds."""
+    """The run's records so far: the header and those written, and those the Monitor still
+    holds."""
     try:
-        return list(read_records(out).records) + list(monitor.history)
+        log = read_records(out)
     except RecordsError:  # the records could not be written: those kept in memory
         return list(monitor.history)
+    return [log.header, *log.records, *monitor.history]
 
 
 def _restarts(
