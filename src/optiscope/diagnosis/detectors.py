@@ -823,10 +823,18 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
             "rate (or decay it) so that steps average the noise",
         )
     if larger and dominates and larger_clears:
+        small = evidence["larger_batch_share_of_run_gain"] >= LARGER_CLEARS
         return Finding(
             INEXACT_GRADIENTS,
             Severity.OK,
-            f"gradient noise dominates ({noise}) without holding the run up: {larger}"
+            f"gradient noise dominates ({noise}) "
+            + (
+                f"at a cost too small for the run's scale (under {MATERIAL_RISE:.0%} of its "
+                "starting loss)"
+                if small
+                else "without holding the run up"
+            )
+            + f": {larger}"
             + (f"; {arms}" if arms else ""),
             evidence,
             "",
