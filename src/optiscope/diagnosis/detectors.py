@@ -14,7 +14,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from optiscope.core.stats import finite, log_slope, mean, median, number
 from optiscope.diagnosis.episodes import (
@@ -695,12 +695,21 @@ def _larger_batch(records: Sequence[Record], evidence: dict[str, Any]) -> tuple[
     return held, clears, words
 
 
-def _noise_scale(
-    records: Sequence[Record],
-) -> tuple[float | None, float | None, float | None, list[tuple[float, float]], list[int]] | None:
-    """The critical batch size B_simple over the later half of the run, the batch in use, the
-    signal-to-noise ratio, the (tr Sigma, |G|^2) pairs it rests on and their steps; None where
-    the noise tier did not measure."""
+class _NoiseScale(NamedTuple):
+    """The noise tier's reading over the later half of the run."""
+
+    b_simple: float | None  # the critical batch size (inf: |G|^2 not resolved above the noise)
+    batch: float | None  # the batch in use
+    snr: float | None
+    measurements: int  # the (tr Sigma, |G|^2) pairs B_simple rests on
+    mean_trace_cov: float | None
+    mean_grad_norm_sq: float | None
+    steps: list[int]
+
+
+def _noise_scale(records: Sequence[Record]) -> _NoiseScale | None:
+    """The critical batch size B_simple, the batch in use and what they rest on; None where the
+    noise tier did not measure."""
     steps_b, batch = series(records, schema.BATCH_SIZE)
     _, trace_cov = series(records, schema.TRACE_COV)
     _, g2 = series(records, schema.GRAD_NORM_SQ_UNBIASED)
@@ -711,14 +720,20 @@ def _noise_scale(
     # batch's estimate of |G|^2 is too noisy to divide by.
     half = len(trace_cov) // 2
     pairs = [(t, g) for t, g in zip(trace_cov[half:], g2[half:]) if math.isfinite(t + g)]
-    size = median(batch[half:])
-    s = median(snr[half:]) if snr else None
     mean_tr = mean([t for t, _ in pairs]) if pairs else None
     mean_g2 = mean([g for _, g in pairs]) if pairs else None
     bs: float | None = None
     if mean_tr is not None and mean_g2 is not None:
         bs = mean_tr / mean_g2 if mean_g2 > 0 else math.inf
-    return bs, size, s, pairs, steps_b[half:]
+    return _NoiseScale(
+        bs,
+        median(batch[half:]),
+        median(snr[half:]) if snr else None,
+        len(pairs),
+        mean_tr,
+        mean_g2,
+        steps_b[half:],
+    )
 
 
 def needs_larger_batch(records: Sequence[Record]) -> bool:
@@ -728,7 +743,7 @@ def needs_larger_batch(records: Sequence[Record]) -> bool:
     noise = _noise_scale(records)
     if noise is None:
         return False
-    bs, size = noise[0], noise[1]
+    bs, size = noise.b_simple, noise.batch
     samples = number(_header(records).get(schema.SAMPLES))
     if bs is None or size is None or (samples and size >= samples):
         return False
@@ -750,9 +765,7 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         return _not_measured(
             INEXACT_GRADIENTS, "no gradient-noise measurements", "enable the noise tier"
         )
-    bs, size, s, pairs, steps_b = scale
-    mean_tr = mean([t for t, _ in pairs]) if pairs else None
-    mean_g2 = mean([g for _, g in pairs]) if pairs else None
+    bs, size, s = scale.b_simple, scale.batch, scale.snr
     _, losses = series(records, schema.LOSS)
     prog = mean_progress(losses)
     samples = number(_header(records).get(schema.SAMPLES))
@@ -760,10 +773,10 @@ def detect_inexact_gradients(records: Sequence[Record]) -> Finding:
         "b_simple": bs,
         "batch_size": size,
         "snr": s,
-        "measurements": len(pairs),
-        "mean_trace_cov": mean_tr,
-        "mean_grad_norm_sq": mean_g2,
-        "steps": steps_b[:10],
+        "measurements": scale.measurements,
+        "mean_trace_cov": scale.mean_trace_cov,
+        "mean_grad_norm_sq": scale.mean_grad_norm_sq,
+        "steps": scale.steps[:10],
         "training_samples": samples,
     }
     # The run's first steps, against which it can also count as converged: a run that did its

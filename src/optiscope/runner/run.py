@@ -185,7 +185,7 @@ def _records(monitor: Monitor, out: Path) -> list[dict[str, Any]]:
 def _restarts(
     exp: Experiment,
     monitor: Monitor,
-    out: Path,
+    records: list[dict[str, Any]],
     factory: Callable[[int], Experiment],
     count: int,
     say: Callable[[str], None] | None,
@@ -193,7 +193,7 @@ def _restarts(
     """When the run ended stalled at a point with no significant negative curvature, train the
     experiment from ``count`` other seeds and record their final losses beside the run's own
     (measured alike): the local-minima detector compares them."""
-    if not needs_restarts(_records(monitor, out)):
+    if not needs_restarts(records):
         return
     with aside(exp.model):
         own = final_loss(exp)
@@ -343,12 +343,15 @@ def run_experiment(
             if rates:  # each group's median rate over the run's steps
                 typical = [statistics.median(r[i] for r in rates) for i in range(len(rates[0]))]
             monitor.write(exact_steps(exp, seconds / 3, start, typical))
-            if factory is not None and needs_larger_batch(_records(monitor, out)):
-                if say is not None:
-                    say(f"the noise dominates: the run again on batches {FACTOR}x larger")
-                monitor.write(larger_batch(factory, exp, start, seconds))
-            if factory is not None and restarts > 0:
-                _restarts(exp, monitor, out, factory, restarts, say)
+            if factory is not None:
+                # Read once: both reruns ask of the records as training left them.
+                records = _records(monitor, out)
+                if needs_larger_batch(records):
+                    if say is not None:
+                        say(f"the noise dominates: the run again on batches {FACTOR}x larger")
+                    monitor.write(larger_batch(factory, exp, start, seconds))
+                if restarts > 0:
+                    _restarts(exp, monitor, records, factory, restarts, say)
     finally:
         findings = monitor.close()
     seconds = time.perf_counter() - t0
