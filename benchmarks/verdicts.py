@@ -11,6 +11,7 @@ alarms on the healthy controls, as a confusion matrix for each split.
     python benchmarks/verdicts.py --split final10  # the eleventh: inexact gradients again
     python benchmarks/verdicts.py --split final11  # the twelfth: inexact gradients, new data
     python benchmarks/verdicts.py --split final12  # the thirteenth: healthy runs only
+    python benchmarks/verdicts.py --split final13  # the fourteenth: every challenge, controls
     python benchmarks/verdicts.py --split seen    # tune, held and fresh: all but final
 
 Each case runs as ``optiscope diagnose`` runs it (``run_experiment`` with the curvature preset,

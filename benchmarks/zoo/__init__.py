@@ -19,7 +19,9 @@ runs on a noise floor that looks converged) with small-batch controls; ``"final1
 twelfth, after final10, on inexact gradients with new data (heavy-tailed inputs, a large
 vocabulary, noisy shapes) and small-batch controls; ``"final12"`` for a thirteenth, after
 final11, of healthy controls only (the runs people train, every family, optimizer and common
-schedule, half on small batches) to measure false alarms.
+schedule, half on small batches) to measure false alarms; ``"final13"`` for a fourteenth,
+after final12, of every measurable challenge (three planted cases each) and twenty healthy
+controls, to measure the final rules on all of them in one run.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -50,6 +52,7 @@ SPLITS = (
     "final10",
     "final11",
     "final12",
+    "final13",
 )
 
 
@@ -84,6 +87,8 @@ def cases() -> list[Case]:
         final10,
         final11,
         final12,
+        final13,
+        final13_more,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -106,6 +111,8 @@ def cases() -> list[Case]:
         *final10.CASES,
         *final11.CASES,
         *final12.CASES,
+        *final13.CASES,
+        *final13_more.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
