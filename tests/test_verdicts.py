@@ -76,7 +76,8 @@ def test_the_final5_split_holds_seven_inexact_cases_and_seven_controls_over_ever
 
 
 @pytest.mark.parametrize(
-    "split", ["final5", "final6", "final7", "final8", "final9", "final10", "final11", "final12"]
+    "split",
+    ["final5", "final6", "final7", "final8", "final9", "final10", "final11", "final12", "final13"],
 )
 def test_the_split_builders_are_deterministic_from_their_seed(split):
     for c in [c for c in cases() if c.split == split]:
@@ -147,6 +148,7 @@ def test_the_final6_split_holds_seven_inexact_cases_and_seven_controls_over_ever
         ("final9", "final10"),
         ("final10", "final11"),
         ("final11", "final12"),
+        ("final12", "final13"),
     ],
 )
 def test_the_summary_puts_a_later_split_after_an_earlier_one(earlier, later):
@@ -427,3 +429,28 @@ def test_the_final12_split_holds_twenty_healthy_runs_over_every_family_and_optim
     assert len(dropout) >= 2
     decayed = [e for e in built.values() if e.optimizer.param_groups[0]["weight_decay"] > 0]
     assert len(decayed) >= 5
+
+
+def test_the_final13_split_plants_every_measurable_challenge_three_times_beside_twenty_controls():
+    # The fourteenth held-out set, written after final12 was seen: three planted cases for each
+    # challenge a run can show, each challenge on two families or more, and twenty healthy
+    # controls, five per family, half of them on (micro-)batches of 1 to 16.
+    assert "final13" in SPLITS
+    mine = [c for c in cases() if c.split == "final13"]
+    planted = [c for c in mine if c.challenge is not None]
+    controls = [c for c in mine if c.challenge is None]
+    measurable = [c for c in CHALLENGES if c != "theoretical-limits"]
+    assert sorted(c.challenge for c in planted) == sorted(measurable * 3)
+    for challenge in measurable:
+        assert len({c.family for c in planted if c.challenge == challenge}) >= 2, challenge
+    assert {c.family for c in planted} == set(FAMILIES)
+    assert len(controls) == 20
+    assert all(sum(c.family == f for c in controls) == 5 for f in FAMILIES)
+    base = [c.optimizer.split("+")[0].replace("(nesterov)", "") for c in controls]
+    assert all(base.count(o) >= 4 for o in ("sgd", "momentum", "adam", "adamw")), base
+    built = {c.name: c.build(c.seed) for c in mine}
+    small = [n for n, e in built.items() if e.config["batch_size"] <= 16]
+    assert sum(n.startswith("final13-control-") for n in small) == 10
+    for c in mine:
+        assert built[c.name].name == c.name and c.name.startswith("final13-"), c.name
+        assert c.why, c.name

@@ -88,6 +88,7 @@ def cases() -> list[Case]:
         final11,
         final12,
         final13,
+        final13_controls,
         final13_more,
         final_mlp_cnn,
         final_sequence,
@@ -113,6 +114,7 @@ def cases() -> list[Case]:
         *final12.CASES,
         *final13.CASES,
         *final13_more.CASES,
+        *final13_controls.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
