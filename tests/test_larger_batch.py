@@ -4,6 +4,8 @@ its failures recorded, and the run it measures left as it was."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -129,3 +131,43 @@ def test_what_keeps_the_rerun_from_running_is_recorded_not_raised():
 
     record = larger.larger_batch(broken, _least_squares(4), start, 60.0)
     assert record[schema.ERROR] == "ValueError: no such data file"
+
+
+class _Slow(nn.MSELoss):
+    """A loss that sleeps ``first`` seconds on each of its first ``warm`` calls and ``each``
+    seconds on every later one: a rerun's warm-up and its pace, set by hand."""
+
+    def __init__(self, warm: int, first: float, each: float) -> None:
+        super().__init__()
+        self.calls, self.warm, self.first, self.each = 0, warm, first, each
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        time.sleep(self.first if self.calls <= self.warm else self.each)
+        return super().forward(a, b)
+
+
+def test_the_rerun_budget_projects_the_pace_after_the_warm_up_and_never_overruns():
+    start = torch.zeros(3, dtype=torch.float64)
+
+    losses: list[_Slow] = []
+
+    def slow(warm: int, first: float, each: float, steps: int):
+        def build(seed: int) -> Experiment:
+            e = _least_squares(4, steps=steps)
+            e.loss_fn = _Slow(warm, first, each)
+            losses.append(e.loss_fn)
+            return e
+
+        return build
+
+    # Two slow first steps (0.8 s), then fast ones: projected from the first three steps, 40
+    # steps would have looked like 10 s against a budget of 5 s.
+    record = larger.larger_batch(slow(2, 0.4, 0.0, 40), _least_squares(4, steps=40), start, 5.0)
+    assert schema.ERROR not in record and record[schema.STEPS] == 40
+    # A steady 0.05 s a step for 200 steps (10 s) against 2 s: stopped at its first projection,
+    # long before the budget is spent, and the projection says about how long it would take.
+    record = larger.larger_batch(slow(0, 0.0, 0.05, 200), _least_squares(4, steps=200), start, 2.0)
+    assert record[schema.ERROR].startswith("the rerun on batches of 32 would take about ")
+    assert float(record[schema.ERROR].split("about ")[1].split(" s")[0]) >= 9.5
+    assert losses[-1].calls == larger.WARMUP + larger.TIMED

@@ -31,7 +31,11 @@ from optiscope.training.loop import joined, train_experiment
 FACTOR = 8
 # Samples of one forward pass of the rerun: beyond, micro-batches accumulate.
 JOINED = 64
-# Steps timed before the rerun's cost is projected against its budget.
+# The first steps pay lazy initialisation (kernels, allocator): they count in the time spent,
+# not in the pace the rest is projected from.
+WARMUP = 2
+# Steps timed after the warm-up before the rerun's cost is first projected against its budget;
+# it is projected again whenever the steps since the warm-up double.
 TIMED = 3
 
 
@@ -103,13 +107,22 @@ def larger_batch(
             other.accumulate = exp.accumulate * accumulate
 
             built = time.perf_counter()
+            warm = [built]
+            checks = {WARMUP + TIMED * 2**k for k in range(32)}
 
             def budget(step: int, _loss: Tensor) -> None:
-                # Building the experiment is paid once; the steps' pace sets the rest.
-                if step == TIMED:
-                    projected = built - t0 + (time.perf_counter() - built) * exp.steps / TIMED
+                # Building the experiment and the warm-up are paid once; the steps' pace after
+                # them sets the rest. Never past the budget, whatever the projection said.
+                now = time.perf_counter()
+                if step == WARMUP:
+                    warm[0] = now
+                if step > WARMUP and (step in checks or now - t0 > seconds):
+                    pace = (now - warm[0]) / (step - WARMUP)
+                    projected = now - t0 + pace * (exp.steps - step)
                     if projected > seconds:
                         raise _OverBudget(projected)
+                elif now - t0 > seconds:
+                    raise _OverBudget((now - t0) * exp.steps / step)
 
             trained = train_experiment(other, stop_nonfinite=True, after_step=budget)
             if trained.stopped is not None:
