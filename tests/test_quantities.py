@@ -40,6 +40,35 @@ def test_sgd_threshold_is_where_a_quadratic_starts_to_diverge(momentum):
     assert _diverges(1.02 * th.value, 0.1, momentum)
 
 
+def _diverges_with(lam: float, **sgd) -> bool:
+    x = nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = torch.optim.SGD([x], **sgd)
+    for _ in range(4000):
+        opt.zero_grad()
+        (0.5 * lam * x**2).sum().backward()
+        opt.step()
+    return not bool(x.abs() <= 1.0)  # NaN: diverged past overflow
+
+
+@pytest.mark.parametrize(
+    "sgd, expected",
+    [
+        # Nesterov: the characteristic root crosses -1 at lr lambda = (2 + 2 beta) / (1 + 2 beta),
+        # a factor 1 + 2 beta below heavy ball's (2.8 at beta 0.9).
+        ({"momentum": 0.9, "nesterov": True}, 3.8 / (2.8 * 0.1)),
+        ({"momentum": 0.5, "nesterov": True}, 3.0 / (2.0 * 0.1)),
+        # Dampening scales the gradient into the buffer: heavy ball at lr (1 - tau).
+        ({"momentum": 0.9, "dampening": 0.5}, 3.8 / (0.5 * 0.1)),
+    ],
+)
+def test_nesterov_and_dampened_thresholds_are_where_a_quadratic_starts_to_diverge(sgd, expected):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, **sgd)
+    th = stability_threshold(opt)
+    assert th.value == pytest.approx(expected) and "exact" in th.note
+    assert not _diverges_with(0.98 * th.value, lr=0.1, **sgd)
+    assert _diverges_with(1.02 * th.value, lr=0.1, **sgd)
+
+
 def test_adam_threshold_and_preconditioner():
     p = nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
     opt = torch.optim.Adam([p], lr=1e-2, betas=(0.9, 0.99), eps=1e-8)

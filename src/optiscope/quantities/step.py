@@ -44,8 +44,12 @@ class StabilityThreshold:
 def stability_threshold(optimizer: torch.optim.Optimizer, group: int = 0) -> StabilityThreshold:
     """The stability threshold of the optimizer's current hyper-parameters (param group ``group``).
 
-    - SGD: ``2 / lr``; with heavy-ball momentum ``beta`` (no dampening, not Nesterov):
-      ``(2 + 2 beta) / lr``, exact for a quadratic.
+    - SGD: ``2 / lr``; with heavy-ball momentum ``beta``: ``(2 + 2 beta) / lr``, and with
+      dampening ``tau`` (the gradient enters the buffer scaled by ``1 - tau``):
+      ``(2 + 2 beta) / ((1 - tau) lr)``; with Nesterov momentum: ``(2 + 2 beta) / ((1 + 2 beta)
+      lr)``, from the iteration's characteristic polynomial ``z^2 - (1 + beta)(1 - a) z +
+      beta (1 - a)`` (``a = lr lambda``), whose root crosses -1 at ``a = (2 + 2 beta) / (1 + 2
+      beta)``. All exact for a quadratic.
     - Adam and AdamW: ``(2 + 2 beta1) / ((1 - beta1) lr)`` on the preconditioned Hessian
       ``P^-1 H``, ``P = diag(sqrt(v_hat) + eps)`` (Cohen et al. 2022, "Adaptive gradient methods at
       the edge of stability"): exact for a quadratic with the preconditioner frozen.
@@ -57,14 +61,20 @@ def stability_threshold(optimizer: torch.optim.Optimizer, group: int = 0) -> Sta
         return StabilityThreshold(float("inf"), False, "learning rate is zero: nothing diverges")
     if isinstance(optimizer, torch.optim.SGD):
         beta = float(hp.get("momentum", 0.0))
-        if beta and (hp.get("nesterov") or hp.get("dampening", 0.0)):
+        if beta and hp.get("nesterov"):
             return StabilityThreshold(
-                (2 + 2 * beta) / lr,
+                (2 + 2 * beta) / ((1 + 2 * beta) * lr),
                 False,
-                "SGD with Nesterov or dampening: the heavy-ball threshold (2 + 2 beta) / lr, "
-                "approximate",
+                "SGD with Nesterov momentum: (2 + 2 beta) / ((1 + 2 beta) lr), exact",
             )
         if beta:
+            damp = float(hp.get("dampening", 0.0))
+            if damp:
+                return StabilityThreshold(
+                    (2 + 2 * beta) / ((1 - damp) * lr),
+                    False,
+                    "SGD with momentum and dampening: (2 + 2 beta) / ((1 - dampening) lr), exact",
+                )
             return StabilityThreshold(
                 (2 + 2 * beta) / lr, False, "SGD with momentum: (2 + 2 beta) / lr, exact"
             )
