@@ -165,3 +165,32 @@ def test_diagnose_gives_the_arms_the_schedules_median_rate(tmp_path):
     rates = [0.025 * (1 + math.cos(math.pi * k / 40)) for k in range(40)]
     assert record[schema.ARMS_LR] == pytest.approx(statistics.median(rates), rel=1e-12)
     assert record[schema.LAST_LR] < 1e-3
+
+
+def test_an_end_of_run_analysis_that_raises_is_recorded_and_the_others_still_run(
+    tmp_path, monkeypatch
+):
+    from optiscope.records.log import read_records
+    from optiscope.runner import run
+
+    def broken(problem):
+        raise ArithmeticError("no curvature here\nsecond line")
+
+    monkeypatch.setattr(run, "final_point", broken)
+    said: list[str] = []
+    result = run.run_experiment(
+        _least_squares(batch=8, steps=40), tmp_path / "run", end_seconds=30.0, say=said.append
+    )
+    assert len(result.findings) == 8 and result.findings[0].challenge == "ill-conditioning"
+    rec = read_records(tmp_path / "run")
+    errors = rec.of_type(schema.PROBE_ERROR)
+    assert [(e[schema.PROBE], e[schema.ERROR]) for e in errors] == [
+        (schema.FINAL_POINT, "ArithmeticError: no curvature here")
+    ]
+    assert (
+        "the final_point analysis failed (ArithmeticError: no curvature here); recorded, and "
+        "the others go on"
+    ) in said
+    names = {r["name"] for r in rec.of_type("analysis")}
+    assert {schema.SPECTRAL_DENSITY, schema.INTERPOLATION, schema.EXACT_STEPS} <= names
+    assert schema.FINAL_POINT not in names

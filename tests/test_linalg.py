@@ -243,3 +243,21 @@ def test_krylov_trace_is_unbiased_and_beats_hutchpp_on_a_decaying_indefinite_spe
     assert est.hvps == 60 and est.method == "krylov"
     with pytest.raises(ValueError, match=r"deflation must be between 0 and 1, got 1\.5"):
         krylov_trace(a, 60, deflation=1.5)
+
+
+def test_lanczos_on_a_product_that_is_not_finite_says_so():
+    from optiscope.core.errors import NonFiniteError
+    from optiscope.linalg.operators import CallableOperator
+
+    def product(v):
+        out = 2.0 * v
+        out[0] = float("nan")
+        return out
+
+    op = CallableOperator(product, 5, torch.float64, torch.device("cpu"))
+    with pytest.raises(NonFiniteError) as err:
+        lanczos(op, 1)
+    assert str(err.value).startswith(
+        "Lanczos: product 1 of the operator is not finite (expected finite values; an "
+        "overflowing or NaN matrix-vector product"
+    )

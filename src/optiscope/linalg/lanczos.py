@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from optiscope.core.errors import NonFiniteError
 from optiscope.linalg.operators import LinearOperator, as_operator, require_square
 
 _WHICH = ("largest", "smallest", "both")
@@ -328,6 +329,12 @@ def lanczos(
         proj[:size, size - 1] = col
         proj[size - 1, :size] = col
         beta = float(torch.linalg.vector_norm(w))
+        if not (np.isfinite(col).all() and np.isfinite(beta)):
+            raise NonFiniteError(
+                f"Lanczos: product {steps} of the operator is not finite (expected finite "
+                "values; an overflowing or NaN matrix-vector product, e.g. a Hessian at a point "
+                "whose loss or weights have overflowed): no eigenvalue can be estimated there"
+            )
         scale = max(scale, float(np.max(np.abs(col))), beta)
         # Below rounding level the Krylov space is invariant; residuals still use the true beta.
         invariant = beta <= 10 * eps * max(scale, 1e-300)

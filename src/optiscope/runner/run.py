@@ -80,6 +80,29 @@ class _Budget:
         return cls(seconds, each, grid, min(steps, problem.num_params))
 
 
+def _contained(
+    monitor: Monitor, name: str, say: Callable[[str], None], measure: Callable[[], None]
+) -> bool:
+    """Run one end-of-run analysis; one that raises is recorded (a ``probe_error`` named after
+    it, with its reason) and the others still run: it must not cost the run its findings."""
+    try:
+        measure()
+        return True
+    except Exception as err:
+        text = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+        monitor.write(
+            {
+                schema.TYPE: schema.PROBE_ERROR,
+                schema.STEP: monitor.step_count,
+                schema.PROBE: name,
+                schema.ERROR: reason,
+            }
+        )
+        say(f"the {name} analysis failed ({reason}); recorded, and the others go on")
+        return False
+
+
 def _trajectory(
     exp: Experiment,
     monitor: Monitor,
@@ -142,27 +165,43 @@ def _final_point(
             f"analysing the final point in about {seconds:.0f} s (a loss takes "
             f"{budget.loss_seconds:.2g} s): its curvature"
         )
-        monitor.write(final_point(problem))
-        say(f"the spectral density: {budget.density_steps} Lanczos steps")
-        density = spectral_density(problem, steps=budget.density_steps, grid_size=200)
-        # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
-        # near-zero eigenvalues, whose sign is rounding, does not count as negative curvature.
-        reach = float(max(abs(density.grid[0]), abs(density.grid[-1])))
-        monitor.write(
-            analysis(
-                schema.SPECTRAL_DENSITY,
-                {
-                    schema.GRID: density.grid.tolist(),
-                    schema.DENSITY: density.density.tolist(),
-                    schema.SIGMA: density.sigma,
-                    schema.FRACTION_NEGATIVE: density.fraction_below(-1e-3 * reach),
-                    schema.HVPS: density.hvps,
-                },
-            )
+        _contained(
+            monitor, schema.FINAL_POINT, say, lambda: monitor.write(final_point(problem))
         )
+        say(f"the spectral density: {budget.density_steps} Lanczos steps")
+
+        def density() -> None:
+            found = spectral_density(problem, steps=budget.density_steps, grid_size=200)
+            # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
+            # near-zero eigenvalues, whose sign is rounding, does not count as negative.
+            reach = float(max(abs(found.grid[0]), abs(found.grid[-1])))
+            monitor.write(
+                analysis(
+                    schema.SPECTRAL_DENSITY,
+                    {
+                        schema.GRID: found.grid.tolist(),
+                        schema.DENSITY: found.density.tolist(),
+                        schema.SIGMA: found.sigma,
+                        schema.FRACTION_NEGATIVE: found.fraction_below(-1e-3 * reach),
+                        schema.HVPS: found.hvps,
+                    },
+                )
+            )
+
+        _contained(monitor, schema.SPECTRAL_DENSITY, say, density)
         say("the straight path from the start")
-        monitor.write(straight_path(problem, start, monitor.path_length))
-    _trajectory(exp, monitor, snapshots, problem, budget, say)
+        _contained(
+            monitor,
+            schema.INTERPOLATION,
+            say,
+            lambda: monitor.write(straight_path(problem, start, monitor.path_length)),
+        )
+    _contained(
+        monitor,
+        schema.TRAJECTORY,
+        say,
+        lambda: _trajectory(exp, monitor, snapshots, problem, budget, say),
+    )
 
 
 def _samples(exp: Experiment) -> int | None:
@@ -336,13 +375,23 @@ def run_experiment(
             seconds = (
                 end_seconds if end_seconds is not None else max(30.0, time.perf_counter() - t0)
             )
-            _final_point(exp, monitor, start, snapshots, seconds, say or (lambda _: None))
-            if say is not None:
-                say("steps on exact gradients against the run's own minibatches")
+            tell = say or (lambda _: None)
+            _contained(
+                monitor,
+                "final point",
+                tell,
+                lambda: _final_point(exp, monitor, start, snapshots, seconds, tell),
+            )
+            tell("steps on exact gradients against the run's own minibatches")
             typical = None
             if rates:  # each group's median rate over the run's steps
                 typical = [statistics.median(r[i] for r in rates) for i in range(len(rates[0]))]
-            monitor.write(exact_steps(exp, seconds / 3, start, typical))
+            _contained(
+                monitor,
+                schema.EXACT_STEPS,
+                tell,
+                lambda: monitor.write(exact_steps(exp, seconds / 3, start, typical)),
+            )
             if factory is not None:
                 # Read once: both reruns ask of the records as training left them.
                 records = _records(monitor, out)
