@@ -165,9 +165,7 @@ def _final_point(
             f"analysing the final point in about {seconds:.0f} s (a loss takes "
             f"{budget.loss_seconds:.2g} s): its curvature"
         )
-        _contained(
-            monitor, schema.FINAL_POINT, say, lambda: monitor.write(final_point(problem))
-        )
+        _contained(monitor, schema.FINAL_POINT, say, lambda: monitor.write(final_point(problem)))
         say(f"the spectral density: {budget.density_steps} Lanczos steps")
 
         def density() -> None:
