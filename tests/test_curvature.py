@@ -117,6 +117,25 @@ def test_spectral_density_of_a_problem_integrates_to_one():
     assert dens.fraction_below(0.0) == pytest.approx(float((exact < 0).mean()), abs=0.2)
 
 
+def test_the_critical_point_gives_the_density_its_index_came_from():
+    # The runner's spectral density is this quadrature on a coarser grid: it must be the same
+    # density as a run of its own (same probe, same steps), for no product of its own.
+    case = make_case("cnn", "mean", "one")
+    problem = Problem(case.model, case.loss_fn, case.data)
+    cp = optiscope.critical_point(problem, index_steps=20)
+    assert cp.density is not None and cp.density.hvps == 20
+    before = problem.hvp_count
+    coarse = cp.density.on_grid(200)
+    assert problem.hvp_count == before
+    alone = optiscope.spectral_density(problem, steps=20, seed=0, grid_size=200)
+    np.testing.assert_allclose(coarse.grid, alone.grid, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(coarse.density, alone.density, rtol=1e-10, atol=1e-12)
+    assert coarse.sigma == alone.sigma and coarse.hvps == 20
+    assert cp.index == pytest.approx(coarse.fraction_below(-cp.evidence["zero_threshold"]))
+    with pytest.raises(ValueError, match="grid_size must be at least 2, got 1"):
+        cp.density.on_grid(1)
+
+
 def test_ggn_eigenvalues_through_the_matrix_argument():
     case = make_case("mlp", "mean", "one", "mse")
     problem = Problem(case.model, case.loss_fn, case.data)

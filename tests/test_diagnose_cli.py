@@ -301,13 +301,13 @@ def test_the_end_of_run_analyses_can_be_skipped(tmp_path, capsys):
 
 def test_the_end_of_run_analyses_are_sized_to_a_budget_and_say_what_they_do(tmp_path, capsys):
     out = tmp_path / "run"
-    # A budget far below what the plane and the density need: both shrink to their floors, and
-    # the terminal hears each stage as it starts.
+    # A budget far below what the plane needs: it shrinks to its floor, and the terminal hears
+    # each stage as it starts. The density comes from the final point's quadrature.
     assert main(["diagnose", "logistic-control", "--out", str(out), "--end-seconds", "1e-6"]) == 0
     said = capsys.readouterr().err
     for stage in (
-        "analysing the final point in about",
-        "the spectral density: 10 Lanczos steps",
+        "analysing the final point (a loss takes",
+        "its curvature and spectral density, up to 260 products",
         "the straight path from the start",
         "the trajectory's plane: 5 x 5 losses",
     ):
@@ -315,8 +315,10 @@ def test_the_end_of_run_analyses_are_sized_to_a_budget_and_say_what_they_do(tmp_
     log = read_records(out)
     (plane,) = [r for r in log.records if r.get("name") == "surface"]
     assert len(plane["xs"]) == 5 and len(plane["ys"]) == 5
+    (point,) = [r for r in log.records if r.get("name") == "final_point"]
     (density,) = [r for r in log.records if r.get("name") == "spectral_density"]
-    assert density["hvps"] == 10
+    assert density["hvps"] == 60 and density["shared"] == "final_point"
+    assert point["hvps"] >= density["hvps"]
     # By default (at least 30 s) a small model keeps the full 21 x 21 plane.
     out2 = tmp_path / "full"
     assert main(["diagnose", "logistic-control", "--out", str(out2)]) == 0

@@ -176,7 +176,7 @@ def test_an_end_of_run_analysis_that_raises_is_recorded_and_the_others_still_run
     def broken(problem):
         raise ArithmeticError("no curvature here\nsecond line")
 
-    monkeypatch.setattr(run, "final_point", broken)
+    monkeypatch.setattr(run, "final_point_and_density", broken)
     said: list[str] = []
     result = run.run_experiment(
         _least_squares(batch=8, steps=40), tmp_path / "run", end_seconds=30.0, say=said.append
@@ -192,5 +192,6 @@ def test_an_end_of_run_analysis_that_raises_is_recorded_and_the_others_still_run
         "the others go on"
     ) in said
     names = {r["name"] for r in rec.of_type("analysis")}
-    assert {schema.SPECTRAL_DENSITY, schema.INTERPOLATION, schema.EXACT_STEPS} <= names
-    assert schema.FINAL_POINT not in names
+    assert {schema.INTERPOLATION, schema.EXACT_STEPS, schema.SURFACE} <= names
+    # The density is the final point's own quadrature: it goes with it.
+    assert schema.FINAL_POINT not in names and schema.SPECTRAL_DENSITY not in names

@@ -38,6 +38,13 @@ class SpectralDensity:
         """Estimated fraction of eigenvalues below ``threshold`` (quadrature, no smoothing)."""
         return float(np.mean([w[t < threshold].sum() for t, w in zip(self.nodes, self.weights)]))
 
+    def on_grid(self, grid_size: int) -> SpectralDensity:
+        """The same quadrature and kernel width smoothed on a grid of ``grid_size`` points
+        (no products: a coarser grid for a record, a finer one for a figure)."""
+        if grid_size < 2:
+            raise ValueError(f"grid_size must be at least 2, got {grid_size}")
+        return _smoothed(self.nodes, self.weights, grid_size, self.sigma, self.hvps)
+
     def moment(self, power: int) -> float:
         """Estimated (1/n) tr(A^power) from the quadrature."""
         return float(np.mean([(w * t**power).sum() for t, w in zip(self.nodes, self.weights)]))
@@ -78,6 +85,16 @@ def slq_density(
         theta, s = eigh_tridiagonal(alpha, beta[: len(alpha) - 1])
         nodes.append(theta)
         weights.append(s[0, :] ** 2)
+    return _smoothed(nodes, weights, grid_size, sigma, op.products - start)
+
+
+def _smoothed(
+    nodes: list[np.ndarray],
+    weights: list[np.ndarray],
+    grid_size: int,
+    sigma: float | None,
+    hvps: int,
+) -> SpectralDensity:
     lo = min(float(t.min()) for t in nodes)
     hi = max(float(t.max()) for t in nodes)
     spread = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
@@ -87,8 +104,8 @@ def slq_density(
         raise ValueError(f"sigma must be positive, got {sigma}")
     grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, int(grid_size))
     density = np.zeros_like(grid)
-    norm = 1.0 / (sigma * np.sqrt(2 * np.pi) * probes)
+    norm = 1.0 / (sigma * np.sqrt(2 * np.pi) * len(nodes))
     for theta, w in zip(nodes, weights):
         kernel = np.exp(-0.5 * ((grid[:, None] - theta) / sigma) ** 2)
         density += norm * (w[None, :] * kernel).sum(1)
-    return SpectralDensity(grid, density, nodes, weights, float(sigma), op.products - start)
+    return SpectralDensity(grid, density, nodes, weights, float(sigma), hvps)

@@ -3,8 +3,9 @@ the straight path from the start to it (Goodfellow, Vinyals and Saxe 2015). The 
 ``Monitor(end_batch=...)`` both write them, so ``diagnose`` and a Monitor in a user's own loop
 give the same local-minima and local-global verdicts.
 
-Cost: the critical point takes Lanczos at both ends of the spectrum (about 60 Hessian-vector
-products), the path 21 loss evaluations, on the batch given.
+Cost: the critical point takes Lanczos at both ends of the spectrum (up to 200 Hessian-vector
+products) and 60 steps of stochastic Lanczos quadrature for its index, whose nodes also give the
+spectral density; the path 21 loss evaluations; all on the batch given.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from optiscope.core.modules import aside
 from optiscope.landscape.line import interpolate
 from optiscope.problem.problem import Problem
-from optiscope.quantities.curvature import critical_point
+from optiscope.quantities.curvature import CriticalPoint, critical_point
 from optiscope.records import schema
 
 
@@ -28,7 +29,36 @@ def analysis(name: str, fields: dict[str, Any]) -> dict[str, Any]:
 def final_point(problem: Any) -> dict[str, Any]:
     """The ``final_point`` record of the problem's point: its kind (minimum, saddle...), its
     extreme Hessian eigenvalues and index, the loss and the gradient norm there."""
+    return _final_point_record(critical_point(problem))
+
+
+def final_point_and_density(problem: Any, grid_size: int = 200) -> list[dict[str, Any]]:
+    """The ``final_point`` record and the ``spectral_density`` one from the quadrature its index
+    came from (on ``grid_size`` points): the density costs no product of its own."""
     cp = critical_point(problem)
+    records = [_final_point_record(cp)]
+    if cp.density is not None:
+        found = cp.density.on_grid(grid_size)
+        # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
+        # near-zero eigenvalues, whose sign is rounding, does not count as negative.
+        reach = float(max(abs(found.grid[0]), abs(found.grid[-1])))
+        records.append(
+            analysis(
+                schema.SPECTRAL_DENSITY,
+                {
+                    schema.GRID: found.grid.tolist(),
+                    schema.DENSITY: found.density.tolist(),
+                    schema.SIGMA: found.sigma,
+                    schema.FRACTION_NEGATIVE: found.fraction_below(-1e-3 * reach),
+                    schema.HVPS: found.hvps,
+                    schema.SHARED: schema.FINAL_POINT,
+                },
+            )
+        )
+    return records
+
+
+def _final_point_record(cp: CriticalPoint) -> dict[str, Any]:
     return analysis(
         schema.FINAL_POINT,
         {

@@ -300,6 +300,9 @@ class CriticalPoint:
     hvps: int
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    # The quadrature the index came from (its products are in ``hvps``): the spectral density
+    # at this point, for no further products.
+    density: SpectralDensity | None = field(default=None, repr=False, compare=False)
 
 
 def _curvature_type(lmax: float, lmin: float, zero: float) -> str:
@@ -392,4 +395,5 @@ def critical_point(
             "lanczos_steps": eig.steps,
             "index_steps": min(index_steps, n),
         },
+        density=dens,
     )

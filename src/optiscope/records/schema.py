@@ -145,6 +145,7 @@ GRID = "grid"
 DENSITY = "density"
 SIGMA = "sigma"
 FRACTION_NEGATIVE = "fraction_negative"  # below -1e-3 of the spectrum's reach, not 0
+SHARED = "shared"  # the analysis whose products it reused (their count is in both records)
 # interpolation:
 ALPHAS = "alphas"
 LOSSES = "losses"  # also the surface's, a grid of rows

@@ -19,10 +19,9 @@ from optiscope.diagnosis.detectors import needs_larger_batch, needs_restarts
 from optiscope.landscape.line import LandscapeError
 from optiscope.landscape.restarts import final_loss, final_losses
 from optiscope.landscape.surface import surface, trajectory_directions
-from optiscope.monitor.end import analysis, final_point, straight_path
+from optiscope.monitor.end import analysis, final_point_and_density, straight_path
 from optiscope.monitor.monitor import Monitor, spread
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
-from optiscope.quantities.curvature import spectral_density
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
 from optiscope.runner.exact import exact_steps, learning_rates
@@ -59,25 +58,34 @@ def _snapshot_steps(exp: Experiment) -> set[int]:
 
 @dataclass(frozen=True)
 class _Budget:
-    """The end-of-run analyses sized to a budget of seconds: the plane's grid and the spectral
-    density's Lanczos steps shrink, from 21 x 21 and 60, where the model's loss on the analysis
-    batch is slow (half the budget for the plane, a third for the density, whose products cost
-    about three losses each)."""
+    """The end-of-run analyses sized to a budget of seconds. The final point's curvature is
+    not sized: the local-minima and saddle verdicts read its smallest eigenvalue, which a
+    shorter Lanczos would place nearer zero. The trajectory's plane gets what is left of the
+    budget when it starts, at least a sixth of it: its grid shrinks from 21 x 21 where the
+    model's loss on the analysis batch is slow."""
 
     seconds: float
     loss_seconds: float
-    grid: int
-    density_steps: int
+    deadline: float
 
     @classmethod
     def of(cls, problem: Problem, seconds: float) -> _Budget:
-        t = time.perf_counter()
-        problem.loss()
-        each = max(time.perf_counter() - t, 1e-6)
-        side = int(math.sqrt(0.5 * seconds / each))
-        grid = max(5, min(21, side - (side + 1) % 2))  # odd: the end point at the centre
-        steps = max(10, min(60, int(seconds / 3 / (3 * each))))
-        return cls(seconds, each, grid, min(steps, problem.num_params))
+        t0 = time.perf_counter()
+        times = []
+        for _ in range(2):  # the faster of two: the first also warms the allocator
+            t = time.perf_counter()
+            problem.loss()
+            times.append(time.perf_counter() - t)
+        return cls(seconds, max(min(times), 1e-6), t0 + seconds)
+
+    def grid(self) -> int:
+        left = max(self.deadline - time.perf_counter(), self.seconds / 6)
+        side = int(math.sqrt(left / self.loss_seconds))
+        return max(5, min(21, side - (side + 1) % 2))  # odd: the end point at the centre
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.0f} s" if t >= 10 else f"{t:.2g} s"
 
 
 def _contained(
@@ -125,9 +133,10 @@ def _trajectory(
     monitor.write(analysis(schema.TRAJECTORY, {schema.SNAPSHOTS: len(snapshots), **traj.to_dict()}))
     coords = torch.tensor(traj.coords)
     reach = float(coords.abs().max()) * 1.2 or 1.0
-    say(f"the trajectory's plane: {budget.grid} x {budget.grid} losses")
+    grid = budget.grid()
+    say(f"the trajectory's plane: {grid} x {grid} losses")
     with aside(exp.model, batch_stats=True):
-        plane = surface(problem, traj.directions, span=reach, steps=budget.grid, trajectory=traj)
+        plane = surface(problem, traj.directions, span=reach, steps=grid, trajectory=traj)
     monitor.write(
         analysis(
             schema.SURFACE,
@@ -161,32 +170,28 @@ def _final_point(
     with aside(exp.model, batch_stats=True):
         problem = Problem(exp.model, exp.loss_fn, data, batch_stats=True)
         budget = _Budget.of(problem, seconds)
+        n = problem.num_params
+        probe = torch.full((n,), n**-0.5, dtype=problem.dtype, device=problem.device)
+        problem.hvp(probe)  # the first product builds the gradient's graph, which the rest reuse
+        times = []
+        for _ in range(2):  # the faster of two: the first ones also warm the allocator
+            t = time.perf_counter()
+            problem.hvp(probe)
+            times.append(time.perf_counter() - t)
+        each = min(times)
+        del probe
+        products = min(n, 200) + min(n, 60)  # both ends by Lanczos, then the index's quadrature
         say(
-            f"analysing the final point in about {seconds:.0f} s (a loss takes "
-            f"{budget.loss_seconds:.2g} s): its curvature"
+            f"analysing the final point (a loss takes {budget.loss_seconds:.2g} s, a "
+            f"Hessian-vector product {each:.2g} s): its curvature and spectral density, up to "
+            f"{products} products (about {_seconds(products * each)} at most)"
         )
-        _contained(monitor, schema.FINAL_POINT, say, lambda: monitor.write(final_point(problem)))
-        say(f"the spectral density: {budget.density_steps} Lanczos steps")
 
-        def density() -> None:
-            found = spectral_density(problem, steps=budget.density_steps, grid_size=200)
-            # Clearly negative: below a thousandth of the spectrum's reach, so that a bulk of
-            # near-zero eigenvalues, whose sign is rounding, does not count as negative.
-            reach = float(max(abs(found.grid[0]), abs(found.grid[-1])))
-            monitor.write(
-                analysis(
-                    schema.SPECTRAL_DENSITY,
-                    {
-                        schema.GRID: found.grid.tolist(),
-                        schema.DENSITY: found.density.tolist(),
-                        schema.SIGMA: found.sigma,
-                        schema.FRACTION_NEGATIVE: found.fraction_below(-1e-3 * reach),
-                        schema.HVPS: found.hvps,
-                    },
-                )
-            )
+        def curvature() -> None:
+            for record in final_point_and_density(problem):
+                monitor.write(record)
 
-        _contained(monitor, schema.SPECTRAL_DENSITY, say, density)
+        _contained(monitor, schema.FINAL_POINT, say, curvature)
         say("the straight path from the start")
         _contained(
             monitor,
@@ -292,8 +297,9 @@ def run_experiment(
     restarts: on a large model they can cost more than the training), and the verdicts that read
     them say they were not measured. They are sized to about ``end_seconds`` (default: as long
     as the training took, at least 30 s): where a loss on the analysis batch is slow, the
-    plane's grid and the spectral density's steps shrink (from 21 x 21 and 60); the restarts
-    are not counted in it.
+    plane's grid shrinks (from 21 x 21); the final point's curvature (up to 260 Hessian-vector
+    products, whose quadrature also gives the spectral density) and the restarts are not
+    counted in it.
 
     A loss or gradient that is not finite stops training at that step: an ``event`` record
     (``stopped``) says why, the records up to it are diagnosed, the end point is not analysed,
