@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -554,6 +555,10 @@ def test_close_analyses_the_final_point_and_the_straight_path_on_end_batch(tmp_p
     assert line["distance"] == pytest.approx(float((problem.point - first).norm()), rel=1e-5)
     assert line["path_length"] == pytest.approx(mon.path_length)
     assert point["loss"] == pytest.approx(problem.loss(), rel=1e-5)
+    # The density comes with the final point, from its index's quadrature.
+    (density,) = [r for r in log.records if r.get("name") == "spectral_density"]
+    assert density["shared"] == "final_point" and density["hvps"] == 60
+    assert np.trapezoid(density["density"], density["grid"]) == pytest.approx(1.0, abs=1e-2)
     # The local-global verdict is measured, as diagnose measures it.
     assert "no barrier on the straight path" in findings["local-global-mismatch"].summary
 

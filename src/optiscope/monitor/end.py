@@ -90,12 +90,13 @@ def end_records(
     start: Tensor,
     path_length: float,
 ) -> list[dict[str, Any]]:
-    """The final point and the straight path from ``start`` on ``batch``, for the trainable
-    ``params`` of ``module``, measured on the function being trained (batch norm on the batch's
-    statistics, dropout off; the module's modes and random generators left as they were)."""
+    """The final point (with the spectral density its index's quadrature gives) and the
+    straight path from ``start`` on ``batch``, for the trainable ``params`` of ``module``,
+    measured on the function being trained (batch norm on the batch's statistics, dropout off;
+    the module's modes and random generators left as they were)."""
     ids = {id(p) for p in params}
     with aside(module, batch_stats=True):
         problem = Problem(
             module, loss_fn, batch, params=lambda _, p: id(p) in ids, batch_stats=True
         )
-        return [final_point(problem), straight_path(problem, start, path_length)]
+        return [*final_point_and_density(problem), straight_path(problem, start, path_length)]
