@@ -319,6 +319,16 @@ def _curvature_type(lmax: float, lmin: float, zero: float) -> str:
     return "zero"
 
 
+# Lanczos steps the critical point's two ends may take at most.
+CRITICAL_POINT_STEPS = 200
+
+
+def critical_point_products(num_params: int, index_steps: int = 60) -> int:
+    """The most Hessian-vector products :func:`critical_point` takes on ``num_params``
+    parameters: Lanczos at both ends, then the index's quadrature."""
+    return min(num_params, CRITICAL_POINT_STEPS) + min(num_params, index_steps)
+
+
 def critical_point(
     problem: Problem,
     *,
@@ -349,7 +359,7 @@ def critical_point(
     start = problem.hvp_count
     n = problem.num_params
     which = "both" if n >= 2 else "largest"
-    eig = lanczos(op, 1, which, tol=1e-4, max_steps=min(n, 200), seed=seed)
+    eig = lanczos(op, 1, which, tol=1e-4, max_steps=min(n, CRITICAL_POINT_STEPS), seed=seed)
     lmax = float(eig.values[0])
     lmin = float(eig.values[-1])
     scale = max(abs(lmax), abs(lmin))

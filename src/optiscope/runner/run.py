@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from optiscope.landscape.surface import surface, trajectory_directions
 from optiscope.monitor.end import analysis, final_point_and_density, straight_path
 from optiscope.monitor.monitor import Monitor, spread
 from optiscope.problem.problem import Problem, batch_samples, flat_parameters
+from optiscope.quantities.curvature import critical_point_products
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
 from optiscope.runner.exact import exact_steps, learning_rates
@@ -71,17 +73,22 @@ class _Budget:
     @classmethod
     def of(cls, problem: Problem, seconds: float) -> _Budget:
         t0 = time.perf_counter()
-        times = []
-        for _ in range(2):  # the faster of two: the first also warms the allocator
-            t = time.perf_counter()
-            problem.loss()
-            times.append(time.perf_counter() - t)
-        return cls(seconds, max(min(times), 1e-6), t0 + seconds)
+        return cls(seconds, max(_fastest(problem.loss), 1e-6), t0 + seconds)
 
     def grid(self) -> int:
         left = max(self.deadline - time.perf_counter(), self.seconds / 6)
         side = int(math.sqrt(left / self.loss_seconds))
         return max(5, min(21, side - (side + 1) % 2))  # odd: the end point at the centre
+
+
+def _fastest(call: Callable[[], Any]) -> float:
+    """The faster of two timed calls: the first also warms the allocator."""
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return min(times)
 
 
 def _seconds(t: float) -> str:
@@ -173,14 +180,9 @@ def _final_point(
         n = problem.num_params
         probe = torch.full((n,), n**-0.5, dtype=problem.dtype, device=problem.device)
         problem.hvp(probe)  # the first product builds the gradient's graph, which the rest reuse
-        times = []
-        for _ in range(2):  # the faster of two: the first ones also warm the allocator
-            t = time.perf_counter()
-            problem.hvp(probe)
-            times.append(time.perf_counter() - t)
-        each = min(times)
+        each = _fastest(partial(problem.hvp, probe))
         del probe
-        products = min(n, 200) + min(n, 60)  # both ends by Lanczos, then the index's quadrature
+        products = critical_point_products(n)
         say(
             f"analysing the final point (a loss takes {budget.loss_seconds:.2g} s, a "
             f"Hessian-vector product {each:.2g} s): its curvature and spectral density, up to "
