@@ -21,7 +21,9 @@ vocabulary, noisy shapes) and small-batch controls; ``"final12"`` for a thirteen
 final11, of healthy controls only (the runs people train, every family, optimizer and common
 schedule, half on small batches) to measure false alarms; ``"final13"`` for a fourteenth,
 after final12, of every measurable challenge (three planted cases each) and twenty healthy
-controls, to measure the final rules on all of them in one run.
+controls, to measure the final rules on all of them in one run; ``"final14"`` for a
+fifteenth, after final13, of every measurable challenge again (four planted cases each for
+ill-conditioning and cliffs, three for the others) and twenty healthy controls.
 ``why`` says how the pathology is planted and how it was checked by hand.
 
 Every run is small enough for a 2-core machine: ``optiscope diagnose`` on it takes well under
@@ -53,6 +55,7 @@ SPLITS = (
     "final11",
     "final12",
     "final13",
+    "final14",
 )
 
 
