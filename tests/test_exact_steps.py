@@ -109,10 +109,30 @@ def test_data_it_cannot_join_is_recorded_not_raised():
     )
 
 
-def test_a_budget_too_small_for_ten_steps_is_recorded():
+def test_a_budget_too_small_for_the_arms_is_recorded():
     record = exact.exact_steps(_least_squares(batch=4), seconds=0.0)
     assert record[schema.ERROR].startswith("a loss on the 64 samples takes ")
-    assert record[schema.ERROR].endswith("10 exact steps do not fit in the analysis's 0 s")
+    assert record[schema.ERROR].endswith(
+        "the arms' 10 steps would take about 0 s, past the analysis's 0 s"
+    )
+
+
+@pytest.mark.parametrize("steps, arms", [(30, 10), (100, 10), (300, 30), (500, 50), (5000, 50)])
+def test_the_arms_are_a_tenth_of_the_run_whatever_the_budget(monkeypatch, steps, arms):
+    # The budget decides whether the arms run, never how long: a length cut to fit the time
+    # would move the verdict with the machine's load.
+    monkeypatch.setattr(exact, "fastest", lambda call: 0.01)
+    projected = 3 * 0.01 * (1 + exact.DRAWS) * arms
+    for seconds in (projected * 1.01, 600.0):
+        record = exact.exact_steps(_least_squares(batch=4, steps=steps), seconds=seconds)
+        assert schema.ERROR not in record and record[schema.STEPS] == arms
+        assert record[schema.SECONDS] >= 0
+    short = exact.exact_steps(_least_squares(batch=4, steps=steps), seconds=projected * 0.99)
+    assert schema.STEPS not in short
+    assert short[schema.ERROR] == (
+        f"a loss on the 64 samples takes 0.01 s: the arms' {arms} steps would take about "
+        f"{projected:.0f} s, past the analysis's {projected * 0.99:.0f} s"
+    )
 
 
 def test_where_a_schedule_annealed_the_rate_both_arms_step_at_the_runs_median():

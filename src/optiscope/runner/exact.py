@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,12 +31,28 @@ from optiscope.training.experiment import Experiment
 
 # Samples of the training data the arms are judged on (and whose gradient is "exact").
 MAX_SAMPLES = 4096
-# The arms' length: a tenth of the run, within these bounds, as far as the budget allows.
+# The arms' length: a tenth of the run, within these bounds. The budget decides whether the arms
+# run, never how long: a length cut to fit the time would move the verdict with the machine's load.
 MIN_STEPS, MAX_STEPS = 10, 50
 # Draws of the minibatch arm (different batch orders), averaged.
 DRAWS = 2
 # A last learning rate under this share of the run's median one: the arms step at the median.
 ANNEALED = 0.5
+
+
+def fastest(call: Callable[[], Any]) -> float:
+    """The faster of two timed calls: the first also warms the allocator."""
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def arms_length(steps: int) -> int:
+    """How many steps each arm takes after a run of ``steps``."""
+    return max(MIN_STEPS, min(MAX_STEPS, steps // 10))
 
 
 def full_data(exp: Experiment) -> tuple[Tensor, Tensor] | str:
@@ -140,8 +157,9 @@ def exact_steps(
     start: Tensor | None = None,
     run_lr: list[float] | None = None,
 ) -> dict[str, Any]:
-    """The ``exact_steps`` analysis of the run's end point, sized to about ``seconds``; its
-    fields say why where it could not run (``schema.ERROR``). ``start``: the parameters the run
+    """The ``exact_steps`` analysis of the run's end point: arms of ``arms_length(exp.steps)``
+    steps, run only where they are projected to take under ``seconds``; its fields say why
+    where it could not run (``schema.ERROR``). ``start``: the parameters the run
     started from (flat), whose loss on the same data measures what the run gained; ``run_lr``:
     each parameter group's median learning rate over the run's steps."""
     fields: dict[str, Any] = {}
@@ -149,20 +167,20 @@ def exact_steps(
     if isinstance(data, str):
         fields[schema.ERROR] = data
         return analysis(schema.EXACT_STEPS, fields)
-    wanted = max(MIN_STEPS, min(MAX_STEPS, exp.steps // 10))
+    steps = arms_length(exp.steps)
     with torch.random.fork_rng():
-        t = time.perf_counter()
-        end = full_loss(exp, exp.model, data)
-        each = max(time.perf_counter() - t, 1e-6)
+        each = max(fastest(lambda: full_loss(exp, exp.model, data)), 1e-6)
         # An exact step costs about three losses (a gradient and the copy's bookkeeping), a
-        # minibatch step less; the budget bounds the arms' length.
-        steps = min(wanted, int(seconds / (3 * each * (1 + DRAWS))))
-        if steps < MIN_STEPS:
+        # minibatch step less.
+        projected = 3 * each * (1 + DRAWS) * steps
+        if projected > seconds:
             fields[schema.ERROR] = (
-                f"a loss on the {len(data[1])} samples takes {each:.2g} s: {MIN_STEPS} exact "
-                f"steps do not fit in the analysis's {seconds:.0f} s"
+                f"a loss on the {len(data[1])} samples takes {each:.2g} s: the arms' {steps} "
+                f"steps would take about {projected:.0f} s, past the analysis's {seconds:.0f} s"
             )
             return analysis(schema.EXACT_STEPS, fields)
+        t0 = time.perf_counter()
+        end = full_loss(exp, exp.model, data)
         try:
             if start is not None:
                 fields[schema.LOSS_START] = full_loss(exp, exp.model, data, start)
@@ -181,6 +199,7 @@ def exact_steps(
             schema.LOSS: end,
             schema.LOSS_EXACT: exact,
             schema.LOSS_MINIBATCH: own,
+            schema.SECONDS: time.perf_counter() - t0,
         }
     )
     last = learning_rates(exp.optimizer)

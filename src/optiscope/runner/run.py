@@ -26,7 +26,7 @@ from optiscope.problem.problem import Problem, batch_samples, flat_parameters
 from optiscope.quantities.curvature import critical_point_products
 from optiscope.records import schema
 from optiscope.records.log import RecordsError, read_records
-from optiscope.runner.exact import exact_steps, learning_rates
+from optiscope.runner.exact import exact_steps, fastest, learning_rates
 from optiscope.runner.larger import FACTOR, larger_batch
 from optiscope.training.experiment import Experiment
 from optiscope.training.loop import train_experiment
@@ -73,22 +73,12 @@ class _Budget:
     @classmethod
     def of(cls, problem: Problem, seconds: float) -> _Budget:
         t0 = time.perf_counter()
-        return cls(seconds, max(_fastest(problem.loss), 1e-6), t0 + seconds)
+        return cls(seconds, max(fastest(problem.loss), 1e-6), t0 + seconds)
 
     def grid(self) -> int:
         left = max(self.deadline - time.perf_counter(), self.seconds / 6)
         side = int(math.sqrt(left / self.loss_seconds))
         return max(5, min(21, side - (side + 1) % 2))  # odd: the end point at the centre
-
-
-def _fastest(call: Callable[[], Any]) -> float:
-    """The faster of two timed calls: the first also warms the allocator."""
-    times = []
-    for _ in range(2):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _seconds(t: float) -> str:
@@ -180,7 +170,7 @@ def _final_point(
         n = problem.num_params
         probe = torch.full((n,), n**-0.5, dtype=problem.dtype, device=problem.device)
         problem.hvp(probe)  # the first product builds the gradient's graph, which the rest reuse
-        each = _fastest(partial(problem.hvp, probe))
+        each = fastest(partial(problem.hvp, probe))
         del probe
         products = critical_point_products(n)
         say(
