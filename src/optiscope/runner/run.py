@@ -289,7 +289,8 @@ def run_experiment(
     restarts: on a large model they can cost more than the training), and the verdicts that read
     them say they were not measured. They are sized to about ``end_seconds`` (default: as long
     as the training took, at least 30 s): where a loss on the analysis batch is slow, the
-    plane's grid shrinks (from 21 x 21); the final point's curvature (up to 260 Hessian-vector
+    plane's grid shrinks (from 21 x 21), and the exact-steps arms run at their full length
+    or not at all (projected past the budget); the final point's curvature (up to 260 Hessian-vector
     products, whose quadrature also gives the spectral density) and the restarts are not
     counted in it.
 
@@ -386,7 +387,7 @@ def run_experiment(
                 monitor,
                 schema.EXACT_STEPS,
                 tell,
-                lambda: monitor.write(exact_steps(exp, seconds / 3, start, typical)),
+                lambda: monitor.write(exact_steps(exp, seconds, start, typical)),
             )
             if factory is not None:
                 # Read once: both reruns ask of the records as training left them.
