@@ -93,6 +93,9 @@ def cases() -> list[Case]:
         final13,
         final13_controls,
         final13_more,
+        final14_controls,
+        final14_extra,
+        final14_more,
         final_mlp_cnn,
         final_sequence,
         mlp_cnn,
@@ -118,6 +121,9 @@ def cases() -> list[Case]:
         *final13.CASES,
         *final13_more.CASES,
         *final13_controls.CASES,
+        *final14_more.CASES,
+        *final14_extra.CASES,
+        *final14_controls.CASES,
     ]
     names = [c.name for c in found]
     assert len(names) == len(set(names)), "case names must be unique"
